@@ -1,0 +1,141 @@
+"""The one settings object, read from `XSELL_*` environment variables at the entry point.
+
+Unset Kafka or Redis addresses mean "use the embedded runtime": `xsell` then starts (or
+finds) its own broker and Redis on loopback. Secrets are `SecretStr` with no default, so
+they never show in a repr, a log line or `xsell doctor`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rules_store.errors import ConfigError
+
+ENV_PREFIX = "XSELL_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "xsell"
+
+
+class Settings(BaseSettings):
+    """Every address, credential and tunable of the engine."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    kafka_brokers: str | None = Field(
+        None, description="Bootstrap servers, host:port[,host:port]; unset = embedded broker"
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db or rediss://...; unset = embedded Redis"
+    )
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_ssl_cafile: Path | None = None
+    redis_key_prefix: str = Field("xsell", min_length=1)
+
+    topic_prefix: str = Field("xsell", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_partitions: int = Field(4, ge=1, le=1024)
+    topic_replication: int = Field(1, ge=1, le=16)
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _check_brokers(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                msg = f"broker {server.strip()!r} is not host:port"
+                raise ValueError(msg)
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            msg = f"scheme {parts.scheme!r} is not one of redis, rediss, unix"
+            raise ValueError(msg)
+        if parts.password:
+            # A password inside a URL ends up in logs and process listings.
+            msg = "the URL carries a password; put it in XSELL_REDIS_PASSWORD instead"
+            raise ValueError(msg)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_sasl(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                f"{ENV_PREFIX}{name.upper()}"
+                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                msg = f"{self.kafka_security_protocol} needs {', '.join(missing)}"
+                raise ValueError(msg)
+        return self
+
+    @property
+    def run_file(self) -> Path:
+        """Where a running embedded stack announces its addresses to other commands."""
+        return self.state_dir / "embedded.json"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"]
+            for err in exc.errors()
+        )
+        msg = f"invalid configuration: {problems}"
+        raise ConfigError(msg) from exc
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the broker and Redis actually are, once configuration and the embedded runtime agree.
+
+    `embedded_broker` is true for the bundled Tansu broker, whose group joins need short
+    session timeouts; a real Kafka cluster keeps Kafka's usual values. Embedded services
+    are plain, password-less loopback servers, so configured credentials do not apply.
+    """
+
+    kafka_bootstrap: str
+    redis_url: str
+    embedded_broker: bool
+    embedded_redis: bool

@@ -1,0 +1,1 @@
+"""Online half of the engine: the Faust app, its topics and agents."""

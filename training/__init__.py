@@ -1,0 +1,1 @@
+"""Offline training: load snapshots, segment customers, mine rules, fit models, publish bundles."""
