@@ -53,8 +53,9 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = settings
 
 
-def _stop_on(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise SystemExit(128 + signum)
+def _stop_on(_signum: int, _frame: FrameType | None) -> NoReturn:
+    # SIGTERM and SIGHUP stop the stack exactly like Ctrl-C does.
+    raise KeyboardInterrupt
 
 
 @cli.command(epilog=_ENV_HELP)

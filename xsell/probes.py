@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import redis
@@ -30,10 +31,26 @@ class RedisReport:
     used_memory: str
 
 
+def _check_reachable(bootstrap: str, timeout_s: float) -> None:
+    """Fail fast, and without kafka-python's retries, when no bootstrap server accepts TCP."""
+    errors = []
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        except OSError as exc:
+            errors.append(f"{server.strip()}: {exc.strerror or exc}")
+        else:
+            return
+    msg = f"no Kafka broker accepts connections ({'; '.join(errors)})"
+    raise ServiceUnavailableError(msg)
+
+
 def probe_broker(
     settings: Settings, endpoints: Endpoints, *, timeout_s: float = 5.0
 ) -> BrokerReport:
     """A metadata round trip: cluster, brokers and topics with their partition counts."""
+    _check_reachable(endpoints.kafka_bootstrap, timeout_s)
     admin = open_admin(settings, endpoints, timeout_s=timeout_s)
     try:
         cluster = admin.describe_cluster()

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+import pytest
+
+from rules_store.settings import Endpoints, Settings
+from streams.app import create_app, declare_topic, group_timing
+from streams.kafka_clients import faust_credentials, kafka_python_options
+from streams.topics import TopicNames
+
+EMBEDDED = Endpoints(
+    "127.0.0.1:1", "redis://127.0.0.1:2/0", embedded_broker=True, embedded_redis=True
+)
+CLUSTER = Endpoints(
+    "k1:9092,k2:9092", "redis://r:6379/0", embedded_broker=False, embedded_redis=False
+)
+
+
+def test_topic_names_follow_the_prefix_and_are_distinct() -> None:
+    names = TopicNames("bank7").all()
+    assert len(set(names)) == len(names) == 6
+    assert all(name.startswith("bank7.") for name in names)
+    assert TopicNames("bank7").dead_letters == "bank7.dead_letters"
+
+
+def test_embedded_broker_gets_short_group_timing_with_heartbeat_a_third_of_session() -> None:
+    timing = group_timing(EMBEDDED)
+    assert timing["broker_session_timeout"] <= 4.0
+    assert timing["broker_heartbeat_interval"] <= timing["broker_session_timeout"] / 3
+
+
+def test_real_cluster_keeps_faust_default_group_timing(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+    default = faust.App("reference").conf
+    app = create_app(settings, CLUSTER, app_id="cluster-app")
+    assert app.conf.broker_session_timeout == default.broker_session_timeout
+    assert app.conf.broker_heartbeat_interval == default.broker_heartbeat_interval
+    assert group_timing(CLUSTER) == {}
+
+
+def test_app_uses_settings_for_broker_partitions_and_web(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, topic_partitions=7, web_port=7077)
+    app = create_app(settings, EMBEDDED, app_id="embedded-app")
+    assert [str(url) for url in app.conf.broker] == ["kafka://127.0.0.1:1"]
+    assert app.conf.topic_partitions == 7
+    assert app.conf.web_port == 7077
+    assert app.conf.web_host == "127.0.0.1"
+    assert app.conf.broker_session_timeout == group_timing(EMBEDDED)["broker_session_timeout"]
+    assert Path(app.conf.datadir).parent.is_dir()
+
+
+def test_declared_topics_carry_the_configured_partitions(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, topic_partitions=9)
+    app = create_app(settings, EMBEDDED, app_id="declare-app")
+    topic = declare_topic(app, "x.transactions", settings)
+    assert topic.partitions == 9
+    assert topic.get_topic_name() == "x.transactions"
+
+
+def test_embedded_broker_ignores_configured_security() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="u",
+        kafka_sasl_password="p",  # type: ignore[arg-type]
+    )
+    assert kafka_python_options(settings, EMBEDDED) == {"bootstrap_servers": ["127.0.0.1:1"]}
+    assert faust_credentials(settings, EMBEDDED) is None
+
+
+def test_sasl_settings_reach_kafka_python_and_faust() -> None:
+    settings = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="engine",
+        kafka_sasl_password="pw",  # type: ignore[arg-type]
+    )
+    options = kafka_python_options(settings, CLUSTER)
+    assert options["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+    assert options["security_protocol"] == "SASL_PLAINTEXT"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-256"
+    assert options["sasl_plain_password"] == "pw"
+    credentials = faust_credentials(settings, CLUSTER)
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert credentials.mechanism.value == "SCRAM-SHA-256"
+    assert "pw" not in repr(credentials)
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_tls_protocols_build_an_ssl_context(protocol: str) -> None:
+    extra = (
+        {"kafka_sasl_mechanism": "PLAIN", "kafka_sasl_username": "u", "kafka_sasl_password": "p"}
+        if protocol == "SASL_SSL"
+        else {}
+    )
+    settings = Settings(kafka_security_protocol=protocol, **extra)  # type: ignore[arg-type]
+    options = kafka_python_options(settings, CLUSTER)
+    assert options["ssl_context"] is not None
+    assert faust_credentials(settings, CLUSTER) is not None
