@@ -160,7 +160,7 @@ def doctor(settings: Settings, wait_s: float, timeout_s: float, as_json: bool) -
         else run_doctor(settings, timeout_s=timeout_s)
     )
     if as_json:
-        out.print_json(json.dumps(_report_dict(report)))
+        click.echo(json.dumps(_report_dict(report), indent=2))
     else:
         _print_report(report)
     if not report.ok:

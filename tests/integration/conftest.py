@@ -1,0 +1,31 @@
+"""One embedded broker and Redis for the whole test session, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rules_store.settings import Settings
+from xsell.embedded import EmbeddedStack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    settings = Settings(state_dir=tmp_path_factory.mktemp("stack-state"))
+    with EmbeddedStack(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def stack_env(stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point `xsell` at the session stack the way another terminal would: its run file."""
+    monkeypatch.setenv("XSELL_STATE_DIR", str(stack.settings.state_dir))
+    return stack.settings.state_dir
