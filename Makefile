@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 ## demo: start the embedded broker and Redis, check them, keep them up until Ctrl-C
 demo: $(STAMP)
-	$(BIN)/python -m xsell.demo
+	@$(BIN)/xsell up & up=$$!; \
+	trap 'kill -INT $$up 2>/dev/null; wait $$up; exit 0' INT TERM; \
+	if $(BIN)/xsell doctor --wait 60; then \
+	  echo "Embedded stack running: try 'make doctor' in another terminal. Ctrl-C stops it."; \
+	  wait $$up; \
+	else kill -INT $$up; wait $$up; exit 1; fi
 
 ## test: lint, type-check, import contracts, then every test (unit + integration)
 test: $(STAMP) lint typecheck

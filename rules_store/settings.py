@@ -32,7 +32,9 @@ def _default_state_dir() -> Path:
 class Settings(BaseSettings):
     """Every address, credential and tunable of the engine."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     kafka_brokers: str | None = Field(
         None, description="Bootstrap servers, host:port[,host:port]; unset = embedded broker"

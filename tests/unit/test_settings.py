@@ -82,3 +82,11 @@ def test_config_error_is_also_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
     with pytest.raises(ValueError, match="partitions"):
         Settings(topic_partitions=-1)
+
+
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XSELL_STATE_DIR", "")
+    monkeypatch.setenv("XSELL_KAFKA_BROKERS", "")
+    settings = load_settings()
+    assert settings.kafka_brokers is None
+    assert settings.state_dir.name == "xsell"
