@@ -25,7 +25,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this child when its parent dies, even by SIGKILL."""
+    """Ask Linux to SIGKILL this child when its parent dies, even by SIGKILL.
+
+    Linux sends it when the *thread* that forked exits, so start children from a thread
+    that lives as long as the stack (the main thread, in every `xsell` command).
+    """
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
