@@ -1,0 +1,57 @@
+"""The bundle: everything needed to score a retail customer, as plain values.
+
+Training builds it; the batch commands and (later) the stream load it. `recommend`
+and `assign_segment` here are the only implementations both sides use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules_store.catalog import PRODUCTS
+from rules_store.rules import Offer, Rule, recommend
+from rules_store.schema import Schema
+from rules_store.segments import SegmentModel
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SegmentRules:
+    segment: int
+    customers: int
+    rules: tuple[Rule, ...]  # strongest first
+    popularity: tuple[tuple[int, float], ...]  # (item, holding rate), most held first
+    pruned: tuple[Rule, ...] = ()  # redundant rules split off when pruning was asked for
+
+
+@dataclass(frozen=True)
+class Bundle:
+    items: tuple[str, ...]
+    schema: Schema
+    unknown_policy: str
+    segment_model: SegmentModel
+    segments: tuple[SegmentRules, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    created_at: str = ""
+    code_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
+        rules = self.segments[segment]
+        return recommend(held, rules.rules, rules.popularity, top_k=top_k)
+
+    def offer_table(self, *, top_k: int = 3) -> dict[tuple[int, int], tuple[Offer, ...]]:
+        """Every (segment, holdings) pair's offers, computed once: 2^items per segment."""
+        return {
+            (s.segment, held): recommend(held, s.rules, s.popularity, top_k=top_k)
+            for s in self.segments
+            for held in range(1 << len(self.items))
+        }
+
+
+def retail_items() -> tuple[str, ...]:
+    return PRODUCTS

@@ -1,0 +1,209 @@
+"""The bundle as JSON and back: plain values only, every field checked on the way in.
+
+Nothing here can execute code: no pickle, no class names taken from the data. A value
+of the wrong type or shape is refused with the path to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
+from rules_store.errors import XsellError
+from rules_store.rules import Rule
+from rules_store.schema import SchemaError, schema_from_dict
+from rules_store.segments import SegmentModel
+
+
+class BundleFormatError(XsellError, ValueError):
+    """A bundle document is malformed, of another format version, or not a bundle at all."""
+
+
+_RULE_FIELDS = (
+    "antecedents",
+    "consequents",
+    "antecedent_support",
+    "consequent_support",
+    "support",
+    "confidence",
+    "lift",
+    "leverage",
+    "conviction",
+)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no Infinity
+
+
+def _rule_to_list(rule: Rule) -> list[Any]:
+    return [
+        rule.antecedents,
+        rule.consequents,
+        rule.antecedent_support,
+        rule.consequent_support,
+        rule.support,
+        rule.confidence,
+        rule.lift,
+        rule.leverage,
+        _finite_or_none(rule.conviction),
+    ]
+
+
+def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
+    model = bundle.segment_model
+    return {
+        "format_version": bundle.format_version,
+        "kind": "retail",
+        "items": list(bundle.items),
+        "schema": bundle.schema.to_dict(),
+        "unknown_policy": bundle.unknown_policy,
+        "segment_model": {
+            "features": list(model.features),
+            "mean": model.mean.tolist(),
+            "scale": model.scale.tolist(),
+            "centroids": model.centroids.tolist(),
+        },
+        "rule_fields": list(_RULE_FIELDS),
+        "segments": [
+            {
+                "segment": s.segment,
+                "customers": s.customers,
+                "rules": [_rule_to_list(r) for r in s.rules],
+                "pruned": [_rule_to_list(r) for r in s.pruned],
+                "popularity": [[item, rate] for item, rate in s.popularity],
+            }
+            for s in bundle.segments
+        ],
+        "params": bundle.params,
+        "metrics": bundle.metrics,
+        "fingerprint": bundle.fingerprint,
+        "created_at": bundle.created_at,
+        "code_version": bundle.code_version,
+    }
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        msg = f"bundle: {where} should be {names}, found {type(value).__name__}"
+        raise BundleFormatError(msg)
+    return value
+
+
+def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
+    values = _expect(raw, list, where)
+    if len(values) != len(_RULE_FIELDS):
+        msg = f"bundle: {where} has {len(values)} fields, expected {len(_RULE_FIELDS)}"
+        raise BundleFormatError(msg)
+    antecedents = _expect(values[0], int, f"{where}.antecedents")
+    consequents = _expect(values[1], int, f"{where}.consequents")
+    limit = 1 << n_items
+    if not (0 < antecedents < limit and 0 < consequents < limit) or antecedents & consequents:
+        msg = f"bundle: {where} has itemsets outside the {n_items}-item catalog or overlapping"
+        raise BundleFormatError(msg)
+    numbers = [
+        float(_expect(v, (int, float), f"{where}.{name}"))
+        for v, name in zip(values[2:8], _RULE_FIELDS[2:8], strict=True)
+    ]
+    conviction = (
+        math.inf
+        if values[8] is None
+        else float(_expect(values[8], (int, float), f"{where}.conviction"))
+    )
+    return Rule(antecedents, consequents, *numbers, conviction)
+
+
+def _matrix(raw: Any, where: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    try:
+        array = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        msg = f"bundle: {where} is not a numeric array"
+        raise BundleFormatError(msg) from exc
+    if array.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+    ):
+        msg = f"bundle: {where} has shape {array.shape}, expected {shape}"
+        raise BundleFormatError(msg)
+    if not np.isfinite(array).all():
+        msg = f"bundle: {where} holds non-finite numbers"
+        raise BundleFormatError(msg)
+    return array
+
+
+def bundle_from_dict(raw: Any) -> Bundle:
+    """Validate and build a bundle; refuses anything that is not exactly a bundle."""
+    doc = _expect(raw, dict, "document")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        msg = f"bundle: format_version {version!r} is not supported (this reads {FORMAT_VERSION})"
+        raise BundleFormatError(msg)
+    items = tuple(_expect(i, str, "items[]") for i in _expect(doc.get("items"), list, "items"))
+    try:
+        schema = schema_from_dict(
+            _expect(doc.get("schema"), dict, "schema"), source="bundle schema"
+        )
+    except SchemaError as exc:
+        raise BundleFormatError(str(exc)) from exc
+    model_raw = _expect(doc.get("segment_model"), dict, "segment_model")
+    features = tuple(
+        _expect(f, str, "segment_model.features[]")
+        for f in _expect(model_raw.get("features"), list, "segment_model.features")
+    )
+    n = len(features)
+    centroids = _matrix(model_raw.get("centroids"), "segment_model.centroids", (None, n))
+    model = SegmentModel(
+        features,
+        _matrix(model_raw.get("mean"), "segment_model.mean", (n,)),
+        _matrix(model_raw.get("scale"), "segment_model.scale", (n,)),
+        centroids,
+    )
+    segments = []
+    for i, entry in enumerate(_expect(doc.get("segments"), list, "segments")):
+        where = f"segments[{i}]"
+        s = _expect(entry, dict, where)
+        if _expect(s.get("segment"), int, f"{where}.segment") != i:
+            msg = (
+                f"bundle: {where} is numbered {s.get('segment')}; segments must be 0..k-1 in order"
+            )
+            raise BundleFormatError(msg)
+        popularity = tuple(
+            (
+                int(_expect(p[0], int, f"{where}.popularity[].item")),
+                float(_expect(p[1], (int, float), f"{where}.popularity[].rate")),
+            )
+            for p in _expect(s.get("popularity"), list, f"{where}.popularity")
+        )
+        segments.append(
+            SegmentRules(
+                segment=i,
+                customers=_expect(s.get("customers"), int, f"{where}.customers"),
+                rules=tuple(
+                    _rule_from_list(r, len(items), f"{where}.rules[{j}]")
+                    for j, r in enumerate(_expect(s.get("rules"), list, f"{where}.rules"))
+                ),
+                popularity=popularity,
+                pruned=tuple(
+                    _rule_from_list(r, len(items), f"{where}.pruned[{j}]")
+                    for j, r in enumerate(_expect(s.get("pruned", []), list, f"{where}.pruned"))
+                ),
+            )
+        )
+    if len(segments) != model.n_segments:
+        msg = f"bundle: {len(segments)} segment rule sets for {model.n_segments} centroids"
+        raise BundleFormatError(msg)
+    return Bundle(
+        items=items,
+        schema=schema,
+        unknown_policy=_expect(doc.get("unknown_policy"), str, "unknown_policy"),
+        segment_model=model,
+        segments=tuple(segments),
+        params=_expect(doc.get("params", {}), dict, "params"),
+        metrics=_expect(doc.get("metrics", {}), dict, "metrics"),
+        fingerprint=_expect(doc.get("fingerprint", ""), str, "fingerprint"),
+        created_at=_expect(doc.get("created_at", ""), str, "created_at"),
+        code_version=_expect(doc.get("code_version", ""), str, "code_version"),
+    )

@@ -1,0 +1,223 @@
+"""Read customer snapshots: DB2 `.del` exports (no header), CSV (header row) and Parquet.
+
+The fast path is pyarrow's multi-threaded CSV reader with the schema's types. When it
+refuses a file, a slow diagnostic pass with Python's csv module finds the exact line,
+column and value, so the error says what to fix instead of quoting pyarrow.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from rules_store.errors import XsellError
+from rules_store.schema import Schema
+
+FileFormat = Literal["del", "csv", "parquet"]
+MAX_EXAMPLES = 5
+
+
+class InputError(XsellError, ValueError):
+    """An input file cannot be used; the message names the file, line, column and value."""
+
+
+def file_format(path: Path) -> FileFormat:
+    suffix = path.suffix.lower()
+    if suffix in (".del", ".txt"):
+        return "del"
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    msg = f"{path}: unknown file type {suffix!r}; expected .del (DB2 export), .csv or .parquet"
+    raise InputError(msg)
+
+
+def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
+    """UTF-8 (with or without BOM) if the first MiB decodes as UTF-8, else GB18030 (covers GBK)."""
+    with path.open("rb") as handle:
+        sample = handle.read(sample_bytes)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    msg = f"{path}: neither UTF-8 nor GB18030/GBK text; pass --encoding with the file's encoding"
+    raise InputError(msg)
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    if kind in ("number", "balance"):
+        return pa.float64()
+    if kind == "category":
+        return pa.dictionary(pa.int32(), pa.string())
+    return pa.string()
+
+
+def read_snapshot(
+    path: Path, schema: Schema, *, encoding: str | None = None, fmt: FileFormat | None = None
+) -> pd.DataFrame:
+    """The file's rows with the schema's columns, numbers as float64, categories as Categorical.
+
+    Nulls (empty fields) are kept; validation decides what to do with them.
+    """
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise InputError(msg)
+    fmt = fmt or file_format(path)
+    if fmt == "parquet":
+        frame = _read_parquet(path, schema)
+    else:
+        encoding = encoding or detect_encoding(path)
+        frame = _read_text(path, schema, fmt, encoding)
+    if frame.empty:
+        msg = f"{path}: no data rows"
+        raise InputError(msg)
+    return frame
+
+
+def _read_text(path: Path, schema: Schema, fmt: FileFormat, encoding: str) -> pd.DataFrame:
+    header = fmt == "csv"
+    wrong_width: list[str] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        wrong_width.append(row.text)
+        return "skip"
+
+    types = {f.name: _arrow_type(f.kind) for f in schema.fields}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=None if header else list(schema.columns), encoding=encoding
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=list(schema.columns),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
+        raise _diagnose(path, schema, fmt, encoding, exc) from exc
+    if wrong_width:
+        raise _diagnose(path, schema, fmt, encoding, None)
+    return table.to_pandas()
+
+
+def _read_parquet(path: Path, schema: Schema) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        msg = f"{path}: not a readable Parquet file ({exc})"
+        raise InputError(msg) from exc
+    missing = [name for name in schema.columns if name not in table.column_names]
+    if missing:
+        msg = f"{path}: missing columns {missing} (schema {schema.name!r})"
+        raise InputError(msg)
+    columns = {}
+    for f in schema.fields:
+        try:
+            columns[f.name] = table.column(f.name).cast(_arrow_type(f.kind))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            msg = f"{path}: column {f.name!r} cannot be read as {f.kind} ({exc})"
+            raise InputError(msg) from exc
+    return pa.table(columns).to_pandas()
+
+
+def _rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle)
+        for record in reader:
+            yield reader.line_num, record
+
+
+def _diagnose(
+    path: Path, schema: Schema, fmt: FileFormat, encoding: str, cause: BaseException | None
+) -> InputError:
+    """Find the first offending lines with the slow, exact reader and say what is wrong."""
+    problems: list[str] = []
+    try:
+        rows = _rows(path, encoding)
+        names = list(schema.columns)
+        if fmt == "csv":
+            _, header = next(rows, (0, []))
+            missing = [name for name in names if name not in header]
+            if missing:
+                return InputError(
+                    f"{path}: header lacks columns {missing} (schema {schema.name!r}); "
+                    f"found {header[:8]}{'…' if len(header) > 8 else ''}"
+                )
+            positions = [header.index(name) for name in names]
+            width = len(header)
+        else:
+            positions, width = list(range(len(names))), len(names)
+        numeric = [(i, f.name) for i, f in zip(positions, schema.fields, strict=True) if f.kind in ("number", "balance")]
+        for line, record in rows:
+            if len(record) != width:
+                problems.append(f"line {line}: {len(record)} columns, expected {width}")
+            else:
+                for i, name in numeric:
+                    value = record[i]
+                    if value and not _is_number(value):
+                        problems.append(f"line {line}, column {name!r}: {value!r} is not a number")
+            if len(problems) >= MAX_EXAMPLES:
+                break
+    except UnicodeDecodeError as exc:
+        return InputError(
+            f"{path}: cannot be decoded as {encoding} at byte {exc.start}; pass --encoding "
+            "(utf-8, gb18030 or gbk)"
+        )
+    if not problems:
+        return InputError(f"{path}: unreadable as {fmt} ({cause})")
+    more = " (first few shown)" if len(problems) >= MAX_EXAMPLES else ""
+    return InputError(f"{path}: {len(problems)} bad line(s){more}:\n  " + "\n  ".join(problems))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
+    """A 0/1 (or t/f, true/false) holdings table with a header, for `xsell mine`.
+
+    Non-item columns (ids, text) are dropped; every remaining column must be boolean-like.
+    """
+    fmt = file_format(path)
+    if fmt == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        text = path.read_bytes().decode(encoding or detect_encoding(path))
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    if frame.empty:
+        msg = f"{path}: no data rows"
+        raise InputError(msg)
+    truthy = {"1", "t", "true", "y", "yes", "1.0"}
+    falsy = {"0", "f", "false", "n", "no", "0.0"}
+    items = {}
+    for column in frame.columns:
+        values = frame[column].astype(str).str.strip().str.lower()
+        if values.isin(truthy | falsy).all():
+            items[column] = values.isin(truthy)
+    if not items:
+        msg = f"{path}: no column holds only 0/1 or t/f values; nothing to mine"
+        raise InputError(msg)
+    return pd.DataFrame(items)

@@ -1,0 +1,138 @@
+"""Files a training run writes, in the formats the bank already uses (seed 001)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from rules_store.bundle import Bundle
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.errors import XsellError
+from rules_store.rules import Rule
+
+RULE_COLUMNS = (
+    "segment",
+    "antecedents",
+    "consequents",
+    "antecedent_support",
+    "consequent_support",
+    "support",
+    "confidence",
+    "lift",
+    "leverage",
+    "conviction",
+)
+BUNDLE_FILE = "bundle.json"
+
+
+class ModelDirError(XsellError, FileNotFoundError):
+    """A --model directory does not hold a usable trained model."""
+
+
+def itemset(mask: int, items: Sequence[str]) -> str:
+    """Item names joined by `|`, in catalog (item list) order."""
+    return "|".join(name for i, name in enumerate(items) if mask >> i & 1)
+
+
+def rule_rows(segment: int | None, rules: Sequence[Rule], items: Sequence[str]) -> list[list[object]]:
+    return [
+        [
+            *([] if segment is None else [segment]),
+            itemset(r.antecedents, items),
+            itemset(r.consequents, items),
+            repr(r.antecedent_support),
+            repr(r.consequent_support),
+            repr(r.support),
+            repr(r.confidence),
+            repr(r.lift),
+            repr(r.leverage),
+            repr(r.conviction),
+        ]
+        for r in rules
+    ]
+
+
+def write_rules_csv(path: Path, bundle: Bundle, *, pruned: bool = False) -> None:
+    """Full-precision floats (repr), so the file equals mlxtend's numbers exactly."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RULE_COLUMNS)
+        for s in bundle.segments:
+            writer.writerows(rule_rows(s.segment, s.pruned if pruned else s.rules, bundle.items))
+
+
+def seed_format(bundle: Bundle) -> dict[str, dict[str, list[object]]]:
+    """Seed 001's rules dict per segment: one entry per antecedent set, its strongest rule.
+
+    `{"['存款', '国债']": [['积存金'], support, consequent support, confidence, lift]}`
+    """
+    out: dict[str, dict[str, list[object]]] = {}
+    for s in bundle.segments:
+        entries: dict[str, list[object]] = {}
+        for rule in s.rules:  # strongest first, so the first per antecedent wins
+            key = str([name for i, name in enumerate(bundle.items) if rule.antecedents >> i & 1])
+            if key not in entries:
+                consequents = [n for i, n in enumerate(bundle.items) if rule.consequents >> i & 1]
+                entries[key] = [consequents, rule.support, rule.consequent_support, rule.confidence, rule.lift]
+        out[str(s.segment)] = entries
+    return out
+
+
+def seed_format_json(rules: dict[str, dict[str, list[object]]]) -> str:
+    """JSON with one rule per line, the way people read the seed's output."""
+    blocks = []
+    for segment, entries in rules.items():
+        lines = [
+            f"    {json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in entries.items()
+        ]
+        blocks.append(f"  {json.dumps(segment)}: {{\n" + ",\n".join(lines) + "\n  }")
+    return "{\n" + ",\n".join(blocks) + "\n}\n"
+
+
+def write_assignments(path: Path, id_column: str, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]) -> None:
+    pd.DataFrame({id_column: ids, "segment": labels}).to_csv(path, index=False, lineterminator="\n")
+
+
+def save_bundle(directory: Path, bundle: Bundle) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / BUNDLE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(bundle_to_dict(bundle), ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """A model directory written by `xsell train retail` (its `model/` folder or the run folder)."""
+    for candidate in (directory / BUNDLE_FILE, directory / "model" / BUNDLE_FILE):
+        if candidate.is_file():
+            try:
+                return bundle_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                msg = f"{candidate}: not a JSON bundle ({exc})"
+                raise BundleFormatError(msg) from exc
+    msg = (
+        f"{directory}: no trained model ({BUNDLE_FILE} or model/{BUNDLE_FILE}); "
+        "run `xsell train retail INPUT --out DIR` and pass that DIR"
+    )
+    raise ModelDirError(msg)
+
+
+def write_training_outputs(out: Path, bundle: Bundle, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "assignments.csv", out / "rules.csv", out / "rules.json"]
+    write_assignments(written[0], bundle.schema.id_column, ids, labels)
+    write_rules_csv(written[1], bundle)
+    written[2].write_text(seed_format_json(seed_format(bundle)), encoding="utf-8")
+    if any(s.pruned for s in bundle.segments):
+        written.append(out / "rules_pruned.csv")
+        write_rules_csv(written[-1], bundle, pruned=True)
+    written.append(save_bundle(out / "model", bundle))
+    return written
