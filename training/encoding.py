@@ -49,10 +49,13 @@ class RetailData:
 
 def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int8]:
     """Index of each value in the field's declared list; -1 for unknown, -2 for missing."""
-    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    categorical = (
+        column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    )
     seen = categorical.cat.categories.astype(str)
     lookup = np.array(
-        [spec.values.index(v) if v in spec.values else -1 for v in seen] + [-2],  # code -1 = missing
+        [spec.values.index(v) if v in spec.values else -1 for v in seen]
+        + [-2],  # code -1 = missing
         dtype=np.int8,
     )
     return lookup[categorical.cat.codes.to_numpy()]
@@ -68,7 +71,11 @@ def _unknown_values(
     found = []
     for value in sorted(set(values.tolist())):
         where = rows[values == value]
-        found.append(UnknownValue(name, value, int(where.size), tuple(int(x) for x in lines[where[:FIRST_LINES]])))
+        found.append(
+            UnknownValue(
+                name, value, int(where.size), tuple(int(x) for x in lines[where[:FIRST_LINES]])
+            )
+        )
     return found
 
 
@@ -113,7 +120,9 @@ def prepare_retail(
             report.unknown.extend(_unknown_values(column, codes, lines, spec.name))
             is_missing = codes == -2
             # Unknown values get the reserved code len(values); missing ones NaN.
-            as_float = np.array([*range(len(spec.values)), np.nan, len(spec.values)], dtype=np.float64)
+            as_float = np.array(
+                [*range(len(spec.values)), np.nan, len(spec.values)], dtype=np.float64
+            )
             values = as_float[codes]
         else:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -122,7 +131,9 @@ def prepare_retail(
         if is_missing.any() and missing == "impute":
             present = values[~is_missing]
             if spec.kind == "category":
-                fill = float(np.bincount(present.astype(np.int64)).argmax()) if present.size else 0.0
+                fill = (
+                    float(np.bincount(present.astype(np.int64)).argmax()) if present.size else 0.0
+                )
             else:
                 fill = float(np.median(present)) if present.size else 0.0
             values = np.where(is_missing, fill, values)

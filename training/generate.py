@@ -57,27 +57,51 @@ class Persona:
 
 PERSONAS: tuple[Persona, ...] = (
     Persona(
-        "young_professional", 0.25, (22, 35), (0.02, 0.08, 0.2, 0.5, 0.2), (0.75, 0.23, 0.02, 0.0),
+        "young_professional",
+        0.25,
+        (22, 35),
+        (0.02, 0.08, 0.2, 0.5, 0.2),
+        (0.75, 0.23, 0.02, 0.0),
         {"新市民": 0.6, "代发客户": 0.5, "大学生客户": 0.15, "村民": 0.02},
-        (0.05, 0.2, 0.4, 0.3, 0.05), (0.02, 0.18, 0.75, 0.05), (0.2, 0.3, 0.1, 0.6),
+        (0.05, 0.2, 0.4, 0.3, 0.05),
+        (0.02, 0.18, 0.75, 0.05),
+        (0.2, 0.3, 0.1, 0.6),
         {"存款": 0.95, "贷款和信用卡": 0.6, "基金和积利宝": 0.1, "保险": 0.1, "理财": 0.15},
     ),
     Persona(
-        "payroll_family", 0.30, (30, 50), (0.1, 0.3, 0.3, 0.25, 0.05), (0.1, 0.85, 0.05, 0.0),
+        "payroll_family",
+        0.30,
+        (30, 50),
+        (0.1, 0.3, 0.3, 0.25, 0.05),
+        (0.1, 0.85, 0.05, 0.0),
         {"代发客户": 0.9, "按揭客户": 0.7, "新市民": 0.2, "村民": 0.05},
-        (0.15, 0.4, 0.35, 0.1, 0.0), (0.15, 0.5, 0.3, 0.05), (0.5, 0.3, 0.5, 0.2),
+        (0.15, 0.4, 0.35, 0.1, 0.0),
+        (0.15, 0.5, 0.3, 0.05),
+        (0.5, 0.3, 0.5, 0.2),
         {"存款": 0.99, "贷款和信用卡": 0.75, "保险": 0.45, "理财": 0.08, "基金和积利宝": 0.1},
     ),
     Persona(
-        "affluent_investor", 0.15, (40, 65), (0.05, 0.15, 0.2, 0.4, 0.2), (0.05, 0.85, 0.08, 0.02),
+        "affluent_investor",
+        0.15,
+        (40, 65),
+        (0.05, 0.15, 0.2, 0.4, 0.2),
+        (0.05, 0.85, 0.08, 0.02),
         {"股东客户": 0.5, "企业主客户": 0.6, "代发客户": 0.2},
-        (0.0, 0.05, 0.3, 0.45, 0.2), (0.2, 0.6, 0.15, 0.05), (0.3, 0.8, 0.4, 0.5),
+        (0.0, 0.05, 0.3, 0.45, 0.2),
+        (0.2, 0.6, 0.15, 0.05),
+        (0.3, 0.8, 0.4, 0.5),
         {"存款": 0.99, "理财": 0.8, "国债": 0.5, "代销资管产品": 0.05, "基金和积利宝": 0.4},
     ),
     Persona(
-        "rural_elder", 0.30, (55, 80), (0.7, 0.2, 0.07, 0.03, 0.0), (0.02, 0.7, 0.05, 0.23),
+        "rural_elder",
+        0.30,
+        (55, 80),
+        (0.7, 0.2, 0.07, 0.03, 0.0),
+        (0.02, 0.7, 0.05, 0.23),
         {"村民": 0.8, "新市民": 0.01},
-        (0.7, 0.25, 0.05, 0.0, 0.0), (0.8, 0.05, 0.05, 0.1), (0.8, 0.1, 0.2, 0.02),
+        (0.7, 0.25, 0.05, 0.0, 0.0),
+        (0.8, 0.05, 0.05, 0.1),
+        (0.8, 0.1, 0.2, 0.02),
         {"存款": 0.99, "国债": 0.4, "积存金": 0.03, "保险": 0.1},
     ),
 )
@@ -92,7 +116,9 @@ PLANTED_RULES: tuple[PlantedRule, ...] = (
 DIRTY_SHARE = 0.001
 
 
-def _choice(rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...], n: int) -> npt.NDArray[np.object_]:
+def _choice(
+    rng: np.random.Generator, values: tuple[str, ...], p: tuple[float, ...], n: int
+) -> npt.NDArray[np.object_]:
     probs = np.asarray(p, dtype=float)
     return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=probs / probs.sum())]
 
@@ -131,9 +157,13 @@ def _persona_frame(rng: np.random.Generator, persona: Persona, n: int) -> pd.Dat
     for flag in ("村民", "新市民", "代发客户", "按揭客户", "大学生客户", "股东客户", "企业主客户"):
         columns[flag] = (rng.random(n) < persona.flags.get(flag, 0.03)).astype(np.int64)
     for name, p_high in zip(
-        ("储蓄产品偏好", "理财产品偏好", "保险产品偏好", "基金产品偏好"), persona.preference, strict=True
+        ("储蓄产品偏好", "理财产品偏好", "保险产品偏好", "基金产品偏好"),
+        persona.preference,
+        strict=True,
     ):
-        columns[name] = _choice(rng, ("低", "中", "高"), ((1 - p_high) / 2, (1 - p_high) / 2, p_high), n)
+        columns[name] = _choice(
+            rng, ("低", "中", "高"), ((1 - p_high) / 2, (1 - p_high) / 2, p_high), n
+        )
 
     balances: dict[str, npt.NDArray[np.float64]] = {}
     for i, (product, balance_columns) in enumerate(PRODUCT_BALANCES.items()):
@@ -176,7 +206,10 @@ def generate_retail(n: int, *, seed: int = 7, dirty_share: float = DIRTY_SHARE) 
     rng = np.random.default_rng(seed)
     sizes = rng.multinomial(n, [p.share for p in PERSONAS])
     frame = pd.concat(
-        [_persona_frame(rng, persona, int(size)) for persona, size in zip(PERSONAS, sizes, strict=True)],
+        [
+            _persona_frame(rng, persona, int(size))
+            for persona, size in zip(PERSONAS, sizes, strict=True)
+        ],
         ignore_index=True,
     )
     frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
@@ -186,13 +219,17 @@ def generate_retail(n: int, *, seed: int = 7, dirty_share: float = DIRTY_SHARE) 
     dirty = rng.random(n) < dirty_share
     if dirty.any():
         blank_columns = rng.integers(1, len(RETAIL_SCHEMA.columns), int(dirty.sum()))
-        frame = frame.astype({RETAIL_SCHEMA.columns[c]: object for c in set(blank_columns.tolist())})
+        frame = frame.astype(
+            {RETAIL_SCHEMA.columns[c]: object for c in set(blank_columns.tolist())}
+        )
         for row, column in zip(np.flatnonzero(dirty), blank_columns, strict=True):
             frame.iat[row, int(column)] = None
     return frame
 
 
-def write_retail(frame: pd.DataFrame, path: Path, fmt: FileFormat, *, encoding: str = "utf-8") -> None:
+def write_retail(
+    frame: pd.DataFrame, path: Path, fmt: FileFormat, *, encoding: str = "utf-8"
+) -> None:
     """Write in the bank's formats: `.del` has no header and quotes strings, CSV has a header."""
     data = frame[list(RETAIL_SCHEMA.columns)]
     path.parent.mkdir(parents=True, exist_ok=True)

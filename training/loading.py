@@ -166,7 +166,11 @@ def _diagnose(
             width = len(header)
         else:
             positions, width = list(range(len(names))), len(names)
-        numeric = [(i, f.name) for i, f in zip(positions, schema.fields, strict=True) if f.kind in ("number", "balance")]
+        numeric = [
+            (i, f.name)
+            for i, f in zip(positions, schema.fields, strict=True)
+            if f.kind in ("number", "balance")
+        ]
         for line, record in rows:
             if len(record) != width:
                 problems.append(f"line {line}: {len(record)} columns, expected {width}")

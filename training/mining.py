@@ -86,7 +86,9 @@ def mine_masks(
             for chosen in combinations(bits, size):
                 antecedents = sum(chosen)
                 consequents = itemset & ~antecedents
-                rule = _rule(support[antecedents], support[consequents], s_ac, antecedents, consequents, n)
+                rule = _rule(
+                    support[antecedents], support[consequents], s_ac, antecedents, consequents, n
+                )
                 if rule.confidence >= min_confidence and rule.lift >= min_lift:
                     rules.append(rule)
     return sort_rules(rules)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from rules_store.bundle import Bundle
 from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
@@ -40,7 +42,9 @@ def itemset(mask: int, items: Sequence[str]) -> str:
     return "|".join(name for i, name in enumerate(items) if mask >> i & 1)
 
 
-def rule_rows(segment: int | None, rules: Sequence[Rule], items: Sequence[str]) -> list[list[object]]:
+def rule_rows(
+    segment: int | None, rules: Sequence[Rule], items: Sequence[str]
+) -> list[list[object]]:
     return [
         [
             *([] if segment is None else [segment]),
@@ -79,7 +83,13 @@ def seed_format(bundle: Bundle) -> dict[str, dict[str, list[object]]]:
             key = str([name for i, name in enumerate(bundle.items) if rule.antecedents >> i & 1])
             if key not in entries:
                 consequents = [n for i, n in enumerate(bundle.items) if rule.consequents >> i & 1]
-                entries[key] = [consequents, rule.support, rule.consequent_support, rule.confidence, rule.lift]
+                entries[key] = [
+                    consequents,
+                    rule.support,
+                    rule.consequent_support,
+                    rule.confidence,
+                    rule.lift,
+                ]
         out[str(s.segment)] = entries
     return out
 
@@ -96,8 +106,16 @@ def seed_format_json(rules: dict[str, dict[str, list[object]]]) -> str:
     return "{\n" + ",\n".join(blocks) + "\n}\n"
 
 
-def write_assignments(path: Path, id_column: str, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]) -> None:
-    pd.DataFrame({id_column: ids, "segment": labels}).to_csv(path, index=False, lineterminator="\n")
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """UTF-8 CSV with a header, written by pyarrow (pandas' writer is ~7x slower at 1M rows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def write_assignments(
+    path: Path, id_column: str, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
+) -> None:
+    write_csv(pd.DataFrame({id_column: ids, "segment": labels}), path)
 
 
 def save_bundle(directory: Path, bundle: Bundle) -> Path:
@@ -125,7 +143,9 @@ def load_bundle(directory: Path) -> Bundle:
     raise ModelDirError(msg)
 
 
-def write_training_outputs(out: Path, bundle: Bundle, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]) -> list[Path]:
+def write_training_outputs(
+    out: Path, bundle: Bundle, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "assignments.csv", out / "rules.csv", out / "rules.json"]
     write_assignments(written[0], bundle.schema.id_column, ids, labels)

@@ -26,7 +26,7 @@ class TrainParams:
     segments: int | None = None  # None = auto
     min_support: float = 0.02
     min_confidence: float = 0.3
-    min_lift: float = 1.0
+    min_lift: float = 1.1
     prune: bool = False
     seed: int = 7
     unknown: UnknownPolicy = "stop"
@@ -107,7 +107,9 @@ def mine_segments(
         if params.prune:
             rules, pruned = prune_redundant(rules)
         segments.append(
-            SegmentRules(s, len(members), tuple(rules), popularity(members, len(PRODUCTS)), tuple(pruned))
+            SegmentRules(
+                s, len(members), tuple(rules), popularity(members, len(PRODUCTS)), tuple(pruned)
+            )
         )
     return tuple(segments)
 
@@ -122,7 +124,12 @@ def train_retail(
 ) -> TrainResult:
     stages = stages or Stages()
     data = load_retail(
-        path, schema, encoding=encoding, unknown=params.unknown, missing=params.missing, stages=stages
+        path,
+        schema,
+        encoding=encoding,
+        unknown=params.unknown,
+        missing=params.missing,
+        stages=stages,
     )
     with stages.stage("segment"):
         segmentation = fit_segments(
@@ -133,7 +140,9 @@ def train_retail(
             fit_sample=params.fit_sample,
         )
     with stages.stage("mine"):
-        segments = mine_segments(data.masks, segmentation.labels, segmentation.model.n_segments, params)
+        segments = mine_segments(
+            data.masks, segmentation.labels, segmentation.model.n_segments, params
+        )
     report = data.report
     bundle = Bundle(
         items=PRODUCTS,

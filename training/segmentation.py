@@ -80,7 +80,9 @@ def fit_segments(
                 fitted = _kmeans(candidate, seed, 2).fit(probe)
                 labels = fitted.predict(scored)
                 if len(set(labels.tolist())) > 1:
-                    silhouette[candidate] = float(silhouette_score(scored, labels, random_state=seed))
+                    silhouette[candidate] = float(
+                        silhouette_score(scored, labels, random_state=seed)
+                    )
             if not silhouette:
                 msg = "could not pick k automatically: the data has fewer than 2 distinct groups"
                 raise SegmentationError(msg)

@@ -22,6 +22,7 @@ from xsell import __version__
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
+from xsell.retail_commands import COMMANDS
 from xsell.runfile import read_run_file
 
 out = Console()
@@ -203,10 +204,14 @@ def _print_report(report: DoctorReport) -> None:
     )
 
 
-def main() -> None:
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(args: list[str] | None = None) -> None:
     """Console-script entry point: library errors become one readable line, not a traceback."""
     try:
-        cli(standalone_mode=False)
+        cli(args=args, standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

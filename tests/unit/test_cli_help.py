@@ -21,6 +21,17 @@ def test_every_command_explains_itself_with_help(path: list[str]) -> None:
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert command.help, f"`xsell {' '.join(path)}` has no description"
+    assert command.help.splitlines()[0] in result.output
+
+
+@pytest.mark.parametrize("name", ["up", "doctor"])
+def test_service_commands_list_the_addresses_they_read(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
     assert "XSELL_KAFKA_BROKERS" in result.output
 
 

@@ -1,0 +1,91 @@
+"""Batch scoring with a trained bundle: cross-selling and product mining (seed 001)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rules_store.bundle import Bundle
+from rules_store.rules import Offer
+from training.encoding import RetailData
+from training.outputs import itemset
+
+CROSS_SELL_COLUMNS = (
+    "segment",
+    "rank",
+    "product",
+    "score",
+    "confidence",
+    "lift",
+    "support",
+    "rule",
+    "fallback",
+)
+PRODUCT_MINING_COLUMNS = ("product", "rank", "segment", "score", "rule")
+
+
+def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
+    if offer.rule is None:
+        return ""
+    return f"{itemset(offer.rule.antecedents, items)} -> {itemset(offer.rule.consequents, items)}"
+
+
+def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFrame:
+    """One row per (customer, offer), best offer first; the same offers the stream gives.
+
+    The bundle's offer table is computed once per (segment, holdings) pair and looked up
+    per customer, so a million customers cost a table lookup each, not a rule scan.
+    """
+    segments = bundle.segment_model.assign_segments(data.features)
+    table = bundle.offer_table(top_k=top_k)
+    n_items = len(bundle.items)
+    keys = segments * (1 << n_items) + data.masks
+    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    rows: list[tuple[object, ...]] = []
+    for key in unique_keys.tolist():
+        offers = table[(key >> n_items, key & ((1 << n_items) - 1))]
+        rows.append(
+            tuple(
+                (
+                    rank,
+                    bundle.items[o.item],
+                    o.score,
+                    o.rule.confidence if o.rule else np.nan,
+                    o.rule.lift if o.rule else np.nan,
+                    o.rule.support if o.rule else np.nan,
+                    _rule_text(o, bundle.items),
+                    o.fallback,
+                )
+                for rank, o in enumerate(offers, start=1)
+            )
+        )
+    # Expand: each customer gets its key's offers, in rank order.
+    counts = np.array([len(r) for r in rows], dtype=np.int64)[inverse]
+    customer = np.repeat(np.arange(len(keys)), counts)
+    flat = [offer for r in rows for offer in r]
+    starts = np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]]).astype(np.int64)
+    position = np.arange(len(customer)) - np.repeat(np.cumsum(counts) - counts, counts)
+    offer_index = starts[inverse][customer] + position
+    offers = (
+        pd.DataFrame(flat, columns=list(CROSS_SELL_COLUMNS[1:]))
+        .iloc[offer_index]
+        .reset_index(drop=True)
+    )
+    offers.insert(0, "segment", segments[customer])
+    offers.insert(0, bundle.schema.id_column, data.ids[customer])
+    return offers
+
+
+def product_mining(
+    bundle: Bundle, offers: pd.DataFrame, *, per_product: int | None = None
+) -> pd.DataFrame:
+    """For each product in catalog order, the customers offered it: best score first, then
+    in input order."""
+    catalog = offers["product"].map({name: i for i, name in enumerate(bundle.items)}).to_numpy()
+    order = np.lexsort((np.arange(len(offers)), -offers["score"].to_numpy(), catalog))
+    ranked = offers.iloc[order].reset_index(drop=True)
+    ranked["rank"] = ranked.groupby("product", sort=False).cumcount() + 1
+    if per_product is not None:
+        ranked = ranked[ranked["rank"] <= per_product]
+    columns = ["product", "rank", bundle.schema.id_column, "segment", "score", "rule"]
+    return ranked[columns].reset_index(drop=True)

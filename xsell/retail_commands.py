@@ -1,0 +1,413 @@
+"""Retail commands (seed 001, 对私): generate, train retail, cross-sell, product-mining, mine."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from rules_store.bundle import Bundle
+from rules_store.schema import RETAIL_SCHEMA, Schema, load_schema
+from training.batch import cross_sell, product_mining
+from training.encoding import RetailData
+from training.generate import generate_retail, write_retail
+from training.loading import file_format, read_item_table
+from training.mining import (
+    MAX_BITMASK_ITEMS,
+    masks_from_table,
+    mine_masks,
+    mine_table_mlxtend,
+    prune_redundant,
+)
+from training.outputs import (
+    RULE_COLUMNS,
+    itemset,
+    load_bundle,
+    rule_rows,
+    write_csv,
+    write_training_outputs,
+)
+from training.report import write_report
+from training.retail import TrainParams, load_retail, train_retail
+from xsell.progress import stage_progress
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        msg = f"unknown encoding {value!r}; try utf-8, gb18030 or gbk"
+        raise click.BadParameter(msg) from None
+    return value
+
+
+def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    msg = f"{value!r} is neither a positive integer nor 'auto'"
+    raise click.BadParameter(msg)
+
+
+def _schema(path: Path | None) -> Schema:
+    return load_schema(path) if path else RETAIL_SCHEMA
+
+
+input_options = [
+    click.option(
+        "--schema",
+        "schema_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="JSON schema file (names, order, kinds, value lists) instead of the default retail layout.",
+    ),
+    click.option(
+        "--encoding",
+        callback=_encoding,
+        help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
+    ),
+]
+
+
+def with_input_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(input_options):
+        func = option(func)
+    return func
+
+
+@click.group()
+def generate() -> None:
+    """Generate synthetic data in the bank's formats."""
+
+
+@generate.command("retail")
+@click.option(
+    "--customers", "-n", type=click.IntRange(min=1), required=True, help="How many customers."
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File to write (.del, .csv or .parquet).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["del", "csv", "parquet"]),
+    help="File format (default: from the file name).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Random seed; the same seed gives the same file.",
+)
+@click.option(
+    "--encoding",
+    default="utf-8",
+    show_default=True,
+    callback=_encoding,
+    help="Text encoding, e.g. gb18030 like many bank exports.",
+)
+@click.option(
+    "--dirty-share",
+    type=click.FloatRange(0, 1),
+    default=0.001,
+    show_default=True,
+    help="Share of rows given one empty field.",
+)
+def generate_retail_cmd(
+    customers: int, out_path: Path, fmt: str | None, seed: int, encoding: str, dirty_share: float
+) -> None:
+    """Synthetic retail customers (seed 001 layout) with planted co-holding rules.
+
+    Four personas (young professionals, payroll families, affluent investors, rural
+    elders) each carry one planted rule; see training/generate.py for the table.
+    """
+    chosen = fmt or file_format(out_path)
+    with stage_progress(err) as stages:
+        with stages.stage(f"generate {customers:,} customers"):
+            frame = generate_retail(customers, seed=seed, dirty_share=dirty_share)
+        with stages.stage(f"write {out_path}"):
+            write_retail(frame, out_path, chosen, encoding=encoding)  # type: ignore[arg-type]
+    out.print(f"wrote {len(frame):,} customers to {out_path} ({chosen}, {encoding})")
+
+
+@click.group()
+def train() -> None:
+    """Train models from customer snapshots."""
+
+
+@train.command("retail")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for assignments, rules, model and report.",
+)
+@click.option(
+    "--segments",
+    default="auto",
+    callback=_segments,
+    show_default=True,
+    help="Number of segments, or 'auto' (best silhouette for k in 2..8).",
+)
+@click.option(
+    "--min-support", type=click.FloatRange(0, 1, min_open=True), default=0.02, show_default=True
+)
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
+@click.option("--min-lift", type=click.FloatRange(0), default=1.1, show_default=True, help="Drop rules whose lift is below this (1.1 drops rules that merely restate a product almost everyone holds).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Split off redundant rules (a more general rule is at least as confident) into rules_pruned.csv.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Seed for sampling and KMeans: same seed, same output.",
+)
+@click.option(
+    "--unknown-category",
+    "unknown",
+    type=click.Choice(["stop", "code"]),
+    default="stop",
+    show_default=True,
+    help="Values outside a field's list: stop with a report, or encode as a reserved code.",
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["drop", "impute"]),
+    default="drop",
+    show_default=True,
+    help="Rows with empty fields: drop them (as seed 001) or impute (median / most frequent / balance 0).",
+)
+@with_input_options
+def train_retail_cmd(
+    input_path: Path,
+    out_dir: Path,
+    segments: int | None,
+    min_support: float,
+    min_confidence: float,
+    min_lift: float,
+    prune: bool,
+    seed: int,
+    unknown: str,
+    missing: str,
+    schema_path: Path | None,
+    encoding: str | None,
+) -> None:
+    """Segment retail customers and mine per-segment product rules.
+
+    Writes OUT/assignments.csv, OUT/rules.csv, OUT/rules.json (seed 001 format),
+    OUT/model/ (for --model) and OUT/report.html.
+    """
+    params = TrainParams(
+        segments, min_support, min_confidence, min_lift, prune, seed, unknown, missing
+    )  # type: ignore[arg-type]
+    with stage_progress(err) as stages:
+        result = train_retail(
+            input_path, _schema(schema_path), params, encoding=encoding, stages=stages
+        )
+        with stages.stage("write"):
+            files = write_training_outputs(
+                out_dir, result.bundle, result.data.ids, result.segmentation.labels
+            )
+            write_report(out_dir / "report.html", result.bundle, stages.seconds)
+            files.append(out_dir / "report.html")
+    _print_training(result.bundle, result.data, files)
+
+
+def _print_training(bundle: Bundle, data: RetailData, files: list[Path]) -> None:
+    report = data.report
+    out.print(
+        f"{report.rows_read:,} rows read, {report.rows_kept:,} kept, "
+        f"{report.rows_with_missing:,} with missing values ({report.missing_policy})"
+    )
+    for u in report.unknown:
+        out.print(
+            f"[yellow]unknown value[/] {u.column} = {u.value!r}: {u.count} rows, coded as 'unknown'"
+        )
+    table = Table(title="segments", title_justify="left")
+    for column in ("segment", "customers", "rules", "strongest rule", "confidence", "lift"):
+        table.add_column(column, justify="right" if column not in ("strongest rule",) else "left")
+    for s in bundle.segments:
+        top = s.rules[0] if s.rules else None
+        table.add_row(
+            str(s.segment),
+            f"{s.customers:,}",
+            str(len(s.rules)),
+            f"{itemset(top.antecedents, bundle.items)} → {itemset(top.consequents, bundle.items)}"
+            if top
+            else "-",
+            f"{top.confidence:.3f}" if top else "-",
+            f"{top.lift:.3f}" if top else "-",
+        )
+    out.print(table)
+    for path in files:
+        out.print(f"wrote {path}")
+
+
+def _bundle_for(
+    input_path: Path, model_dir: Path | None, schema_path: Path | None, encoding: str | None
+) -> tuple[Bundle, RetailData]:
+    with stage_progress(err) as stages:
+        if model_dir is None:
+            err.print(
+                f"no --model: training on {input_path} first (defaults of `xsell train retail`)"
+            )
+            result = train_retail(
+                input_path, _schema(schema_path), TrainParams(), encoding=encoding, stages=stages
+            )
+            return result.bundle, result.data
+        with stages.stage(f"load model {model_dir}"):
+            bundle = load_bundle(model_dir)
+        unknown = "code" if bundle.unknown_policy == "code" else "stop"
+        data = load_retail(
+            input_path, bundle.schema, encoding=encoding, unknown=unknown, stages=stages
+        )  # type: ignore[arg-type]
+        return bundle, data
+
+
+model_option = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory written by `xsell train retail` (default: train on INPUT first).",
+)
+top_k_option = click.option(
+    "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Offers per customer."
+)
+
+
+@click.command("cross-sell")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
+@model_option
+@top_k_option
+@with_input_options
+def cross_sell_cmd(
+    input_path: Path,
+    output_path: Path,
+    model_dir: Path | None,
+    top_k: int,
+    schema_path: Path | None,
+    encoding: str | None,
+) -> None:
+    """For each customer in INPUT, the products to offer and the rule that explains each.
+
+    OUTPUT columns: 客户编号,segment,rank,product,score,confidence,lift,support,rule,fallback.
+    A customer no rule matches gets the segment's most held products (fallback=true).
+    """
+    bundle, data = _bundle_for(input_path, model_dir, schema_path, encoding)
+    offers = cross_sell(bundle, data, top_k=top_k)
+    write_csv(offers, output_path)
+    customers = offers[bundle.schema.id_column].nunique()
+    fallback = int(offers.loc[offers["rank"] == 1, "fallback"].sum())
+    out.print(
+        f"wrote {len(offers):,} offers for {customers:,} customers to {output_path} ({fallback:,} by fallback)"
+    )
+
+
+@click.command("product-mining")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
+@model_option
+@top_k_option
+@click.option(
+    "--per-product", type=click.IntRange(min=1), help="Keep only the best N customers per product."
+)
+@with_input_options
+def product_mining_cmd(
+    input_path: Path,
+    output_path: Path,
+    model_dir: Path | None,
+    top_k: int,
+    per_product: int | None,
+    schema_path: Path | None,
+    encoding: str | None,
+) -> None:
+    """For each product, the customers in INPUT to target, best first.
+
+    OUTPUT columns: product,rank,客户编号,segment,score,rule.
+    """
+    bundle, data = _bundle_for(input_path, model_dir, schema_path, encoding)
+    targets = product_mining(bundle, cross_sell(bundle, data, top_k=top_k), per_product=per_product)
+    write_csv(targets, output_path)
+    table = Table(title="targets per product", title_justify="left")
+    table.add_column("product")
+    table.add_column("customers", justify="right")
+    for product, count in targets["product"].value_counts(sort=False).items():
+        table.add_row(str(product), f"{count:,}")
+    out.print(table)
+    out.print(f"wrote {len(targets):,} rows to {output_path}")
+
+
+@click.command("mine")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--min-support", type=click.FloatRange(0, 1, min_open=True), required=True)
+@click.option("--min-confidence", type=click.FloatRange(0, 1), required=True)
+@click.option("--min-lift", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--prune", is_flag=True, help="Split off redundant rules into rules_pruned.csv.")
+@click.option("--encoding", callback=_encoding, help="Text encoding (default: detect).")
+def mine_cmd(
+    input_path: Path,
+    out_dir: Path,
+    min_support: float,
+    min_confidence: float,
+    min_lift: float,
+    prune: bool,
+    encoding: str | None,
+) -> None:
+    """Association rules from any 0/1 (or t/f) holdings table with a header row.
+
+    Every column holding only 0/1, t/f, true/false or y/n is an item; others (ids,
+    names) are ignored. Writes OUT/rules.csv with mlxtend's measures.
+    """
+    table = read_item_table(input_path, encoding=encoding)
+    items = tuple(str(c) for c in table.columns)
+    thresholds = {
+        "min_support": min_support,
+        "min_confidence": min_confidence,
+        "min_lift": min_lift,
+    }
+    if len(items) <= MAX_BITMASK_ITEMS:
+        rules = mine_masks(masks_from_table(table), len(items), **thresholds)
+    else:
+        rules = mine_table_mlxtend(table, **thresholds)
+    pruned = []
+    if prune:
+        rules, pruned = prune_redundant(rules)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = list(RULE_COLUMNS[1:])
+    import pandas as pd  # noqa: PLC0415
+
+    write_csv(pd.DataFrame(rule_rows(None, rules, items), columns=header), out_dir / "rules.csv")
+    if prune:
+        write_csv(
+            pd.DataFrame(rule_rows(None, pruned, items), columns=header),
+            out_dir / "rules_pruned.csv",
+        )
+    out.print(
+        f"{len(table):,} rows, {len(items)} items ({', '.join(items)}): {len(rules)} rules"
+        + (f", {len(pruned)} pruned" if prune else "")
+    )
+    out.print(f"wrote {out_dir / 'rules.csv'}")
+
+
+COMMANDS = (generate, train, cross_sell_cmd, product_mining_cmd, mine_cmd)
