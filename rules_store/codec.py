@@ -114,7 +114,18 @@ def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
         if values[8] is None
         else float(_expect(values[8], (int, float), f"{where}.conviction"))
     )
-    return Rule(antecedents, consequents, *numbers, conviction)
+    support_a, support_c, support, confidence, lift, leverage = numbers
+    return Rule(
+        antecedents,
+        consequents,
+        support_a,
+        support_c,
+        support,
+        confidence,
+        lift,
+        leverage,
+        conviction,
+    )
 
 
 def _matrix(raw: Any, where: str, shape: tuple[int | None, ...]) -> np.ndarray:

@@ -58,11 +58,12 @@ def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int8]:
         + [-2],  # code -1 = missing
         dtype=np.int8,
     )
-    return lookup[categorical.cat.codes.to_numpy()]
+    codes: npt.NDArray[np.int8] = lookup[categorical.cat.codes.to_numpy()]
+    return codes
 
 
 def _unknown_values(
-    column: pd.Series, codes: npt.NDArray[np.int64], lines: npt.NDArray[np.int64], name: str
+    column: pd.Series, codes: npt.NDArray[np.int8], lines: npt.NDArray[np.int64], name: str
 ) -> list[UnknownValue]:
     rows = np.flatnonzero(codes == -1)
     if rows.size == 0:

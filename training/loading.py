@@ -77,6 +77,9 @@ def read_snapshot(
         msg = f"{path}: no such file"
         raise InputError(msg)
     fmt = fmt or file_format(path)
+    if path.stat().st_size == 0:
+        msg = f"{path}: the file is empty (0 bytes)"
+        raise InputError(msg)
     if fmt == "parquet":
         frame = _read_parquet(path, schema)
     else:
@@ -132,7 +135,11 @@ def _read_parquet(path: Path, schema: Schema) -> pd.DataFrame:
     columns = {}
     for f in schema.fields:
         try:
-            columns[f.name] = table.column(f.name).cast(_arrow_type(f.kind))
+            column = table.column(f.name)
+            if f.kind == "category":  # 0/1 flags may be stored as integers
+                columns[f.name] = column.cast(pa.string()).dictionary_encode()
+            else:
+                columns[f.name] = column.cast(_arrow_type(f.kind))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             msg = f"{path}: column {f.name!r} cannot be read as {f.kind} ({exc})"
             raise InputError(msg) from exc

@@ -20,6 +20,15 @@ from mlxtend.frequent_patterns import apriori, association_rules
 from rules_store.errors import XsellError
 from rules_store.rules import Rule
 
+_MLXTEND_METRICS = (
+    "antecedent support",
+    "consequent support",
+    "support",
+    "confidence",
+    "lift",
+    "leverage",
+    "conviction",
+)
 MAX_BITMASK_ITEMS = 20  # 2^20 cells of int64 = 8 MiB; wider tables go through mlxtend
 
 
@@ -109,7 +118,11 @@ def mine_table_mlxtend(
     if frequent.empty or frequent["itemsets"].map(len).max() < 2:
         return []
     found = association_rules(
-        frequent, num_itemsets=len(table), metric="confidence", min_threshold=min_confidence
+        frequent,
+        num_itemsets=len(table),
+        metric="confidence",
+        min_threshold=min_confidence,
+        return_metrics=list(_MLXTEND_METRICS),
     )
     found = found[found["lift"] >= min_lift]
     return sort_rules(
@@ -134,7 +147,8 @@ def masks_from_table(table: pd.DataFrame) -> npt.NDArray[np.int64]:
     """Row bitmasks of a 0/1 item table (bit i = column i)."""
     values = table.to_numpy(dtype=bool)
     weights = np.left_shift(np.int64(1), np.arange(values.shape[1], dtype=np.int64))
-    return values.astype(np.int64) @ weights
+    masks: npt.NDArray[np.int64] = values.astype(np.int64) @ weights
+    return masks
 
 
 def sort_rules(rules: Sequence[Rule]) -> list[Rule]:

@@ -14,16 +14,17 @@ from pathlib import Path
 import matplotlib as mpl
 
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from rules_store.bundle import Bundle  # noqa: E402
-from training.outputs import itemset  # noqa: E402
+from rules_store.bundle import Bundle
+from training.outputs import itemset
 
 mpl.rcParams["svg.fonttype"] = "none"
 
 
-def _svg(figure: plt.Figure) -> str:
+def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from rules_store.bundle import Bundle, SegmentRules
 from rules_store.catalog import PRODUCTS
+from rules_store.rules import Rule
 from rules_store.schema import Schema
 from training.encoding import MissingPolicy, RetailData, UnknownPolicy, prepare_retail
 from training.loading import FileFormat, file_format, read_snapshot
@@ -103,7 +104,7 @@ def mine_segments(
             min_confidence=params.min_confidence,
             min_lift=params.min_lift,
         )
-        pruned: list = []
+        pruned: list[Rule] = []
         if params.prune:
             rules, pruned = prune_redundant(rules)
         segments.append(

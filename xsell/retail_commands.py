@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from rules_store.bundle import Bundle
+from rules_store.rules import Rule
 from rules_store.schema import RETAIL_SCHEMA, Schema, load_schema
 from training.batch import cross_sell, product_mining
-from training.encoding import RetailData
+from training.encoding import MissingPolicy, RetailData, UnknownPolicy
 from training.generate import generate_retail, write_retail
 from training.loading import file_format, read_item_table
 from training.mining import (
@@ -77,7 +80,10 @@ input_options = [
 ]
 
 
-def with_input_options(func):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_input_options(func: F) -> F:
     for option in reversed(input_options):
         func = option(func)
     return func
@@ -168,7 +174,13 @@ def train() -> None:
     "--min-support", type=click.FloatRange(0, 1, min_open=True), default=0.02, show_default=True
 )
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
-@click.option("--min-lift", type=click.FloatRange(0), default=1.1, show_default=True, help="Drop rules whose lift is below this (1.1 drops rules that merely restate a product almost everyone holds).")
+@click.option(
+    "--min-lift",
+    type=click.FloatRange(0),
+    default=1.1,
+    show_default=True,
+    help="Drop rules whose lift is below this (1.1 drops rules that merely restate a product almost everyone holds).",
+)
 @click.option(
     "--prune",
     is_flag=True,
@@ -217,8 +229,15 @@ def train_retail_cmd(
     OUT/model/ (for --model) and OUT/report.html.
     """
     params = TrainParams(
-        segments, min_support, min_confidence, min_lift, prune, seed, unknown, missing
-    )  # type: ignore[arg-type]
+        segments=segments,
+        min_support=min_support,
+        min_confidence=min_confidence,
+        min_lift=min_lift,
+        prune=prune,
+        seed=seed,
+        unknown=cast(UnknownPolicy, unknown),  # click.Choice has checked the value
+        missing=cast(MissingPolicy, missing),
+    )
     with stage_progress(err) as stages:
         result = train_retail(
             input_path, _schema(schema_path), params, encoding=encoding, stages=stages
@@ -276,10 +295,11 @@ def _bundle_for(
             return result.bundle, result.data
         with stages.stage(f"load model {model_dir}"):
             bundle = load_bundle(model_dir)
-        unknown = "code" if bundle.unknown_policy == "code" else "stop"
+        # Score with the policy the model was trained with, recorded in the bundle.
+        unknown: UnknownPolicy = "code" if bundle.unknown_policy == "code" else "stop"
         data = load_retail(
             input_path, bundle.schema, encoding=encoding, unknown=unknown, stages=stages
-        )  # type: ignore[arg-type]
+        )
         return bundle, data
 
 
@@ -390,7 +410,7 @@ def mine_cmd(
         rules = mine_masks(masks_from_table(table), len(items), **thresholds)
     else:
         rules = mine_table_mlxtend(table, **thresholds)
-    pruned = []
+    pruned: list[Rule] = []
     if prune:
         rules, pruned = prune_redundant(rules)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,8 @@ def test_every_command_explains_itself_with_help(path: list[str]) -> None:
         assert isinstance(command, click.Group)
         command = command.commands[name]
     assert command.help, f"`xsell {' '.join(path)}` has no description"
-    assert command.help.splitlines()[0] in result.output
+    first_line = " ".join(command.help.splitlines()[0].split())
+    assert first_line in " ".join(result.output.split())  # click re-wraps the text
 
 
 @pytest.mark.parametrize("name", ["up", "doctor"])
