@@ -13,26 +13,13 @@ import numpy as np
 
 from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
 from rules_store.errors import XsellError
-from rules_store.rules import Rule
+from rules_store.rules import RULE_FIELDS, Rule
 from rules_store.schema import SchemaError, schema_from_dict
 from rules_store.segments import SegmentModel
 
 
 class BundleFormatError(XsellError, ValueError):
     """A bundle document is malformed, of another format version, or not a bundle at all."""
-
-
-_RULE_FIELDS = (
-    "antecedents",
-    "consequents",
-    "antecedent_support",
-    "consequent_support",
-    "support",
-    "confidence",
-    "lift",
-    "leverage",
-    "conviction",
-)
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -67,7 +54,7 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
             "scale": model.scale.tolist(),
             "centroids": model.centroids.tolist(),
         },
-        "rule_fields": list(_RULE_FIELDS),
+        "rule_fields": list(RULE_FIELDS),
         "segments": [
             {
                 "segment": s.segment,
@@ -96,8 +83,8 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
     values = _expect(raw, list, where)
-    if len(values) != len(_RULE_FIELDS):
-        msg = f"bundle: {where} has {len(values)} fields, expected {len(_RULE_FIELDS)}"
+    if len(values) != len(RULE_FIELDS):
+        msg = f"bundle: {where} has {len(values)} fields, expected {len(RULE_FIELDS)}"
         raise BundleFormatError(msg)
     antecedents = _expect(values[0], int, f"{where}.antecedents")
     consequents = _expect(values[1], int, f"{where}.consequents")
@@ -107,7 +94,7 @@ def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
         raise BundleFormatError(msg)
     numbers = [
         float(_expect(v, (int, float), f"{where}.{name}"))
-        for v, name in zip(values[2:8], _RULE_FIELDS[2:8], strict=True)
+        for v, name in zip(values[2:8], RULE_FIELDS[2:8], strict=True)
     ]
     conviction = (
         math.inf

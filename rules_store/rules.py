@@ -8,7 +8,7 @@ list (bit i = items[i]).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class Rule:
     def strength(self) -> tuple[float, float, float, int, int]:
         """Preference order: confidence, lift, support; the masks only make it total."""
         return (self.confidence, self.lift, self.support, -self.antecedents, -self.consequents)
+
+
+RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rule))
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,9 @@ import pyarrow.csv as pacsv
 from rules_store.bundle import Bundle
 from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
 from rules_store.errors import XsellError
-from rules_store.rules import Rule
+from rules_store.rules import RULE_FIELDS, Rule
 
-RULE_COLUMNS = (
-    "segment",
-    "antecedents",
-    "consequents",
-    "antecedent_support",
-    "consequent_support",
-    "support",
-    "confidence",
-    "lift",
-    "leverage",
-    "conviction",
-)
+RULE_COLUMNS = ("segment", *RULE_FIELDS)
 BUNDLE_FILE = "bundle.json"
 
 

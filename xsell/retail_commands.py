@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -415,8 +416,6 @@ def mine_cmd(
         rules, pruned = prune_redundant(rules)
     out_dir.mkdir(parents=True, exist_ok=True)
     header = list(RULE_COLUMNS[1:])
-    import pandas as pd  # noqa: PLC0415
-
     write_csv(pd.DataFrame(rule_rows(None, rules, items), columns=header), out_dir / "rules.csv")
     if prune:
         write_csv(
