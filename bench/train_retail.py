@@ -169,6 +169,11 @@ def _s(seconds: float) -> str:
     return f"{seconds:.3f}" if seconds < 10 else f"{seconds:.2f}"
 
 
+def _ratio(numerator: float, denominator: float) -> str:
+    ratio = numerator / denominator
+    return f"{ratio:.1f}x" if ratio >= 1 else f"{ratio:.2f}x"
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -204,13 +209,13 @@ def _stage_table(ours_s: dict[str, float], seed_s: dict[str, float]) -> Table:
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in STAGES:
         table.add_row(
-            stage, _s(ours_s[stage]), _s(seed_s[stage]), f"{seed_s[stage] / ours_s[stage]:.1f}x"
+            stage, _s(ours_s[stage]), _s(seed_s[stage]), _ratio(seed_s[stage], ours_s[stage])
         )
     ours_total = sum(ours_s[stage] for stage in STAGES)
     seed_total = sum(seed_s[stage] for stage in STAGES)
     table.add_section()
     table.add_row(
-        "[b]total[/]", _s(ours_total), _s(seed_total), f"[b]{seed_total / ours_total:.1f}x[/]"
+        "[b]total[/]", _s(ours_total), _s(seed_total), f"[b]{_ratio(seed_total, ours_total)}[/]"
     )
     return table
 
@@ -268,7 +273,7 @@ def main() -> None:
     console.print(
         f"k={args.segments}, min_support={args.min_support}, "
         f"min_confidence={args.min_confidence}, min_lift={args.min_lift}, "
-        f"KMeans seed={args.train_seed}; ours fits on a {params.fit_sample:,}-row sample "
+        f"KMeans seed={args.train_seed}; ours fits on a {result.segmentation.fit_rows:,}-row sample "
         f"(n_init=5), the seed way on all rows (n_init={args.seed_n_init})"
     )
     console.print(_stage_table(ours_stages.seconds, seed_stages.seconds))
@@ -281,7 +286,7 @@ def main() -> None:
     ours_mine = ours_stages.seconds["mine"]
     console.print(
         f"mining on our segments: mlxtend {_s(mlxtend_s)} s, ours {_s(ours_mine)} s "
-        f"-> mlxtend / ours = {mlxtend_s / ours_mine:.1f}x"
+        f"-> mlxtend / ours = {_ratio(mlxtend_s, ours_mine)}"
     )
     console.print(
         f"seed way encoding equals ours: fields {'yes' if equal_features else 'no'}, "

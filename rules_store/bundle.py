@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules_store.catalog import PRODUCTS
 from rules_store.rules import Offer, Rule, recommend
 from rules_store.schema import Schema
 from rules_store.segments import SegmentModel
@@ -43,15 +42,3 @@ class Bundle:
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
         rules = self.segments[segment]
         return recommend(held, rules.rules, rules.popularity, top_k=top_k)
-
-    def offer_table(self, *, top_k: int = 3) -> dict[tuple[int, int], tuple[Offer, ...]]:
-        """Every (segment, holdings) pair's offers, computed once: 2^items per segment."""
-        return {
-            (s.segment, held): recommend(held, s.rules, s.popularity, top_k=top_k)
-            for s in self.segments
-            for held in range(1 << len(self.items))
-        }
-
-
-def retail_items() -> tuple[str, ...]:
-    return PRODUCTS

@@ -1,10 +1,46 @@
-"""The one module that talks to Redis."""
+"""The one module that talks to Redis: versioned bundles, activation, rollback, watching.
+
+A version is written once (its JSON, its metadata and its place in the version index in
+one MULTI/EXEC, so a failure leaves nothing half written) and never changed. Activation
+and rollback are Lua scripts: the active pointer, the rollback history and the pub/sub
+announcement change together or not at all. Loads check the SHA-256 recorded at publish.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import redis
 
+from rules_store.bundle import Bundle
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.errors import ServiceUnavailableError, XsellError
+from rules_store.keys import StoreKeys
 from rules_store.settings import Endpoints, Settings
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 100
+
+
+class BundleNotFoundError(XsellError, KeyError):
+    """No such version (or no active version) in the store."""
+
+
+class BundleIntegrityError(XsellError, ValueError):
+    """A stored bundle's bytes do not match the hash recorded when it was published."""
+
+
+class VersionConflictError(XsellError, ValueError):
+    """A version id already exists with other content (versions are immutable)."""
 
 
 def open_redis(settings: Settings, endpoints: Endpoints, *, timeout_s: float = 5.0) -> redis.Redis:
@@ -17,3 +53,308 @@ def open_redis(settings: Settings, endpoints: Endpoints, *, timeout_s: float = 5
         if settings.redis_ssl_cafile and endpoints.redis_url.startswith("rediss://"):
             options["ssl_ca_certs"] = str(settings.redis_ssl_cafile)
     return redis.Redis.from_url(endpoints.redis_url, **options)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    sha256: str
+    size: int
+    created_at: str
+    published_at: float
+    summary: dict[str, Any]
+    active: bool = False
+
+
+def encode_bundle(bundle: Bundle) -> tuple[bytes, str, str]:
+    """The bundle's canonical bytes, their SHA-256 and the version id derived from both."""
+    payload = json.dumps(bundle_to_dict(bundle), ensure_ascii=False, sort_keys=True).encode()
+    digest = hashlib.sha256(payload).hexdigest()
+    stamp = "".join(ch for ch in bundle.created_at if ch.isdigit())[:14] or "0"
+    return payload, digest, f"v{stamp}-{digest[:10]}"
+
+
+def summarize(bundle: Bundle) -> dict[str, Any]:
+    return {
+        "segments": len(bundle.segments),
+        "rules": sum(len(s.rules) for s in bundle.segments),
+        "customers": sum(s.customers for s in bundle.segments),
+        "items": len(bundle.items),
+        "fingerprint": bundle.fingerprint,
+        "params": bundle.params,
+    }
+
+
+_ACTIVATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('unknown version') end
+local previous = redis.call('GET', KEYS[2])
+if previous == ARGV[1] then return previous end
+redis.call('SET', KEYS[2], ARGV[1])
+if previous then
+  redis.call('LPUSH', KEYS[3], previous)
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
+end
+redis.call('PUBLISH', KEYS[4], ARGV[1])
+return previous or ''
+"""
+
+_ROLLBACK = """
+local previous = redis.call('LPOP', KEYS[2])
+if not previous then return redis.error_reply('no earlier active version') end
+redis.call('SET', KEYS[1], previous)
+redis.call('PUBLISH', KEYS[3], previous)
+return previous
+"""
+
+
+class BundleStore:
+    """Publish, activate, roll back, list, load and delete bundle versions."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.keys = StoreKeys(f"{prefix}:rules")
+        self._activate = client.register_script(_ACTIVATE)
+        self._rollback = client.register_script(_ROLLBACK)
+
+    def _call(self, what: str, operation: Callable[[], Any]) -> Any:
+        try:
+            return operation()
+        except redis.ConnectionError as exc:
+            msg = f"Redis is unreachable, cannot {what}: {exc}. Check XSELL_REDIS_URL and retry."
+            raise ServiceUnavailableError(msg) from exc
+        except redis.TimeoutError as exc:
+            msg = f"Redis timed out, cannot {what}: {exc}. Nothing was changed half-way; retry."
+            raise ServiceUnavailableError(msg) from exc
+
+    def publish(self, bundle: Bundle) -> str:
+        """Store a new immutable version and return its id (idempotent for the same content)."""
+        payload, digest, version = encode_bundle(bundle)
+        published_at = time.time()
+        meta: dict[str, str | int | float] = {
+            "sha256": digest,
+            "size": len(payload),
+            "created_at": bundle.created_at,
+            "published_at": published_at,
+            "summary": json.dumps(summarize(bundle), ensure_ascii=False),
+        }
+
+        def write() -> str:
+            existing: bytes | None = self.client.hget(self.keys.meta(version), "sha256")  # type: ignore[assignment]
+            if existing is not None:
+                if existing.decode() != digest:
+                    msg = f"version {version} already exists with different content"
+                    raise VersionConflictError(msg)
+                return version
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(self.keys.bundle(version), payload, nx=True)
+                pipe.hset(self.keys.meta(version), mapping=meta)  # type: ignore[arg-type]
+                pipe.zadd(self.keys.versions, {version: int(published_at * 1000)})
+                pipe.execute()
+            log.info("published bundle version=%s bytes=%s", version, len(payload))
+            return version
+
+        result: str = self._call(f"publish bundle {version}", write)
+        return result
+
+    def activate(self, version: str) -> str | None:
+        """Make `version` active and announce it; returns the previously active version."""
+
+        def run() -> Any:
+            return self._activate(
+                keys=[
+                    self.keys.bundle(version),
+                    self.keys.active,
+                    self.keys.history,
+                    self.keys.channel,
+                ],
+                args=[version, HISTORY_LIMIT],
+            )
+
+        try:
+            previous = self._call(f"activate {version}", run)
+        except redis.ResponseError as exc:
+            msg = f"cannot activate {version}: no such version (see `xsell bundles list`)"
+            raise BundleNotFoundError(msg) from exc
+        log.info("activated bundle version=%s previous=%s", version, previous or None)
+        return (previous.decode() if isinstance(previous, bytes) else previous) or None
+
+    def rollback(self) -> str:
+        """Re-activate the version that was active before the current one."""
+        try:
+            restored = self._call(
+                "roll back",
+                lambda: self._rollback(
+                    keys=[self.keys.active, self.keys.history, self.keys.channel]
+                ),
+            )
+        except redis.ResponseError as exc:
+            msg = "nothing to roll back to: no version was active before the current one"
+            raise BundleNotFoundError(msg) from exc
+        version = restored.decode() if isinstance(restored, bytes) else str(restored)
+        log.info("rolled back to bundle version=%s", version)
+        return version
+
+    def active_version(self) -> str | None:
+        value = self._call("read the active version", lambda: self.client.get(self.keys.active))
+        return value.decode() if value is not None else None
+
+    def resolve(self, version: str) -> str:
+        """`active` or a version id, as an existing version id."""
+        if version == "active":
+            active = self.active_version()
+            if active is None:
+                msg = "no bundle is active yet: publish one with `xsell publish DIR --activate`"
+                raise BundleNotFoundError(msg)
+            return active
+        return version
+
+    def load(self, version: str = "active") -> tuple[str, Bundle]:
+        """Read, verify (SHA-256) and decode a version; nothing in it can execute code."""
+        version = self.resolve(version)
+
+        def read() -> tuple[bytes | None, bytes | None]:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.get(self.keys.bundle(version))
+                pipe.hget(self.keys.meta(version), "sha256")
+                payload, digest = pipe.execute()
+            return payload, digest
+
+        payload, digest = self._call(f"load bundle {version}", read)
+        if payload is None or digest is None:
+            msg = f"no bundle version {version!r} in Redis (see `xsell bundles list`)"
+            raise BundleNotFoundError(msg)
+        if hashlib.sha256(payload).hexdigest() != digest.decode():
+            msg = f"bundle {version}: stored bytes do not match their SHA-256; refusing to load it"
+            raise BundleIntegrityError(msg)
+        try:
+            return version, bundle_from_dict(json.loads(payload))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            msg = f"bundle {version}: not JSON ({exc})"
+            raise BundleFormatError(msg) from exc
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version, newest first."""
+
+        def read() -> tuple[list[bytes], bytes | None, list[dict[bytes, bytes]]]:
+            names: list[bytes] = list(self.client.zrevrange(self.keys.versions, 0, -1))  # type: ignore[arg-type]
+            active: bytes | None = self.client.get(self.keys.active)  # type: ignore[assignment]
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self.keys.meta(name.decode()))
+                metas: list[dict[bytes, bytes]] = pipe.execute()
+            return names, active, metas
+
+        names, active, metas = self._call("list versions", read)
+        return [
+            VersionInfo(
+                version=name.decode(),
+                sha256=meta[b"sha256"].decode(),
+                size=int(meta[b"size"]),
+                created_at=meta[b"created_at"].decode(),
+                published_at=float(meta[b"published_at"]),
+                summary=json.loads(meta[b"summary"]),
+                active=active is not None and name == active,
+            )
+            for name, meta in zip(names, metas, strict=True)
+            if meta
+        ]
+
+    def delete_old(self, keep: int) -> list[str]:
+        """Delete all but the `keep` newest versions; the active one is never deleted."""
+        if keep < 1:
+            msg = f"--keep must be at least 1; got {keep}"
+            raise ValueError(msg)
+        active = self.active_version()
+        doomed = [v.version for v in self.versions()[keep:] if v.version != active]
+
+        def delete() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                for version in doomed:
+                    pipe.delete(self.keys.bundle(version), self.keys.meta(version))
+                    pipe.zrem(self.keys.versions, version)
+                    pipe.lrem(self.keys.history, 0, version)
+                pipe.execute()
+
+        if doomed:
+            self._call("delete old versions", delete)
+            log.info("deleted bundle versions=%s", ",".join(doomed))
+        return doomed
+
+
+class BundleWatcher:
+    """Keeps the active bundle current in a long-running process.
+
+    Reloads within a second of an activation (pub/sub), and also checks the active
+    pointer every `poll_s` in case an announcement was missed. When Redis is down, or the
+    new version is corrupt, it keeps the bundle it has and tries again later.
+    """
+
+    def __init__(
+        self,
+        store: BundleStore,
+        *,
+        poll_s: float = 5.0,
+        on_change: Callable[[str, Bundle], None] = lambda _v, _b: None,
+    ) -> None:
+        self.store = store
+        self.poll_s = poll_s
+        self.on_change = on_change
+        self.version: str | None = None
+        self.bundle: Bundle | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def current(self) -> tuple[str | None, Bundle | None]:
+        with self._lock:
+            return self.version, self.bundle
+
+    def refresh(self) -> bool:
+        """Load the active version if it changed; True when a new bundle was taken."""
+        try:
+            active = self.store.active_version()
+            if active is None or active == self.version:
+                return False
+            version, bundle = self.store.load(active)
+        except (
+            ServiceUnavailableError,
+            BundleNotFoundError,
+            BundleIntegrityError,
+            BundleFormatError,
+        ) as exc:
+            log.warning("keeping bundle version=%s: %s", self.version, exc)
+            return False
+        with self._lock:
+            self.version, self.bundle = version, bundle
+        log.info("loaded bundle version=%s", version)
+        self.on_change(version, bundle)
+        return True
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="bundle-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self.store.keys.channel)
+                self.refresh()  # whatever changed while we were not subscribed
+                next_poll = time.monotonic() + self.poll_s
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None or time.monotonic() >= next_poll:
+                        self.refresh()
+                        next_poll = time.monotonic() + self.poll_s
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("bundle watcher lost Redis (%s); retrying in %.1fs", exc, self.poll_s)
+                self._stop.wait(min(self.poll_s, 1.0))
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()

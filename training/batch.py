@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from rules_store.bundle import Bundle
+from rules_store.offers import OfferIndex
 from rules_store.rules import Offer
 from training.encoding import RetailData
 from training.outputs import itemset
@@ -33,17 +34,17 @@ def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
 def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFrame:
     """One row per (customer, offer), best offer first; the same offers the stream gives.
 
-    The bundle's offer table is computed once per (segment, holdings) pair and looked up
-    per customer, so a million customers cost a table lookup each, not a rule scan.
+    Offers come from the bundle's `OfferIndex` (the stream's lookup), once per distinct
+    (segment, holdings) pair, so a million customers cost a lookup each, not a rule scan.
     """
     segments = bundle.segment_model.assign_segments(data.features)
-    table = bundle.offer_table(top_k=top_k)
+    index = OfferIndex(bundle, top_k=top_k)
     n_items = len(bundle.items)
     keys = segments * (1 << n_items) + data.masks
     unique_keys, inverse = np.unique(keys, return_inverse=True)
     rows: list[tuple[object, ...]] = []
     for key in unique_keys.tolist():
-        offers = table[(key >> n_items, key & ((1 << n_items) - 1))]
+        offers = index.offers(key >> n_items, key & ((1 << n_items) - 1))
         rows.append(
             tuple(
                 (

@@ -18,11 +18,10 @@ from rules_store.errors import ConfigError, XsellError
 from rules_store.settings import Settings, load_settings
 from streams.kafka_clients import ensure_topics
 from streams.topics import TopicNames
-from xsell import __version__
+from xsell import __version__, bundle_commands, retail_commands
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
-from xsell.retail_commands import COMMANDS
 from xsell.runfile import read_run_file
 
 out = Console()
@@ -204,7 +203,7 @@ def _print_report(report: DoctorReport) -> None:
     )
 
 
-for _command in COMMANDS:
+for _command in (*retail_commands.COMMANDS, *bundle_commands.COMMANDS):
     cli.add_command(_command)
 
 

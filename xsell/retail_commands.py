@@ -15,6 +15,7 @@ from rich.table import Table
 from rules_store.bundle import Bundle
 from rules_store.rules import Rule
 from rules_store.schema import RETAIL_SCHEMA, Schema, load_schema
+from rules_store.settings import Settings
 from training.batch import cross_sell, product_mining
 from training.encoding import MissingPolicy, RetailData, UnknownPolicy
 from training.generate import generate_retail, write_retail
@@ -36,6 +37,7 @@ from training.outputs import (
 )
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
+from xsell.bundle_commands import open_store, publish_bundle
 from xsell.progress import stage_progress
 
 out = Console()
@@ -209,8 +211,14 @@ def train() -> None:
     show_default=True,
     help="Rows with empty fields: drop them (as seed 001) or impute (median / most frequent / balance 0).",
 )
+@click.option(
+    "--publish", is_flag=True, help="Publish the trained bundle to Redis (configured or embedded)."
+)
+@click.option("--activate", is_flag=True, help="With --publish: make it the active bundle.")
 @with_input_options
+@click.pass_obj
 def train_retail_cmd(
+    settings: Settings,
     input_path: Path,
     out_dir: Path,
     segments: int | None,
@@ -221,14 +229,19 @@ def train_retail_cmd(
     seed: int,
     unknown: str,
     missing: str,
+    publish: bool,
+    activate: bool,
     schema_path: Path | None,
     encoding: str | None,
 ) -> None:
     """Segment retail customers and mine per-segment product rules.
 
     Writes OUT/assignments.csv, OUT/rules.csv, OUT/rules.json (seed 001 format),
-    OUT/model/ (for --model) and OUT/report.html.
+    OUT/model/ (for --model) and OUT/report.html; --publish also stores it in Redis.
     """
+    if activate and not publish:
+        msg = "--activate needs --publish"
+        raise click.UsageError(msg)
     params = TrainParams(
         segments=segments,
         min_support=min_support,
@@ -250,6 +263,8 @@ def train_retail_cmd(
             write_report(out_dir / "report.html", result.bundle, stages.seconds)
             files.append(out_dir / "report.html")
     _print_training(result.bundle, result.data, files)
+    if publish:
+        publish_bundle(settings, result.bundle, activate=activate)
 
 
 def _print_training(bundle: Bundle, data: RetailData, files: list[Path]) -> None:
@@ -283,19 +298,33 @@ def _print_training(bundle: Bundle, data: RetailData, files: list[Path]) -> None
 
 
 def _bundle_for(
-    input_path: Path, model_dir: Path | None, schema_path: Path | None, encoding: str | None
+    settings: Settings,
+    input_path: Path,
+    model_dir: Path | None,
+    bundle_ref: str | None,
+    schema_path: Path | None,
+    encoding: str | None,
 ) -> tuple[Bundle, RetailData]:
+    """The bundle to score with (--model DIR, --bundle VERSION, or trained on INPUT) and INPUT."""
+    if model_dir is not None and bundle_ref is not None:
+        msg = "give --model DIR or --bundle VERSION, not both"
+        raise click.UsageError(msg)
     with stage_progress(err) as stages:
-        if model_dir is None:
+        if bundle_ref is not None:
+            with stages.stage(f"load bundle {bundle_ref} from Redis"):
+                version, bundle = open_store(settings).load(bundle_ref)
+            err.print(f"using bundle {version}")
+        elif model_dir is not None:
+            with stages.stage(f"load model {model_dir}"):
+                bundle = load_bundle(model_dir)
+        else:
             err.print(
-                f"no --model: training on {input_path} first (defaults of `xsell train retail`)"
+                f"no --model or --bundle: training on {input_path} first (defaults of `xsell train retail`)"
             )
             result = train_retail(
                 input_path, _schema(schema_path), TrainParams(), encoding=encoding, stages=stages
             )
             return result.bundle, result.data
-        with stages.stage(f"load model {model_dir}"):
-            bundle = load_bundle(model_dir)
         # Score with the policy the model was trained with, recorded in the bundle.
         unknown: UnknownPolicy = "code" if bundle.unknown_policy == "code" else "stop"
         data = load_retail(
@@ -310,6 +339,11 @@ model_option = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Directory written by `xsell train retail` (default: train on INPUT first).",
 )
+bundle_option = click.option(
+    "--bundle",
+    "bundle_ref",
+    help="A published bundle: `active` or a version id from `xsell bundles list`.",
+)
 top_k_option = click.option(
     "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Offers per customer."
 )
@@ -319,12 +353,16 @@ top_k_option = click.option(
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
 @model_option
+@bundle_option
 @top_k_option
 @with_input_options
+@click.pass_obj
 def cross_sell_cmd(
+    settings: Settings,
     input_path: Path,
     output_path: Path,
     model_dir: Path | None,
+    bundle_ref: str | None,
     top_k: int,
     schema_path: Path | None,
     encoding: str | None,
@@ -334,7 +372,7 @@ def cross_sell_cmd(
     OUTPUT columns: 客户编号,segment,rank,product,score,confidence,lift,support,rule,fallback.
     A customer no rule matches gets the segment's most held products (fallback=true).
     """
-    bundle, data = _bundle_for(input_path, model_dir, schema_path, encoding)
+    bundle, data = _bundle_for(settings, input_path, model_dir, bundle_ref, schema_path, encoding)
     offers = cross_sell(bundle, data, top_k=top_k)
     write_csv(offers, output_path)
     customers = offers[bundle.schema.id_column].nunique()
@@ -348,15 +386,19 @@ def cross_sell_cmd(
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
 @model_option
+@bundle_option
 @top_k_option
 @click.option(
     "--per-product", type=click.IntRange(min=1), help="Keep only the best N customers per product."
 )
 @with_input_options
+@click.pass_obj
 def product_mining_cmd(
+    settings: Settings,
     input_path: Path,
     output_path: Path,
     model_dir: Path | None,
+    bundle_ref: str | None,
     top_k: int,
     per_product: int | None,
     schema_path: Path | None,
@@ -366,7 +408,7 @@ def product_mining_cmd(
 
     OUTPUT columns: product,rank,客户编号,segment,score,rule.
     """
-    bundle, data = _bundle_for(input_path, model_dir, schema_path, encoding)
+    bundle, data = _bundle_for(settings, input_path, model_dir, bundle_ref, schema_path, encoding)
     targets = product_mining(bundle, cross_sell(bundle, data, top_k=top_k), per_product=per_product)
     write_csv(targets, output_path)
     table = Table(title="targets per product", title_justify="left")

@@ -1,0 +1,40 @@
+"""Every Redis key of the rules store, built in one place from the configured prefix.
+
+{p}:bundle:{version}     string  the bundle's JSON bytes (immutable)
+{p}:meta:{version}       hash    sha256, bytes, created_at, published_at, summary
+{p}:versions             zset    version -> publish time (ms)
+{p}:active               string  the active version
+{p}:history              list    previously active versions, newest first (rollback)
+{p}:events               channel activation announcements (the new version)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StoreKeys:
+    prefix: str
+
+    def bundle(self, version: str) -> str:
+        return f"{self.prefix}:bundle:{version}"
+
+    def meta(self, version: str) -> str:
+        return f"{self.prefix}:meta:{version}"
+
+    @property
+    def versions(self) -> str:
+        return f"{self.prefix}:versions"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def history(self) -> str:
+        return f"{self.prefix}:history"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:events"

@@ -1,0 +1,221 @@
+"""Rules-store commands: publish, and `bundles list|show|diff|activate|rollback|delete|export`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from rules_store.bundle import Bundle
+from rules_store.diff import diff_bundles
+from rules_store.redis_store import BundleStore, open_redis
+from rules_store.settings import Settings
+from training.outputs import itemset, load_bundle, save_bundle
+from xsell.embedded import resolve_endpoints
+
+out = Console()
+
+
+def open_store(settings: Settings) -> BundleStore:
+    """The store on the configured Redis, or on the running embedded stack's."""
+    endpoints = resolve_endpoints(settings)
+    return BundleStore(open_redis(settings, endpoints), settings.redis_key_prefix)
+
+
+def publish_bundle(settings: Settings, bundle: Bundle, *, activate: bool) -> str:
+    store = open_store(settings)
+    version = store.publish(bundle)
+    out.print(f"published {version}")
+    if activate:
+        previous = store.activate(version)
+        out.print(f"activated {version}" + (f" (was {previous})" if previous else ""))
+    return version
+
+
+@click.command("publish")
+@click.argument(
+    "directory", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True)
+)
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="Make it the active bundle right away (workers reload within a second).",
+)
+@click.pass_obj
+def publish_cmd(settings: Settings, directory: Path, activate: bool) -> None:
+    """Publish the bundle in DIR (a `xsell train retail` output or an exported bundle) to Redis.
+
+    Versions are immutable: publishing the same content again is a no-op that returns
+    the same version id.
+    """
+    publish_bundle(settings, load_bundle(directory), activate=activate)
+
+
+@click.group()
+def bundles() -> None:
+    """List, inspect, compare, activate, roll back, export and delete bundle versions."""
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@bundles.command("list")
+@click.pass_obj
+def list_cmd(settings: Settings) -> None:
+    """Every published version, newest first, with its figures; * marks the active one."""
+    table = Table(title="bundles", title_justify="left")
+    for column in (
+        "",
+        "version",
+        "published (UTC)",
+        "segments",
+        "rules",
+        "customers",
+        "size",
+        "data",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column in ("segments", "rules", "customers", "size") else "left",
+        )
+    for info in open_store(settings).versions():
+        summary = info.summary
+        table.add_row(
+            "*" if info.active else "",
+            info.version,
+            _when(info.published_at),
+            str(summary.get("segments")),
+            str(summary.get("rules")),
+            f"{summary.get('customers', 0):,}",
+            f"{info.size / 1024:.1f} KiB",
+            str(summary.get("fingerprint", ""))[:19],
+        )
+    out.print(table)
+
+
+@bundles.command("show")
+@click.argument("version", default="active")
+@click.option(
+    "--rules",
+    "top",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Strongest rules to show per segment.",
+)
+@click.pass_obj
+def show_cmd(settings: Settings, version: str, top: int) -> None:
+    """One version (default: the active one): parameters, segments, strongest rules."""
+    version, bundle = open_store(settings).load(version)
+    out.print(
+        f"[bold]{version}[/] created {bundle.created_at} by xsell {bundle.code_version}; data {bundle.fingerprint}"
+    )
+    out.print(f"parameters: {bundle.params}")
+    table = Table(title="segments", title_justify="left")
+    for column in ("segment", "customers", "rules", "rule", "support", "confidence", "lift"):
+        table.add_column(column)
+    for s in bundle.segments:
+        shown = s.rules[:top] or (None,)
+        for i, rule in enumerate(shown):
+            table.add_row(
+                str(s.segment) if i == 0 else "",
+                f"{s.customers:,}" if i == 0 else "",
+                str(len(s.rules)) if i == 0 else "",
+                f"{itemset(rule.antecedents, bundle.items)} → {itemset(rule.consequents, bundle.items)}"
+                if rule
+                else "-",
+                f"{rule.support:.3f}" if rule else "",
+                f"{rule.confidence:.3f}" if rule else "",
+                f"{rule.lift:.3f}" if rule else "",
+            )
+    out.print(table)
+
+
+@bundles.command("diff")
+@click.argument("old")
+@click.argument("new", default="active")
+@click.pass_obj
+def diff_cmd(settings: Settings, old: str, new: str) -> None:
+    """Rules added, removed and changed, by segment, from OLD to NEW (default: active)."""
+    store = open_store(settings)
+    old_version, old_bundle = store.load(old)
+    new_version, new_bundle = store.load(new)
+    table = Table(title=f"{old_version} → {new_version}", title_justify="left")
+    for column in ("segment", "change", "rule", "confidence", "lift"):
+        table.add_column(column)
+    items = new_bundle.items
+    total = 0
+    for d in diff_bundles(old_bundle, new_bundle):
+        for rule in d.added:
+            table.add_row(
+                str(d.segment),
+                "[green]added[/]",
+                f"{itemset(rule.antecedents, items)} → {itemset(rule.consequents, items)}",
+                f"{rule.confidence:.3f}",
+                f"{rule.lift:.3f}",
+            )
+        for rule in d.removed:
+            table.add_row(
+                str(d.segment),
+                "[red]removed[/]",
+                f"{itemset(rule.antecedents, items)} → {itemset(rule.consequents, items)}",
+                f"{rule.confidence:.3f}",
+                f"{rule.lift:.3f}",
+            )
+        for before, after in d.changed:
+            table.add_row(
+                str(d.segment),
+                "[yellow]changed[/]",
+                f"{itemset(after.antecedents, items)} → {itemset(after.consequents, items)}",
+                f"{before.confidence:.3f} → {after.confidence:.3f}",
+                f"{before.lift:.3f} → {after.lift:.3f}",
+            )
+        total += len(d.added) + len(d.removed) + len(d.changed)
+    out.print(table if total else f"{old_version} and {new_version} have the same rules")
+
+
+@bundles.command("activate")
+@click.argument("version")
+@click.pass_obj
+def activate_cmd(settings: Settings, version: str) -> None:
+    """Make VERSION the active bundle; running workers reload it within a second."""
+    previous = open_store(settings).activate(version)
+    out.print(f"activated {version}" + (f" (was {previous})" if previous else ""))
+
+
+@bundles.command("rollback")
+@click.pass_obj
+def rollback_cmd(settings: Settings) -> None:
+    """Re-activate the version that was active before the current one."""
+    out.print(f"rolled back to {open_store(settings).rollback()}")
+
+
+@bundles.command("delete")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    required=True,
+    help="How many of the newest versions to keep.",
+)
+@click.pass_obj
+def delete_cmd(settings: Settings, keep: int) -> None:
+    """Delete all but the newest --keep versions; the active version is always kept."""
+    deleted = open_store(settings).delete_old(keep)
+    out.print(f"deleted {len(deleted)} version(s)" + (f": {', '.join(deleted)}" if deleted else ""))
+
+
+@bundles.command("export")
+@click.argument("version")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_obj
+def export_cmd(settings: Settings, version: str, directory: Path) -> None:
+    """Write VERSION (or `active`) to DIR/bundle.json, to move it or use it with --model."""
+    version, bundle = open_store(settings).load(version)
+    out.print(f"exported {version} to {save_bundle(directory, bundle)}")
+
+
+COMMANDS = (publish_cmd, bundles)
