@@ -81,6 +81,7 @@ def list_cmd(settings: Settings) -> None:
         table.add_column(
             column,
             justify="right" if column in ("segments", "rules", "customers", "size") else "left",
+            no_wrap=column in ("version", "published (UTC)"),  # ids must stay copyable
         )
     for info in open_store(settings).versions():
         summary = info.summary

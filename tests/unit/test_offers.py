@@ -1,0 +1,86 @@
+"""The precomputed offer index gives exactly what the pure recommendation logic gives."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rules_store.bundle import Bundle, SegmentRules
+from rules_store.offers import EAGER_ITEMS, OfferIndex
+from rules_store.rules import Rule, recommend
+from rules_store.schema import RETAIL_SCHEMA
+from rules_store.segments import SegmentModel
+
+
+def _bundle(n_items: int, seed: int, segments: int = 3) -> Bundle:
+    rng = np.random.default_rng(seed)
+    full = (1 << n_items) - 1
+    rule_sets = []
+    for s in range(segments):
+        rules = []
+        for _ in range(40):
+            antecedents = int(rng.integers(1, full))
+            consequents = int(rng.integers(1, full + 1)) & ~antecedents
+            if consequents:
+                confidence, lift, support = rng.random(3)
+                rules.append(
+                    Rule(
+                        antecedents,
+                        consequents,
+                        0.5,
+                        0.5,
+                        float(support),
+                        float(confidence),
+                        float(1 + lift),
+                        0.0,
+                        1.0,
+                    )
+                )
+        popularity = tuple(
+            (i, float(r)) for i, r in sorted(enumerate(rng.random(n_items)), key=lambda x: -x[1])
+        )
+        rule_sets.append(
+            SegmentRules(s, 100, tuple(sorted(rules, key=Rule.strength, reverse=True)), popularity)
+        )
+    model = SegmentModel(
+        ("x",), np.zeros(1), np.ones(1), np.arange(segments, dtype=float).reshape(-1, 1)
+    )
+    return Bundle(
+        tuple(f"p{i}" for i in range(n_items)), RETAIL_SCHEMA, "stop", model, tuple(rule_sets)
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000), top_k=st.integers(1, 4), data=st.data())
+def test_eager_index_equals_recommend_for_random_holdings(
+    seed: int, top_k: int, data: st.DataObject
+) -> None:
+    bundle = _bundle(8, seed)
+    index = OfferIndex(bundle, top_k=top_k)
+    assert index.eager
+    for _ in range(30):
+        segment = data.draw(st.integers(0, 2))
+        held = data.draw(st.integers(0, 255))
+        s = bundle.segments[segment]
+        assert index.offers(segment, held) == recommend(held, s.rules, s.popularity, top_k=top_k)
+
+
+def test_a_catalog_too_large_to_precompute_is_filled_lazily_with_the_same_answers() -> None:
+    bundle = _bundle(EAGER_ITEMS + 4, seed=3)
+    index = OfferIndex(bundle)
+    assert not index.eager
+    rng = np.random.default_rng(0)
+    for held in rng.integers(0, 1 << (EAGER_ITEMS + 4), 300).tolist():
+        s = bundle.segments[held % 3]
+        first = index.offers(s.segment, held)
+        assert first == recommend(held, s.rules, s.popularity)
+        assert index.offers(s.segment, held) is first  # cached
+
+
+def test_a_bundle_and_its_index_agree_for_every_segment_and_mask() -> None:
+    bundle = _bundle(6, seed=9)
+    index = OfferIndex(bundle, top_k=2)
+    for s in bundle.segments:
+        for held in range(1 << 6):
+            assert index.offers(s.segment, held) == bundle.recommend(held, s.segment, top_k=2)
