@@ -13,7 +13,8 @@ COPY streams ./streams
 COPY training ./training
 COPY xsell ./xsell
 RUN pip install . \
- && useradd --system --uid 10001 --home-dir /var/lib/xsell --create-home xsell
+ && useradd --system --uid 10001 --home-dir /var/lib/xsell --create-home xsell \
+ && install -d -o xsell /var/lib/xsell/runs  # named volumes copy this owner
 
 USER xsell
 # Inside the container the web port must listen on all interfaces for the port mapping;

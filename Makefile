@@ -33,9 +33,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: start-up and consumer-group join figures (ratios against a baseline, same run)
+## bench: start-up, training and rules-store figures (ratios against baselines, same run)
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/train_retail.py
+	$(BIN)/python bench/bundle_store.py
 
 up: $(STAMP)
 	$(BIN)/xsell up
