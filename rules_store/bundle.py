@@ -38,6 +38,8 @@ class Bundle:
     created_at: str = ""
     code_version: str = ""
     format_version: int = FORMAT_VERSION
+    # How holdings are derived: each item is held when any of its balances is non-zero.
+    item_balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
         rules = self.segments[segment]

@@ -46,6 +46,7 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
         "format_version": bundle.format_version,
         "kind": "retail",
         "items": list(bundle.items),
+        "item_balances": {item: list(columns) for item, columns in bundle.item_balances.items()},
         "schema": bundle.schema.to_dict(),
         "unknown_policy": bundle.unknown_policy,
         "segment_model": {
@@ -193,7 +194,18 @@ def bundle_from_dict(raw: Any) -> Bundle:
     if len(segments) != model.n_segments:
         msg = f"bundle: {len(segments)} segment rule sets for {model.n_segments} centroids"
         raise BundleFormatError(msg)
+    item_balances = {
+        _expect(item, str, "item_balances key"): tuple(
+            _expect(c, str, f"item_balances[{item!r}][]")
+            for c in _expect(columns, list, f"item_balances[{item!r}]")
+        )
+        for item, columns in _expect(doc.get("item_balances", {}), dict, "item_balances").items()
+    }
+    if set(item_balances) - set(items):
+        msg = f"bundle: item_balances names items outside the catalog: {sorted(set(item_balances) - set(items))}"
+        raise BundleFormatError(msg)
     return Bundle(
+        item_balances=item_balances,
         items=items,
         schema=schema,
         unknown_policy=_expect(doc.get("unknown_policy"), str, "unknown_policy"),

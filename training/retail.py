@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rules_store.bundle import Bundle, SegmentRules
-from rules_store.catalog import PRODUCTS
+from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.rules import Rule
 from rules_store.schema import Schema
 from training.encoding import MissingPolicy, RetailData, UnknownPolicy, prepare_retail
@@ -147,6 +147,7 @@ def train_retail(
     report = data.report
     bundle = Bundle(
         items=PRODUCTS,
+        item_balances=dict(PRODUCT_BALANCES),
         schema=schema,
         unknown_policy=params.unknown,
         segment_model=segmentation.model,
