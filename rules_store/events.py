@@ -1,0 +1,132 @@
+"""Events from core banking, validated before anything touches state.
+
+Every failure is an `InvalidEventError` whose message says which field, what arrived and
+what was expected: the stream routes it, with the raw bytes, to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rules_store.catalog import PRODUCTS
+from rules_store.errors import XsellError
+
+KINDS = ("open", "close", "credit", "debit")
+
+
+class InvalidEventError(XsellError, ValueError):
+    """An event that fails validation; never stops a worker."""
+
+
+@dataclass(frozen=True)
+class Transaction:
+    event_id: str
+    customer_id: str
+    ts: datetime  # timezone-aware
+    product: str
+    kind: str
+    amount: float
+    balance: float | None = (
+        None  # the product's balance after the event, when core banking sends it
+    )
+    branch_id: str | None = None
+    channel: str | None = None
+
+
+def decode_json(raw: bytes | str) -> dict[str, Any]:
+    """A JSON object, or an InvalidEventError saying why not."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"not JSON: {exc}"
+        raise InvalidEventError(msg) from exc
+    if not isinstance(value, dict):
+        msg = f"expected a JSON object, got {type(value).__name__}"
+        raise InvalidEventError(msg)
+    return value
+
+
+def _text(event: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = event.get(name)
+    if value is None:
+        if required:
+            msg = f"missing field {name!r}"
+            raise InvalidEventError(msg)
+        return None
+    if not isinstance(value, str) or not value.strip():
+        msg = f"field {name!r} must be a non-empty string, got {value!r}"
+        raise InvalidEventError(msg)
+    return value
+
+
+def _number(event: Mapping[str, Any], name: str, *, required: bool = True) -> float | None:
+    value = event.get(name)
+    if value is None:
+        if required:
+            msg = f"missing field {name!r}"
+            raise InvalidEventError(msg)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        msg = f"field {name!r} must be a finite number, got {value!r}"
+        raise InvalidEventError(msg)
+    return float(value)
+
+
+def parse_timestamp(value: Any, name: str = "ts") -> datetime:
+    """ISO 8601 with a UTC offset; a time without an offset is ambiguous and refused."""
+    if not isinstance(value, str):
+        msg = f"field {name!r} must be an ISO 8601 string, got {value!r}"
+        raise InvalidEventError(msg)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        msg = f"field {name!r}: {value!r} is not ISO 8601"
+        raise InvalidEventError(msg) from exc
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        msg = f"field {name!r}: {value!r} has no UTC offset (e.g. +08:00)"
+        raise InvalidEventError(msg)
+    return parsed
+
+
+def parse_transaction(event: Mapping[str, Any]) -> Transaction:
+    """Validate a decoded transaction event.
+
+    >>> parse_transaction({"event_id": "e1", "customer_id": "c1", "ts": "2026-01-05T09:30:00+08:00",
+    ...     "product": "国债", "kind": "credit", "amount": 5000}).amount
+    5000.0
+    """
+    event_id = _text(event, "event_id")
+    customer_id = _text(event, "customer_id")
+    ts = parse_timestamp(event.get("ts")) if "ts" in event else None
+    if ts is None:
+        msg = "missing field 'ts'"
+        raise InvalidEventError(msg)
+    product = event.get("product")
+    if product not in PRODUCTS:
+        msg = f"unknown product {product!r}; expected one of {list(PRODUCTS)}"
+        raise InvalidEventError(msg)
+    kind = event.get("kind")
+    if kind not in KINDS:
+        msg = f"unknown kind {kind!r}; expected one of {list(KINDS)}"
+        raise InvalidEventError(msg)
+    amount = _number(event, "amount")
+    assert amount is not None  # noqa: S101 - required=True
+    if amount < 0:
+        msg = f"field 'amount' must be >= 0, got {amount}"
+        raise InvalidEventError(msg)
+    return Transaction(
+        event_id=str(event_id),
+        customer_id=str(customer_id),
+        ts=ts,
+        product=str(product),
+        kind=str(kind),
+        amount=amount,
+        balance=_number(event, "balance", required=False),
+        branch_id=_text(event, "branch_id", required=False),
+        channel=_text(event, "channel", required=False),
+    )
