@@ -260,6 +260,7 @@ def train_retail_cmd(
             files = write_training_outputs(
                 out_dir, result.bundle, result.data.ids, result.segmentation.labels
             )
+        with stages.stage("report"):  # after "write", so the report can show every stage's time
             write_report(out_dir / "report.html", result.bundle, stages.seconds)
             files.append(out_dir / "report.html")
     _print_training(result.bundle, result.data, files)
