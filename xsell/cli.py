@@ -211,7 +211,8 @@ def main(args: list[str] | None = None) -> None:
     """Console-script entry point: library errors become one readable line, not a traceback."""
     try:
         cli(args=args, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
