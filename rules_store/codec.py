@@ -133,6 +133,32 @@ def _matrix(raw: Any, where: str, shape: tuple[int | None, ...]) -> np.ndarray:
     return array
 
 
+def _positive(array: np.ndarray, where: str) -> np.ndarray:
+    if (array <= 0).any():
+        msg = f"bundle: {where} must be positive (it divides)"
+        raise BundleFormatError(msg)
+    return array
+
+
+def _popularity(raw: Any, n_items: int, where: str) -> tuple[tuple[int, float], ...]:
+    entries = []
+    for j, entry in enumerate(_expect(raw, list, where)):
+        pair = _expect(entry, list, f"{where}[{j}]")
+        if len(pair) != 2:
+            msg = f"bundle: {where}[{j}] should be [item, rate], found {len(pair)} values"
+            raise BundleFormatError(msg)
+        item = _expect(pair[0], int, f"{where}[{j}].item")
+        rate = float(_expect(pair[1], (int, float), f"{where}[{j}].rate"))
+        if not 0 <= item < n_items or not 0.0 <= rate <= 1.0:
+            msg = f"bundle: {where}[{j}] = {pair!r} is outside the catalog or not a share"
+            raise BundleFormatError(msg)
+        entries.append((item, rate))
+    if len({item for item, _ in entries}) != len(entries):
+        msg = f"bundle: {where} lists an item twice"
+        raise BundleFormatError(msg)
+    return tuple(entries)
+
+
 def bundle_from_dict(raw: Any) -> Bundle:
     """Validate and build a bundle; refuses anything that is not exactly a bundle."""
     doc = _expect(raw, dict, "document")
@@ -157,7 +183,9 @@ def bundle_from_dict(raw: Any) -> Bundle:
     model = SegmentModel(
         features,
         _matrix(model_raw.get("mean"), "segment_model.mean", (n,)),
-        _matrix(model_raw.get("scale"), "segment_model.scale", (n,)),
+        _positive(
+            _matrix(model_raw.get("scale"), "segment_model.scale", (n,)), "segment_model.scale"
+        ),
         centroids,
     )
     segments = []
@@ -169,13 +197,7 @@ def bundle_from_dict(raw: Any) -> Bundle:
                 f"bundle: {where} is numbered {s.get('segment')}; segments must be 0..k-1 in order"
             )
             raise BundleFormatError(msg)
-        popularity = tuple(
-            (
-                int(_expect(p[0], int, f"{where}.popularity[].item")),
-                float(_expect(p[1], (int, float), f"{where}.popularity[].rate")),
-            )
-            for p in _expect(s.get("popularity"), list, f"{where}.popularity")
-        )
+        popularity = _popularity(s.get("popularity"), len(items), f"{where}.popularity")
         segments.append(
             SegmentRules(
                 segment=i,

@@ -6,6 +6,9 @@
 {p}:active               string  the active version
 {p}:history              list    previously active versions, newest first (rollback)
 {p}:events               channel activation announcements (the new version)
+
+The prefix is a Redis Cluster hash tag (`{xsell:rules}`), so every key of the store lives
+in one slot and the MULTI blocks and Lua scripts also work on a cluster.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class StoreKeys:
     prefix: str
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("{"):
+            object.__setattr__(self, "prefix", f"{{{self.prefix}}}")
 
     def bundle(self, version: str) -> str:
         return f"{self.prefix}:bundle:{version}"

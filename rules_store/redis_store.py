@@ -34,6 +34,9 @@ HISTORY_LIMIT = 100
 class BundleNotFoundError(XsellError, KeyError):
     """No such version (or no active version) in the store."""
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
 
 class BundleIntegrityError(XsellError, ValueError):
     """A stored bundle's bytes do not match the hash recorded when it was published."""
@@ -86,24 +89,41 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
 
 
 _ACTIVATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('unknown version') end
-local previous = redis.call('GET', KEYS[2])
+local sha = redis.call('HGET', KEYS[2], 'sha256')
+if (not sha) or redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('xsell:unknown version') end
+if sha ~= ARGV[2] then return redis.error_reply('xsell:hash changed') end
+local previous = redis.call('GET', KEYS[3])
 if previous == ARGV[1] then return previous end
-redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[1])
 if previous then
-  redis.call('LPUSH', KEYS[3], previous)
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
+  redis.call('LPUSH', KEYS[4], previous)
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[3]) - 1)
 end
-redis.call('PUBLISH', KEYS[4], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
 return previous or ''
 """
 
 _ROLLBACK = """
 local previous = redis.call('LPOP', KEYS[2])
-if not previous then return redis.error_reply('no earlier active version') end
+if not previous then return redis.error_reply('xsell:no earlier version') end
 redis.call('SET', KEYS[1], previous)
-redis.call('PUBLISH', KEYS[3], previous)
+redis.call('PUBLISH', ARGV[1], previous)
 return previous
+"""
+
+# KEYS: active, versions, history, then (bundle, meta) per doomed version in ARGV order.
+_DELETE = """
+local active = redis.call('GET', KEYS[1])
+local deleted = {}
+for i, version in ipairs(ARGV) do
+  if version ~= active then
+    redis.call('DEL', KEYS[2 + 2 * i], KEYS[3 + 2 * i])
+    redis.call('ZREM', KEYS[2], version)
+    redis.call('LREM', KEYS[3], 0, version)
+    table.insert(deleted, version)
+  end
+end
+return deleted
 """
 
 
@@ -115,10 +135,14 @@ class BundleStore:
         self.keys = StoreKeys(f"{prefix}:rules")
         self._activate = client.register_script(_ACTIVATE)
         self._rollback = client.register_script(_ROLLBACK)
+        self._delete = client.register_script(_DELETE)
 
     def _call(self, what: str, operation: Callable[[], Any]) -> Any:
         try:
             return operation()
+        except redis.AuthenticationError as exc:
+            msg = f"Redis refused our credentials, cannot {what}: {exc}. Check XSELL_REDIS_USERNAME/PASSWORD."
+            raise ServiceUnavailableError(msg) from exc
         except redis.ConnectionError as exc:
             msg = f"Redis is unreachable, cannot {what}: {exc}. Check XSELL_REDIS_URL and retry."
             raise ServiceUnavailableError(msg) from exc
@@ -157,23 +181,33 @@ class BundleStore:
         return result
 
     def activate(self, version: str) -> str | None:
-        """Make `version` active and announce it; returns the previously active version."""
+        """Make `version` active and announce it; returns the previously active version.
+
+        The version is loaded and verified first, and the script re-checks its hash, so a
+        corrupt or truncated bundle never becomes active.
+        """
+        self.load(version)
+        digest = self._call(
+            f"read {version}", lambda: self.client.hget(self.keys.meta(version), "sha256")
+        )
 
         def run() -> Any:
             return self._activate(
                 keys=[
                     self.keys.bundle(version),
+                    self.keys.meta(version),
                     self.keys.active,
                     self.keys.history,
-                    self.keys.channel,
                 ],
-                args=[version, HISTORY_LIMIT],
+                args=[version, digest, HISTORY_LIMIT, self.keys.channel],
             )
 
         try:
             previous = self._call(f"activate {version}", run)
         except redis.ResponseError as exc:
-            msg = f"cannot activate {version}: no such version (see `xsell bundles list`)"
+            if "xsell:" not in str(exc):
+                raise
+            msg = f"cannot activate {version}: it was deleted or changed while activating; retry"
             raise BundleNotFoundError(msg) from exc
         log.info("activated bundle version=%s previous=%s", version, previous or None)
         return (previous.decode() if isinstance(previous, bytes) else previous) or None
@@ -184,10 +218,12 @@ class BundleStore:
             restored = self._call(
                 "roll back",
                 lambda: self._rollback(
-                    keys=[self.keys.active, self.keys.history, self.keys.channel]
+                    keys=[self.keys.active, self.keys.history], args=[self.keys.channel]
                 ),
             )
         except redis.ResponseError as exc:
+            if "xsell:" not in str(exc):
+                raise
             msg = "nothing to roll back to: no version was active before the current one"
             raise BundleNotFoundError(msg) from exc
         version = restored.decode() if isinstance(restored, bytes) else str(restored)
@@ -260,25 +296,27 @@ class BundleStore:
         ]
 
     def delete_old(self, keep: int) -> list[str]:
-        """Delete all but the `keep` newest versions; the active one is never deleted."""
+        """Delete all but the `keep` newest versions; the active one is never deleted.
+
+        The script re-reads the active pointer, so an activation racing with the delete
+        cannot leave it pointing at a deleted version.
+        """
         if keep < 1:
             msg = f"--keep must be at least 1; got {keep}"
             raise ValueError(msg)
-        active = self.active_version()
-        doomed = [v.version for v in self.versions()[keep:] if v.version != active]
-
-        def delete() -> None:
-            with self.client.pipeline(transaction=True) as pipe:
-                for version in doomed:
-                    pipe.delete(self.keys.bundle(version), self.keys.meta(version))
-                    pipe.zrem(self.keys.versions, version)
-                    pipe.lrem(self.keys.history, 0, version)
-                pipe.execute()
-
-        if doomed:
-            self._call("delete old versions", delete)
-            log.info("deleted bundle versions=%s", ",".join(doomed))
-        return doomed
+        candidates = [v.version for v in self.versions()[keep:]]
+        if not candidates:
+            return []
+        keys = [self.keys.active, self.keys.versions, self.keys.history]
+        for version in candidates:
+            keys += [self.keys.bundle(version), self.keys.meta(version)]
+        deleted = self._call(
+            "delete old versions", lambda: self._delete(keys=keys, args=candidates)
+        )
+        names = [d.decode() if isinstance(d, bytes) else str(d) for d in deleted]
+        if names:
+            log.info("deleted bundle versions=%s", ",".join(names))
+        return names
 
 
 class BundleWatcher:
@@ -301,6 +339,7 @@ class BundleWatcher:
         self.on_change = on_change
         self.version: str | None = None
         self.bundle: Bundle | None = None
+        self.refused: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -313,21 +352,25 @@ class BundleWatcher:
         """Load the active version if it changed; True when a new bundle was taken."""
         try:
             active = self.store.active_version()
-            if active is None or active == self.version:
+            if active is None or active == self.version or active in self.refused:
                 return False
             version, bundle = self.store.load(active)
-        except (
-            ServiceUnavailableError,
-            BundleNotFoundError,
-            BundleIntegrityError,
-            BundleFormatError,
-        ) as exc:
+        except (BundleNotFoundError, BundleIntegrityError, BundleFormatError) as exc:
+            self.refused.add(str(active))  # versions are immutable: retrying cannot help
+            log.warning(
+                "refused bundle version=%s, keeping version=%s: %s", active, self.version, exc
+            )
+            return False
+        except Exception as exc:  # Redis down, or anything else: keep serving
             log.warning("keeping bundle version=%s: %s", self.version, exc)
             return False
         with self._lock:
             self.version, self.bundle = version, bundle
         log.info("loaded bundle version=%s", version)
-        self.on_change(version, bundle)
+        try:
+            self.on_change(version, bundle)
+        except Exception:
+            log.exception("bundle change listener failed for version=%s", version)
         return True
 
     def start(self) -> None:
@@ -352,9 +395,9 @@ class BundleWatcher:
                     if message is not None or time.monotonic() >= next_poll:
                         self.refresh()
                         next_poll = time.monotonic() + self.poll_s
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("bundle watcher lost Redis (%s); retrying in %.1fs", exc, self.poll_s)
-                self._stop.wait(min(self.poll_s, 1.0))
+            except Exception as exc:  # the watcher must outlive any Redis trouble
+                log.warning("bundle watcher lost Redis (%s); retrying in 1s", exc)
+                self._stop.wait(1.0)
             finally:
                 with contextlib.suppress(redis.RedisError):
                     pubsub.close()

@@ -100,5 +100,5 @@ def test_train_publish_activate_list_diff_rollback_export_and_score_with_a_publi
 
     code, output = _run(["bundles", "activate", "v0-nope"], capsys)
     assert code == 1
-    assert "no such version" in output
+    assert "no bundle version 'v0-nope'" in output
     assert "Traceback" not in output

@@ -152,9 +152,10 @@ def test_a_pickle_payload_in_redis_is_refused_and_never_executed(
 def test_a_corrupt_or_truncated_bundle_is_refused_and_the_previous_stays_in_use(
     store: BundleStore, bundles: list[Bundle]
 ) -> None:
-    good, bad = store.publish(bundles[0]), store.publish(bundles[1])
+    good, bad, later = (store.publish(b) for b in bundles[:3])
     store.activate(good)
-    watcher = BundleWatcher(store, poll_s=0.2)
+    refused: list[str] = []
+    watcher = BundleWatcher(store, poll_s=0.2, on_change=lambda v, _b: refused.append(v))
     watcher.start()
     try:
         assert _wait_for(lambda: watcher.current()[0] == good)
@@ -162,10 +163,42 @@ def test_a_corrupt_or_truncated_bundle_is_refused_and_the_previous_stays_in_use(
         assert isinstance(stored, bytes)
         store.client.set(store.keys.bundle(bad), stored[: len(stored) // 2])  # truncated
         with pytest.raises(BundleIntegrityError, match="SHA-256"):
-            store.load(bad)
-        store.activate(bad)
-        time.sleep(0.8)  # several announcements and polls go by
+            store.activate(bad)
+        assert store.active_version() == good
+        # Even if the pointer is forced onto it (no script, no announcement), the watcher
+        # refuses it at its next check and keeps serving the good bundle...
+        store.client.set(store.keys.active, bad)
+        assert _wait_for(lambda: bad in watcher.refused)
         assert watcher.current() == (good, bundles[0])
+        # ...and is still alive to take the next good version.
+        store.activate(later)
+        assert _wait_for(lambda: watcher.current()[0] == later)
+    finally:
+        watcher.stop()
+
+
+def test_a_watcher_refuses_a_well_hashed_bundle_of_the_wrong_shape_and_lives_on(
+    store: BundleStore, bundles: list[Bundle]
+) -> None:
+    good = store.publish(bundles[0])
+    store.activate(good)
+    doc = json.loads(store.client.get(store.keys.bundle(good)))  # type: ignore[arg-type]
+    doc["segments"][0]["popularity"][0] = 5  # not an [item, rate] pair
+    payload = json.dumps(doc).encode()
+    store.client.set(store.keys.bundle("odd"), payload)
+    store.client.hset(
+        store.keys.meta("odd"), mapping={"sha256": hashlib.sha256(payload).hexdigest()}
+    )
+    watcher = BundleWatcher(store, poll_s=0.2)
+    watcher.start()
+    try:
+        assert _wait_for(lambda: watcher.current()[0] == good)
+        store.client.set(store.keys.active, "odd")
+        assert _wait_for(lambda: "odd" in watcher.refused)
+        assert watcher.current()[0] == good
+        other = store.publish(bundles[1])
+        store.activate(other)
+        assert _wait_for(lambda: watcher.current()[0] == other)
     finally:
         watcher.stop()
 

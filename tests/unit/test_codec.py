@@ -47,6 +47,10 @@ def _broken(document: dict[str, Any], path: list[Any], value: Any) -> dict[str, 
         (["segments", 1, "segment"], 0, "segments must be 0..k-1"),
         (["segments"], {"0": []}, "segments should be list"),
         (["schema", "fields", 1, "kind"], "object", "kind 'object'"),
+        (["segments", 0, "popularity", 0], 5, r"popularity\[0\] should be list"),
+        (["segments", 0, "popularity", 0], [99, 0.5], "outside the catalog"),
+        (["segments", 0, "popularity", 0], [1], r"should be \[item, rate\]"),
+        (["segment_model", "scale", 0], 0.0, "must be positive"),
     ],
 )
 def test_malformed_bundles_are_refused_with_the_path_to_the_problem(
