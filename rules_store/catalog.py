@@ -88,8 +88,3 @@ def holdings_from_balances(balances: Mapping[str, Any]) -> Any:
             held = held | (balances.get(column, 0.0) != 0)
         mask = mask | (held << i) if isinstance(held, bool) else mask | (held.astype(np.int64) << i)
     return mask
-
-
-def format_itemset(mask: int) -> str:
-    """Itemsets in files: names joined by `|`, in catalog order."""
-    return "|".join(mask_to_products(mask))

@@ -47,23 +47,26 @@ class RetailData:
     report: PrepReport
 
 
-def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int8]:
-    """Index of each value in the field's declared list; -1 for unknown, -2 for missing."""
+def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int16]:
+    """Index of each value in the field's declared list; -1 for unknown, -2 for missing.
+
+    Values are compared without surrounding blanks: DB2 pads CHAR columns.
+    """
     categorical = (
         column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
     )
-    seen = categorical.cat.categories.astype(str)
+    seen = [str(v).strip() for v in categorical.cat.categories]
     lookup = np.array(
-        [spec.values.index(v) if v in spec.values else -1 for v in seen]
-        + [-2],  # code -1 = missing
-        dtype=np.int8,
+        # pandas gives a missing value the category code -1, which indexes the last slot.
+        [spec.values.index(v) if v in spec.values else -1 for v in seen] + [-2],
+        dtype=np.int16,
     )
-    codes: npt.NDArray[np.int8] = lookup[categorical.cat.codes.to_numpy()]
+    codes: npt.NDArray[np.int16] = lookup[categorical.cat.codes.to_numpy()]
     return codes
 
 
 def _unknown_values(
-    column: pd.Series, codes: npt.NDArray[np.int8], lines: npt.NDArray[np.int64], name: str
+    column: pd.Series, codes: npt.NDArray[np.int16], lines: npt.NDArray[np.int64], name: str
 ) -> list[UnknownValue]:
     rows = np.flatnonzero(codes == -1)
     if rows.size == 0:

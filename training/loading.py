@@ -106,7 +106,11 @@ def _read_text(path: Path, schema: Schema, fmt: FileFormat, encoding: str) -> pd
             read_options=pacsv.ReadOptions(
                 column_names=None if header else list(schema.columns), encoding=encoding
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            # A blank line stays a row (of missing values, dropped and counted later):
+            # skipping it would shift every line number reported after it.
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
                 include_columns=list(schema.columns),
@@ -179,6 +183,8 @@ def _diagnose(
             if f.kind in ("number", "balance")
         ]
         for line, record in rows:
+            if not record:
+                continue  # a blank line: the fast path reads it as a row of missing values
             if len(record) != width:
                 problems.append(f"line {line}: {len(record)} columns, expected {width}")
             else:
@@ -213,11 +219,21 @@ def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
     Non-item columns (ids, text) are dropped; every remaining column must be boolean-like.
     """
     fmt = file_format(path)
-    if fmt == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        text = path.read_bytes().decode(encoding or detect_encoding(path))
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    if not path.is_file():
+        msg = f"{path}: no such file"
+        raise InputError(msg)
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            text = path.read_bytes().decode(encoding or detect_encoding(path))
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: cannot be decoded as {exc.encoding} at byte {exc.start}; pass --encoding"
+        raise InputError(msg) from exc
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowInvalid, OSError) as exc:
+        msg = f"{path}: not a readable table with a header row ({exc})"
+        raise InputError(msg) from exc
     if frame.empty:
         msg = f"{path}: no data rows"
         raise InputError(msg)

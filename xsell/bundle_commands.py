@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from rules_store.bundle import Bundle
@@ -14,9 +13,8 @@ from rules_store.diff import diff_bundles
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.settings import Settings
 from training.outputs import itemset, load_bundle, save_bundle
+from xsell.console import out
 from xsell.embedded import resolve_endpoints
-
-out = Console()
 
 
 def open_store(settings: Settings) -> BundleStore:

@@ -11,7 +11,6 @@ from types import FrameType
 from typing import NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from rules_store.errors import ConfigError, XsellError
@@ -19,13 +18,11 @@ from rules_store.settings import Settings, load_settings
 from streams.kafka_clients import ensure_topics
 from streams.topics import TopicNames
 from xsell import __version__, bundle_commands, retail_commands
+from xsell.console import err, out
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
 from xsell.runfile import read_run_file
-
-out = Console()
-err = Console(stderr=True)
 
 _ENV_HELP = """
 \b
@@ -221,5 +218,8 @@ def main(args: list[str] | None = None) -> None:
         err.print(f"[red]configuration error:[/] {exc}", highlight=False)
         sys.exit(2)
     except XsellError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except OSError as exc:  # e.g. an output path that cannot be written
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)

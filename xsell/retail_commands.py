@@ -9,7 +9,6 @@ from typing import Any, TypeVar, cast
 
 import click
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from rules_store.bundle import Bundle
@@ -38,10 +37,8 @@ from training.outputs import (
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
+from xsell.console import err, out
 from xsell.progress import stage_progress
-
-out = Console()
-err = Console(stderr=True)
 
 
 def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -211,3 +211,43 @@ def test_item_tables_accept_0_1_and_t_f_and_ignore_id_columns(tmp_path: Path) ->
     table = read_item_table(path)
     assert list(table.columns) == ["deposit", "fund"]
     assert table.to_numpy().tolist() == [[True, True], [False, False]]
+
+
+def test_line_numbers_stay_right_after_a_blank_line(
+    tmp_path: Path, customers: pd.DataFrame
+) -> None:
+    path = _write(tmp_path, customers, "blank.del")
+    lines = _lines(path)
+    lines.insert(2, "")
+    lines[6] = lines[6].replace('"男"', '"M"').replace('"女"', '"M"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"性别 = 'M': 1 row\(s\), first at line\(s\) 7"):
+        load_retail(path, RETAIL_SCHEMA)
+    data = load_retail(path, RETAIL_SCHEMA, unknown="code")
+    assert data.report.rows_with_missing == 1  # the blank line
+    assert 3 not in data.lines
+
+
+def test_category_values_padded_with_blanks_are_recognized(
+    tmp_path: Path, customers: pd.DataFrame
+) -> None:
+    frame = customers.copy()
+    frame["风险评级"] = frame["风险评级"] + "  "  # DB2 CHAR padding
+    data = load_retail(_write(tmp_path, frame, "pad.del"), RETAIL_SCHEMA)
+    assert data.report.unknown == []
+
+
+def test_a_category_with_hundreds_of_values_is_encoded(tmp_path: Path) -> None:
+    branches = [f"branch-{i:03d}" for i in range(300)]
+    schema = load_schema_from(
+        tmp_path,
+        [
+            *RETAIL_SCHEMA.to_dict()["fields"],
+            {"name": "网点", "kind": "category", "values": branches},
+        ],
+    )
+    frame = generate_retail(50, seed=1, dirty_share=0.0)
+    frame["网点"] = [branches[i * 5] for i in range(50)]
+    data = load_retail(_write_csv(tmp_path, frame[list(schema.columns)]), schema)
+    column = data.feature_names.index("网点")
+    assert data.features[:, column].tolist() == [float(i * 5) for i in range(50)]

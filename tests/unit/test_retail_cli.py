@@ -191,3 +191,55 @@ def test_bad_input_exits_non_zero_with_a_clear_message_and_no_traceback(
     assert code != 0
     assert expected in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        (b"", "not a readable table"),
+        (b'id,a\n"1,0\n', "not a readable table"),
+        (b"\xff\xfe\x00\x81", "UTF-8 nor GB18030"),
+    ],
+)
+def test_mine_refuses_bad_tables_with_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, expected: str
+) -> None:
+    path = workdir / "bad-items.csv"
+    path.unlink(missing_ok=True)
+    if content is not None:
+        path.write_bytes(content)
+    code, output = _run(
+        [
+            "mine",
+            str(path),
+            "--out",
+            str(workdir / "m"),
+            "--min-support",
+            "0.1",
+            "--min-confidence",
+            "0.5",
+        ],
+        capsys,
+    )
+    assert code == 1
+    assert expected in output
+
+
+def test_an_unwritable_output_path_is_one_line_not_a_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = workdir / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    good = workdir / "good.del"
+    if not good.exists():
+        assert (
+            _run(
+                ["generate", "retail", "-n", "200", "--out", str(good), "--dirty-share", "0"],
+                capsys,
+            )[0]
+            == 0
+        )
+    code, output = _run(["cross-sell", str(good), str(blocker / "out.csv")], capsys)
+    assert code == 1
+    assert "error:" in output
