@@ -19,7 +19,7 @@ from xsell.embedded import resolve_endpoints
 
 def open_store(settings: Settings) -> BundleStore:
     """The store on the configured Redis, or on the running embedded stack's."""
-    endpoints = resolve_endpoints(settings)
+    endpoints = resolve_endpoints(settings, need_kafka=False)
     return BundleStore(open_redis(settings, endpoints), settings.redis_key_prefix)
 
 

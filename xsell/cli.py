@@ -50,8 +50,14 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = settings
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _stop_on(_signum: int, _frame: FrameType | None) -> NoReturn:
-    # SIGTERM and SIGHUP stop the stack exactly like Ctrl-C does.
+    """Ctrl-C, SIGTERM and SIGHUP all stop the stack; further ones are ignored, so that a
+    second Ctrl-C cannot interrupt the shutdown half-way."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -86,30 +92,27 @@ def up(settings: Settings, ready_timeout: float) -> None:
         )
         raise XsellError(msg)
     # Explicit handlers: a shell starts background jobs with SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on)
-    signal.signal(signal.SIGHUP, _stop_on)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _stop_on)
     stack = EmbeddedStack(settings, ready_timeout_s=ready_timeout)
     try:
-        with stack:
-            created = ensure_topics(
-                settings, stack.endpoints, TopicNames(settings.topic_prefix).all()
-            )
-            _print_stack(stack, created)
-            while not (failed := stack.failed_children()):
-                time.sleep(0.2)
-            child = failed[0]
-            msg = (
-                f"embedded {child.name} exited with code {child.exit_code()}; stopping. "
-                f"Last lines of {child.log_path}:\n{child.log_tail()}"
-            )
-            raise XsellError(msg)
+        stack.start()
+        created = ensure_topics(settings, stack.endpoints, TopicNames(settings.topic_prefix).all())
+        _print_stack(stack, created)
+        while not (failed := stack.failed_children()):
+            time.sleep(0.2)
+        child = failed[0]
+        msg = (
+            f"embedded {child.name} exited with code {child.exit_code()}; stopping. "
+            f"Last lines of {child.log_path}:\n{child.log_tail()}"
+        )
+        raise XsellError(msg)
     except KeyboardInterrupt:
         pass
     finally:
-        # Stop signals during shutdown would interrupt the cleanup itself.
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in _STOP_SIGNALS:  # nothing may interrupt the shutdown itself
             signal.signal(signum, signal.SIG_IGN)
+        stack.stop()
     err.print("embedded stack stopped")
 
 

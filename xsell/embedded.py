@@ -233,11 +233,12 @@ def _prune_dead_stack_dirs(stacks: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def resolve_endpoints(settings: Settings) -> Endpoints:
+def resolve_endpoints(settings: Settings, *, need_kafka: bool = True) -> Endpoints:
     """Configured addresses, completed by a running embedded stack's run file.
 
-    Raises ServiceUnavailableError, saying what to do, when something is neither
-    configured nor running.
+    Raises ServiceUnavailableError, saying what to do, when something needed is neither
+    configured nor running. With `need_kafka=False` (rules-store commands) only Redis
+    must be found; the broker address may then be empty.
     """
     if settings.kafka_brokers and settings.redis_url:
         return Endpoints(
@@ -246,12 +247,15 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
     info = read_run_file(settings.run_file)
     kafka = settings.kafka_brokers or (info.kafka_bootstrap if info else None)
     redis_url = settings.redis_url or (info.redis_url if info else None)
-    if kafka is None or redis_url is None:
-        missing = [
-            name
-            for name, value in (("XSELL_KAFKA_BROKERS", kafka), ("XSELL_REDIS_URL", redis_url))
-            if value is None
-        ]
+    missing = [
+        name
+        for name, value, needed in (
+            ("XSELL_KAFKA_BROKERS", kafka, need_kafka),
+            ("XSELL_REDIS_URL", redis_url, True),
+        )
+        if value is None and needed
+    ]
+    if missing:
         msg = (
             f"{' and '.join(missing)} not set and no embedded stack is running "
             f"(no live run file at {settings.run_file}). Start one with `xsell up` in another "
@@ -259,8 +263,8 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
         )
         raise ServiceUnavailableError(msg)
     return Endpoints(
-        kafka,
-        redis_url,
+        kafka or "",
+        redis_url or "",
         embedded_broker=settings.kafka_brokers is None,
         embedded_redis=settings.redis_url is None,
     )

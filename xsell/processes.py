@@ -24,13 +24,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent(parent_pid: int) -> None:
+_LIBC: ctypes.CDLL | None = None
+
+
+def _libc() -> ctypes.CDLL:
+    """libc, loaded in the parent: loading a library after fork can deadlock a threaded parent."""
+    global _LIBC  # noqa: PLW0603 - loaded once, on first use
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return _LIBC
+
+
+def _die_with_parent(libc: ctypes.CDLL, parent_pid: int) -> None:
     """Ask Linux to SIGKILL this child when its parent dies, even by SIGKILL.
 
-    Linux sends it when the *thread* that forked exits, so start children from a thread
-    that lives as long as the stack (the main thread, in every `xsell` command).
+    Runs in the child between fork and exec, so it only calls prctl. Linux sends the
+    signal when the *thread* that forked exits: start children from a thread that lives
+    as long as the stack (the main thread, in every `xsell` command).
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
@@ -56,7 +67,7 @@ class ChildProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        parent = os.getpid()
+        parent, libc = os.getpid(), _libc()
         with self.log_path.open("ab") as out:
             # Own process group: a terminal's Ctrl-C reaches only us, and we stop the
             # children in order instead of racing them.
@@ -66,7 +77,7 @@ class ChildProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 process_group=0,
-                preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - only prctl
+                preexec_fn=lambda: _die_with_parent(libc, parent),  # noqa: PLW1509 - only prctl
             )
         log.info("started %s pid=%s log=%s", self.name, self._process.pid, self.log_path)
 

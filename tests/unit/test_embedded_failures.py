@@ -62,3 +62,12 @@ def test_configured_addresses_are_used_as_they_are(tmp_path: Path) -> None:
     assert (endpoints.kafka_bootstrap, endpoints.redis_url) == ("k:9092", "redis://r:6379/0")
     assert not endpoints.embedded_broker
     assert not endpoints.embedded_redis
+
+
+def test_rules_store_commands_need_only_redis(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, redis_url="redis://r:6379/0")
+    endpoints = resolve_endpoints(settings, need_kafka=False)
+    assert endpoints.redis_url == "redis://r:6379/0"
+    assert not endpoints.embedded_redis
+    with pytest.raises(ServiceUnavailableError, match="XSELL_KAFKA_BROKERS not set"):
+        resolve_endpoints(settings)
