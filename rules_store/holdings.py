@@ -20,16 +20,15 @@ from rules_store.events import Transaction
 class CustomerState:
     customer_id: str
     balances: Mapping[str, float] = field(default_factory=dict)  # product -> balance
-    opened: frozenset[str] = frozenset()  # opened products, held even at a zero balance
     branch_id: str | None = None
     positions: Mapping[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
 
     @property
     def held(self) -> int:
-        """Held products as a catalog bitmask: opened, or a non-zero balance."""
+        """Held products as a catalog bitmask: a non-zero balance, as in the batch."""
         mask = 0
         for product in PRODUCTS:
-            if product in self.opened or self.balances.get(product, 0.0) != 0:
+            if self.balances.get(product, 0.0) != 0:
                 mask |= PRODUCT_BIT[product]
         return mask
 
@@ -37,7 +36,6 @@ class CustomerState:
         return {
             "customer_id": self.customer_id,
             "balances": dict(self.balances),
-            "opened": sorted(self.opened),
             "branch_id": self.branch_id,
             "positions": dict(self.positions),
         }
@@ -47,7 +45,6 @@ class CustomerState:
         return cls(
             customer_id=str(raw["customer_id"]),
             balances={str(k): float(v) for k, v in raw.get("balances", {}).items()},
-            opened=frozenset(str(p) for p in raw.get("opened", ())),
             branch_id=raw.get("branch_id"),
             positions={str(k): int(v) for k, v in raw.get("positions", {}).items()},
         )
@@ -67,15 +64,10 @@ def apply_transaction(
     if state.positions.get(source, -1) >= offset:
         return None
     balance = state.balances.get(tx.product, 0.0)
-    opened = set(state.opened)
-    if tx.kind == "open":
-        opened.add(tx.product)
+    if tx.kind in ("open", "credit"):  # an opening with no money yet holds nothing
         balance += tx.amount
     elif tx.kind == "close":
-        opened.discard(tx.product)
         balance = 0.0
-    elif tx.kind == "credit":
-        balance += tx.amount
     else:  # debit
         balance -= tx.amount
     if tx.balance is not None and tx.kind != "close":
@@ -85,7 +77,6 @@ def apply_transaction(
     return replace(
         state,
         balances=balances,
-        opened=frozenset(opened),
         branch_id=tx.branch_id or state.branch_id,
         positions={**state.positions, source: offset},
     )

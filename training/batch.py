@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 
 from rules_store.bundle import Bundle
+from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.errors import XsellError
 from rules_store.offers import OfferIndex
 from rules_store.rules import Offer
 from training.encoding import RetailData
@@ -31,12 +33,29 @@ def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
     return f"{itemset(offer.rule.antecedents, items)} -> {itemset(offer.rule.consequents, items)}"
 
 
+class CatalogMismatchError(XsellError, ValueError):
+    """A bundle built for another product catalog than the one this code derives holdings for."""
+
+
+def check_catalog(bundle: Bundle) -> None:
+    """Holdings are derived with this code's catalog; a bundle must use the same one."""
+    if bundle.items != PRODUCTS or (
+        bundle.item_balances and bundle.item_balances != PRODUCT_BALANCES
+    ):
+        msg = (
+            f"the bundle's products {list(bundle.items)} (from balances {bundle.item_balances}) "
+            f"differ from this version's catalog {list(PRODUCTS)}; retrain with this version"
+        )
+        raise CatalogMismatchError(msg)
+
+
 def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFrame:
     """One row per (customer, offer), best offer first; the same offers the stream gives.
 
     Offers come from the bundle's `OfferIndex` (the stream's lookup), once per distinct
     (segment, holdings) pair, so a million customers cost a lookup each, not a rule scan.
     """
+    check_catalog(bundle)
     segments = bundle.segment_model.assign_segments(data.features)
     index = OfferIndex(bundle, top_k=top_k)
     n_items = len(bundle.items)
@@ -80,13 +99,28 @@ def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFr
 def product_mining(
     bundle: Bundle, offers: pd.DataFrame, *, per_product: int | None = None
 ) -> pd.DataFrame:
-    """For each product in catalog order, the customers offered it: best score first, then
-    in input order."""
+    """For each product in catalog order, the customers offered it: rule-based offers first
+    (a fallback's score is a holding rate, not a confidence), best score first, then in
+    input order."""
     catalog = offers["product"].map({name: i for i, name in enumerate(bundle.items)}).to_numpy()
-    order = np.lexsort((np.arange(len(offers)), -offers["score"].to_numpy(), catalog))
+    order = np.lexsort(
+        (
+            np.arange(len(offers)),
+            -offers["score"].to_numpy(),
+            offers["fallback"].to_numpy(),
+            catalog,
+        )
+    )
     ranked = offers.iloc[order].reset_index(drop=True)
     ranked["rank"] = ranked.groupby("product", sort=False).cumcount() + 1
     if per_product is not None:
         ranked = ranked[ranked["rank"] <= per_product]
-    columns = ["product", "rank", bundle.schema.id_column, "segment", "score", "rule"]
+    columns = [
+        "product",
+        "rank",
+        bundle.schema.id_column,
+        "segment",
+        "score",
+        "rule",
+    ]  # rule empty: fallback
     return ranked[columns].reset_index(drop=True)

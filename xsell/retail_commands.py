@@ -302,6 +302,7 @@ def _bundle_for(
     bundle_ref: str | None,
     schema_path: Path | None,
     encoding: str | None,
+    missing: MissingPolicy,
 ) -> tuple[Bundle, RetailData]:
     """The bundle to score with (--model DIR, --bundle VERSION, or trained on INPUT) and INPUT."""
     if model_dir is not None and bundle_ref is not None:
@@ -320,15 +321,30 @@ def _bundle_for(
                 f"no --model or --bundle: training on {input_path} first (defaults of `xsell train retail`)"
             )
             result = train_retail(
-                input_path, _schema(schema_path), TrainParams(), encoding=encoding, stages=stages
+                input_path,
+                _schema(schema_path),
+                TrainParams(missing=missing),
+                encoding=encoding,
+                stages=stages,
             )
-            return result.bundle, result.data
+            bundle, data = result.bundle, result.data
         # Score with the policy the model was trained with, recorded in the bundle.
         unknown: UnknownPolicy = "code" if bundle.unknown_policy == "code" else "stop"
         data = load_retail(
-            input_path, bundle.schema, encoding=encoding, unknown=unknown, stages=stages
+            input_path,
+            bundle.schema,
+            encoding=encoding,
+            unknown=unknown,
+            missing=missing,
+            stages=stages,
         )
-        return bundle, data
+    report = data.report
+    err.print(
+        f"{report.rows_read:,} rows read, {report.rows_kept:,} scored, "
+        f"{report.rows_with_missing:,} with missing values ({report.missing_policy}"
+        f"{': not scored' if report.missing_policy == 'drop' and report.rows_with_missing else ''})"
+    )
+    return bundle, data
 
 
 model_option = click.option(
@@ -342,6 +358,13 @@ bundle_option = click.option(
     "bundle_ref",
     help="A published bundle: `active` or a version id from `xsell bundles list`.",
 )
+missing_option = click.option(
+    "--missing",
+    type=click.Choice(["drop", "impute"]),
+    default="drop",
+    show_default=True,
+    help="Rows with empty fields: leave them out (counted) or impute them.",
+)
 top_k_option = click.option(
     "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Offers per customer."
 )
@@ -352,6 +375,7 @@ top_k_option = click.option(
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
 @model_option
 @bundle_option
+@missing_option
 @top_k_option
 @with_input_options
 @click.pass_obj
@@ -361,6 +385,7 @@ def cross_sell_cmd(
     output_path: Path,
     model_dir: Path | None,
     bundle_ref: str | None,
+    missing: str,
     top_k: int,
     schema_path: Path | None,
     encoding: str | None,
@@ -370,7 +395,15 @@ def cross_sell_cmd(
     OUTPUT columns: 客户编号,segment,rank,product,score,confidence,lift,support,rule,fallback.
     A customer no rule matches gets the segment's most held products (fallback=true).
     """
-    bundle, data = _bundle_for(settings, input_path, model_dir, bundle_ref, schema_path, encoding)
+    bundle, data = _bundle_for(
+        settings,
+        input_path,
+        model_dir,
+        bundle_ref,
+        schema_path,
+        encoding,
+        cast(MissingPolicy, missing),
+    )
     offers = cross_sell(bundle, data, top_k=top_k)
     write_csv(offers, output_path)
     customers = offers[bundle.schema.id_column].nunique()
@@ -385,6 +418,7 @@ def cross_sell_cmd(
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
 @model_option
 @bundle_option
+@missing_option
 @top_k_option
 @click.option(
     "--per-product", type=click.IntRange(min=1), help="Keep only the best N customers per product."
@@ -397,6 +431,7 @@ def product_mining_cmd(
     output_path: Path,
     model_dir: Path | None,
     bundle_ref: str | None,
+    missing: str,
     top_k: int,
     per_product: int | None,
     schema_path: Path | None,
@@ -406,7 +441,15 @@ def product_mining_cmd(
 
     OUTPUT columns: product,rank,客户编号,segment,score,rule.
     """
-    bundle, data = _bundle_for(settings, input_path, model_dir, bundle_ref, schema_path, encoding)
+    bundle, data = _bundle_for(
+        settings,
+        input_path,
+        model_dir,
+        bundle_ref,
+        schema_path,
+        encoding,
+        cast(MissingPolicy, missing),
+    )
     targets = product_mining(bundle, cross_sell(bundle, data, top_k=top_k), per_product=per_product)
     write_csv(targets, output_path)
     table = Table(title="targets per product", title_justify="left")

@@ -74,7 +74,7 @@ def _tx(product: str, kind: str, amount: float, balance: float | None = None) ->
 def test_open_credit_debit_close_move_balances_and_holdings() -> None:
     state = CustomerState("c")
     steps = [
-        (_tx("理财", "open", 0), products_to_mask(["理财"])),  # opened: held at zero balance
+        (_tx("理财", "open", 0), 0),  # opened, no money yet: not held (as in the batch)
         (_tx("理财", "credit", 300), products_to_mask(["理财"])),
         (_tx("存款", "credit", 50), products_to_mask(["理财", "存款"])),
         (_tx("存款", "debit", 50), products_to_mask(["理财"])),  # back to zero: not held

@@ -138,6 +138,10 @@ def test_product_mining_ranks_each_products_targets_by_score(trained: TrainResul
     offers = cross_sell(trained.bundle, trained.data)
     targets = product_mining(trained.bundle, offers, per_product=50)
     assert targets.groupby("product").size().max() <= 50
-    for _, group in targets.groupby("product"):
+    everyone = product_mining(trained.bundle, offers)
+    for _, group in everyone.groupby("product"):
         assert group["rank"].tolist() == list(range(1, len(group) + 1))
-        assert np.all(np.diff(group["score"].to_numpy()) <= 0)
+        by_rule = group["rule"] != ""
+        assert not (~by_rule.to_numpy()[:-1] & by_rule.to_numpy()[1:]).any()  # rules before fallbacks
+        for _, part in group.groupby(by_rule):
+            assert np.all(np.diff(part["score"].to_numpy()) <= 0)
