@@ -41,6 +41,15 @@ class Offer:
     fallback: bool
 
 
+def format_itemset(mask: int, items: Sequence[str]) -> str:
+    """Item names joined by `|`, in item-list (catalog) order.
+
+    >>> format_itemset(0b101, ["存款", "保险", "基金和积利宝"])
+    '存款|基金和积利宝'
+    """
+    return "|".join(name for i, name in enumerate(items) if mask >> i & 1)
+
+
 def _bits(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 

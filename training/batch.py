@@ -9,9 +9,8 @@ from rules_store.bundle import Bundle
 from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.errors import XsellError
 from rules_store.offers import OfferIndex
-from rules_store.rules import Offer
+from rules_store.rules import Offer, format_itemset
 from training.encoding import RetailData
-from training.outputs import itemset
 
 CROSS_SELL_COLUMNS = (
     "segment",
@@ -30,7 +29,7 @@ PRODUCT_MINING_COLUMNS = ("product", "rank", "segment", "score", "rule")
 def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
     if offer.rule is None:
         return ""
-    return f"{itemset(offer.rule.antecedents, items)} -> {itemset(offer.rule.consequents, items)}"
+    return f"{format_itemset(offer.rule.antecedents, items)} -> {format_itemset(offer.rule.consequents, items)}"
 
 
 class CatalogMismatchError(XsellError, ValueError):

@@ -14,21 +14,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
-from rules_store.errors import XsellError
-from rules_store.rules import RULE_FIELDS, Rule
+from rules_store.local_store import save_bundle
+from rules_store.rules import RULE_FIELDS, Rule, format_itemset
 
 RULE_COLUMNS = ("segment", *RULE_FIELDS)
-BUNDLE_FILE = "bundle.json"
-
-
-class ModelDirError(XsellError, FileNotFoundError):
-    """A --model directory does not hold a usable trained model."""
-
-
-def itemset(mask: int, items: Sequence[str]) -> str:
-    """Item names joined by `|`, in catalog (item list) order."""
-    return "|".join(name for i, name in enumerate(items) if mask >> i & 1)
 
 
 def rule_rows(
@@ -37,8 +26,8 @@ def rule_rows(
     return [
         [
             *([] if segment is None else [segment]),
-            itemset(r.antecedents, items),
-            itemset(r.consequents, items),
+            format_itemset(r.antecedents, items),
+            format_itemset(r.consequents, items),
             repr(r.antecedent_support),
             repr(r.consequent_support),
             repr(r.support),
@@ -105,31 +94,6 @@ def write_assignments(
     path: Path, id_column: str, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
 ) -> None:
     write_csv(pd.DataFrame({id_column: ids, "segment": labels}), path)
-
-
-def save_bundle(directory: Path, bundle: Bundle) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / BUNDLE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(bundle_to_dict(bundle), ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def load_bundle(directory: Path) -> Bundle:
-    """A model directory written by `xsell train retail` (its `model/` folder or the run folder)."""
-    for candidate in (directory / BUNDLE_FILE, directory / "model" / BUNDLE_FILE):
-        if candidate.is_file():
-            try:
-                return bundle_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                msg = f"{candidate}: not a JSON bundle ({exc})"
-                raise BundleFormatError(msg) from exc
-    msg = (
-        f"{directory}: no trained model ({BUNDLE_FILE} or model/{BUNDLE_FILE}); "
-        "run `xsell train retail INPUT --out DIR` and pass that DIR"
-    )
-    raise ModelDirError(msg)
 
 
 def write_training_outputs(

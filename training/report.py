@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rules_store.bundle import Bundle
-from training.outputs import itemset
+from rules_store.rules import format_itemset
 
 mpl.rcParams["svg.fonttype"] = "none"
 
@@ -123,8 +123,8 @@ def _top_rules(bundle: Bundle, per_segment: int = 8) -> str:
     for s in bundle.segments:
         for r in s.rules[:per_segment]:
             rows.append(
-                f"<tr><td>{s.segment}</td><td>{html.escape(itemset(r.antecedents, bundle.items))}</td>"
-                f"<td>{html.escape(itemset(r.consequents, bundle.items))}</td><td>{r.support:.3f}</td>"
+                f"<tr><td>{s.segment}</td><td>{html.escape(format_itemset(r.antecedents, bundle.items))}</td>"
+                f"<td>{html.escape(format_itemset(r.consequents, bundle.items))}</td><td>{r.support:.3f}</td>"
                 f"<td>{r.confidence:.3f}</td><td>{r.lift:.3f}</td></tr>"
             )
     return (

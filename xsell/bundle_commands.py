@@ -10,9 +10,10 @@ from rich.table import Table
 
 from rules_store.bundle import Bundle
 from rules_store.diff import diff_bundles
+from rules_store.local_store import load_bundle, save_bundle
 from rules_store.redis_store import BundleStore, open_redis
+from rules_store.rules import format_itemset
 from rules_store.settings import Settings
-from training.outputs import itemset, load_bundle, save_bundle
 from xsell.console import out
 from xsell.embedded import resolve_endpoints
 
@@ -124,7 +125,7 @@ def show_cmd(settings: Settings, version: str, top: int) -> None:
                 str(s.segment) if i == 0 else "",
                 f"{s.customers:,}" if i == 0 else "",
                 str(len(s.rules)) if i == 0 else "",
-                f"{itemset(rule.antecedents, bundle.items)} → {itemset(rule.consequents, bundle.items)}"
+                f"{format_itemset(rule.antecedents, bundle.items)} → {format_itemset(rule.consequents, bundle.items)}"
                 if rule
                 else "-",
                 f"{rule.support:.3f}" if rule else "",
@@ -153,7 +154,7 @@ def diff_cmd(settings: Settings, old: str, new: str) -> None:
             table.add_row(
                 str(d.segment),
                 "[green]added[/]",
-                f"{itemset(rule.antecedents, items)} → {itemset(rule.consequents, items)}",
+                f"{format_itemset(rule.antecedents, items)} → {format_itemset(rule.consequents, items)}",
                 f"{rule.confidence:.3f}",
                 f"{rule.lift:.3f}",
             )
@@ -161,7 +162,7 @@ def diff_cmd(settings: Settings, old: str, new: str) -> None:
             table.add_row(
                 str(d.segment),
                 "[red]removed[/]",
-                f"{itemset(rule.antecedents, items)} → {itemset(rule.consequents, items)}",
+                f"{format_itemset(rule.antecedents, items)} → {format_itemset(rule.consequents, items)}",
                 f"{rule.confidence:.3f}",
                 f"{rule.lift:.3f}",
             )
@@ -169,7 +170,7 @@ def diff_cmd(settings: Settings, old: str, new: str) -> None:
             table.add_row(
                 str(d.segment),
                 "[yellow]changed[/]",
-                f"{itemset(after.antecedents, items)} → {itemset(after.consequents, items)}",
+                f"{format_itemset(after.antecedents, items)} → {format_itemset(after.consequents, items)}",
                 f"{before.confidence:.3f} → {after.confidence:.3f}",
                 f"{before.lift:.3f} → {after.lift:.3f}",
             )

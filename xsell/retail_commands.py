@@ -12,7 +12,8 @@ import pandas as pd
 from rich.table import Table
 
 from rules_store.bundle import Bundle
-from rules_store.rules import Rule
+from rules_store.local_store import load_bundle
+from rules_store.rules import Rule, format_itemset
 from rules_store.schema import RETAIL_SCHEMA, Schema, load_schema
 from rules_store.settings import Settings
 from training.batch import cross_sell, product_mining
@@ -26,14 +27,7 @@ from training.mining import (
     mine_table_mlxtend,
     prune_redundant,
 )
-from training.outputs import (
-    RULE_COLUMNS,
-    itemset,
-    load_bundle,
-    rule_rows,
-    write_csv,
-    write_training_outputs,
-)
+from training.outputs import RULE_COLUMNS, rule_rows, write_csv, write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
@@ -284,7 +278,7 @@ def _print_training(bundle: Bundle, data: RetailData, files: list[Path]) -> None
             str(s.segment),
             f"{s.customers:,}",
             str(len(s.rules)),
-            f"{itemset(top.antecedents, bundle.items)} → {itemset(top.consequents, bundle.items)}"
+            f"{format_itemset(top.antecedents, bundle.items)} → {format_itemset(top.consequents, bundle.items)}"
             if top
             else "-",
             f"{top.confidence:.3f}" if top else "-",

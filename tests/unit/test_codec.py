@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.local_store import load_bundle, save_bundle
 from rules_store.schema import RETAIL_SCHEMA
 from training.generate import generate_retail, write_retail
-from training.outputs import load_bundle, save_bundle
 from training.retail import TrainParams, train_retail
 
 

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from rules_store.catalog import PRODUCTS, products_to_mask
+from rules_store.local_store import load_bundle
 from rules_store.schema import RETAIL_SCHEMA
 from training.batch import cross_sell, product_mining
 from training.generate import PLANTED_RULES, generate_retail, write_retail
 from training.mining import mine_table_mlxtend
-from training.outputs import load_bundle, write_training_outputs
+from training.outputs import write_training_outputs
 from training.retail import TrainParams, TrainResult, train_retail
 
 CUSTOMERS = 20_000
@@ -142,6 +143,8 @@ def test_product_mining_ranks_each_products_targets_by_score(trained: TrainResul
     for _, group in everyone.groupby("product"):
         assert group["rank"].tolist() == list(range(1, len(group) + 1))
         by_rule = group["rule"] != ""
-        assert not (~by_rule.to_numpy()[:-1] & by_rule.to_numpy()[1:]).any()  # rules before fallbacks
+        assert not (
+            ~by_rule.to_numpy()[:-1] & by_rule.to_numpy()[1:]
+        ).any()  # rules before fallbacks
         for _, part in group.groupby(by_rule):
             assert np.all(np.diff(part["score"].to_numpy()) <= 0)

@@ -1,0 +1,42 @@
+"""Bundles as local files: for batch commands without Redis, tests, and moving a bundle
+between environments (`xsell bundles export`, then `xsell publish`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rules_store.bundle import Bundle
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.errors import XsellError
+
+BUNDLE_FILE = "bundle.json"
+
+
+class ModelDirError(XsellError, FileNotFoundError):
+    """A --model directory does not hold a usable trained model."""
+
+
+def save_bundle(directory: Path, bundle: Bundle) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / BUNDLE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(bundle_to_dict(bundle), ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_bundle(directory: Path) -> Bundle:
+    """A model directory written by `xsell train retail` (its `model/` folder or the run folder)."""
+    for candidate in (directory / BUNDLE_FILE, directory / "model" / BUNDLE_FILE):
+        if candidate.is_file():
+            try:
+                return bundle_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                msg = f"{candidate}: not a JSON bundle ({exc})"
+                raise BundleFormatError(msg) from exc
+    msg = (
+        f"{directory}: no trained model ({BUNDLE_FILE} or model/{BUNDLE_FILE}); "
+        "run `xsell train retail INPUT --out DIR` and pass that DIR"
+    )
+    raise ModelDirError(msg)
