@@ -115,6 +115,20 @@ def show_cmd(settings: Settings, version: str, top: int) -> None:
         f"[bold]{version}[/] created {bundle.created_at} by xsell {bundle.code_version}; data {bundle.fingerprint}"
     )
     out.print(f"parameters: {bundle.params}")
+    metrics = bundle.metrics
+
+    def count(name: str) -> str:
+        value = metrics.get(name)
+        return f"{value:,}" if isinstance(value, int) else "?"
+
+    out.print(
+        f"training data: {count('rows_read')} rows read, {count('rows_kept')} kept, "
+        f"{count('rows_with_missing')} with missing values, "
+        f"{len(metrics.get('unknown_values', []))} unknown category value(s)"
+    )
+    if metrics.get("silhouette"):
+        scores = ", ".join(f"k={k}: {v:.3f}" for k, v in metrics["silhouette"].items())
+        out.print(f"silhouette by k: {scores}")
     table = Table(title="segments", title_justify="left")
     for column in ("segment", "customers", "rules", "rule", "support", "confidence", "lift"):
         table.add_column(column)

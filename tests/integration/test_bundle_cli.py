@@ -76,6 +76,7 @@ def test_train_publish_activate_list_diff_rollback_export_and_score_with_a_publi
     code, output = _run(["bundles", "show"], capsys)
     assert code == 0
     assert second in output
+    assert "2,000 rows read" in output
 
     code, output = _run(
         ["cross-sell", str(data), str(tmp_path / "cs-redis.csv"), "--bundle", "active"], capsys
