@@ -7,18 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xsell.cli import main
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    else:
-        code = 0
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+from tests.cli import run_cli as _run
 
 
 def test_train_publish_activate_list_diff_rollback_export_and_score_with_a_published_bundle(

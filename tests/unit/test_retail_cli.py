@@ -7,23 +7,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xsell.cli import main
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    else:
-        code = 0
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+from tests.cli import run_cli as _run
+from training.generate import generate_retail, write_retail
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def good(workdir: Path) -> Path:
+    """200 clean customers in a `.del` file."""
+    path = workdir / "good.del"
+    write_retail(generate_retail(200, seed=7, dirty_share=0.0), path, "del")
+    return path
 
 
 def test_generate_train_cross_sell_and_product_mining(
@@ -158,17 +156,8 @@ def _bad_del(path: Path, good: Path, edit: str) -> Path:
     ],
 )
 def test_bad_input_exits_non_zero_with_a_clear_message_and_no_traceback(
-    workdir: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str
+    workdir: Path, good: Path, capsys: pytest.CaptureFixture[str], case: str, expected: str
 ) -> None:
-    good = workdir / "good.del"
-    if not good.exists():
-        assert (
-            _run(
-                ["generate", "retail", "-n", "200", "--out", str(good), "--dirty-share", "0"],
-                capsys,
-            )[0]
-            == 0
-        )
     target = workdir / f"bad-{case}.del"
     args = [
         "train",
@@ -227,19 +216,10 @@ def test_mine_refuses_bad_tables_with_one_line(
 
 
 def test_an_unwritable_output_path_is_one_line_not_a_traceback(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
+    workdir: Path, good: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     blocker = workdir / "a-file"
     blocker.write_text("x", encoding="utf-8")
-    good = workdir / "good.del"
-    if not good.exists():
-        assert (
-            _run(
-                ["generate", "retail", "-n", "200", "--out", str(good), "--dirty-share", "0"],
-                capsys,
-            )[0]
-            == 0
-        )
     code, output = _run(["cross-sell", str(good), str(blocker / "out.csv")], capsys)
     assert code == 1
     assert "error:" in output
