@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from mlxtend.frequent_patterns import apriori, association_rules
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,7 +40,7 @@ from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.rules import Rule
 from rules_store.schema import RETAIL_SCHEMA
 from training.generate import generate_retail, write_retail
-from training.mining import masks_from_table, mine_table_mlxtend
+from training.mining import apriori, association_rules, masks_from_table, mine_table_mlxtend
 from training.outputs import write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, TrainResult, train_retail

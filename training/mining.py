@@ -9,13 +9,18 @@ use mlxtend's own formulas, so the floats are bit-identical (tests/unit/test_min
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from mlxtend.frequent_patterns import apriori, association_rules
+
+# mlxtend's import runs warnings.simplefilter("always", DeprecationWarning) for the whole
+# process, which floods every command with other libraries' deprecation notices.
+with warnings.catch_warnings():
+    from mlxtend.frequent_patterns import apriori, association_rules
 
 from rules_store.errors import XsellError
 from rules_store.rules import Rule
