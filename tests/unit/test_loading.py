@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rules_store.schema import RETAIL_SCHEMA, SchemaError, load_schema
+from rules_store.schema import RETAIL_SCHEMA, SchemaError, encode_profile, load_schema
 from training.encoding import prepare_retail
 from training.generate import generate_retail, write_retail
 from training.loading import InputError, detect_encoding, read_item_table, read_snapshot
@@ -251,3 +251,25 @@ def test_a_category_with_hundreds_of_values_is_encoded(tmp_path: Path) -> None:
     data = load_retail(_write_csv(tmp_path, frame[list(schema.columns)]), schema)
     column = data.feature_names.index("网点")
     assert data.features[:, column].tolist() == [float(i * 5) for i in range(50)]
+
+
+def test_one_customers_encoding_equals_the_batch_encoding(
+    tmp_path: Path, customers: pd.DataFrame
+) -> None:
+    data = load_retail(_write(tmp_path, customers, "e.del"), RETAIL_SCHEMA)
+    records = customers.to_dict("records")
+    for i in range(0, len(records), 7):
+        record = records[i]
+        record["村民"] = float(record["村民"])  # JSON may carry flags as numbers
+        assert encode_profile(RETAIL_SCHEMA, record) == tuple(data.features[i])
+
+
+def test_one_customers_encoding_refuses_unknown_values_unless_coded() -> None:
+    record = generate_retail(1, seed=2, dirty_share=0.0).to_dict("records")[0]
+    record["学历"] = "博士后"
+    with pytest.raises(SchemaError, match="'学历': '博士后' is not one of"):
+        encode_profile(RETAIL_SCHEMA, record)
+    assert encode_profile(RETAIL_SCHEMA, record, unknown="code")[3] == 5.0
+    record["年龄"] = "old"
+    with pytest.raises(SchemaError, match="'年龄' must be a number"):
+        encode_profile(RETAIL_SCHEMA, record, unknown="code")
