@@ -23,7 +23,6 @@ CROSS_SELL_COLUMNS = (
     "rule",
     "fallback",
 )
-PRODUCT_MINING_COLUMNS = ("product", "rank", "segment", "score", "rule")
 
 
 def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
@@ -78,13 +77,14 @@ def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFr
                 for rank, o in enumerate(offers, start=1)
             )
         )
-    # Expand: each customer gets its key's offers, in rank order.
-    counts = np.array([len(r) for r in rows], dtype=np.int64)[inverse]
+    # Expand: customer i gets the offers of its key, rows start[key] .. start[key] + n - 1.
+    per_key = np.array([len(r) for r in rows], dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(per_key)[:-1]]).astype(np.int64)
+    counts = per_key[inverse]
     customer = np.repeat(np.arange(len(keys)), counts)
+    rank_within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    offer_index = np.repeat(start[inverse], counts) + rank_within
     flat = [offer for r in rows for offer in r]
-    starts = np.concatenate([[0], np.cumsum([len(r) for r in rows])[:-1]]).astype(np.int64)
-    position = np.arange(len(customer)) - np.repeat(np.cumsum(counts) - counts, counts)
-    offer_index = starts[inverse][customer] + position
     offers = (
         pd.DataFrame(flat, columns=list(CROSS_SELL_COLUMNS[1:]))
         .iloc[offer_index]
@@ -114,12 +114,6 @@ def product_mining(
     ranked["rank"] = ranked.groupby("product", sort=False).cumcount() + 1
     if per_product is not None:
         ranked = ranked[ranked["rank"] <= per_product]
-    columns = [
-        "product",
-        "rank",
-        bundle.schema.id_column,
-        "segment",
-        "score",
-        "rule",
-    ]  # rule empty: fallback
+    # An empty rule marks a fallback offer.
+    columns = ["product", "rank", bundle.schema.id_column, "segment", "score", "rule"]
     return ranked[columns].reset_index(drop=True)
