@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rules_store.catalog import PRODUCT_BIT, PRODUCTS
-from rules_store.events import Transaction
+from rules_store.catalog import PRODUCT_BALANCES, PRODUCT_BIT, PRODUCTS
+from rules_store.events import InvalidEventError, Transaction
+from rules_store.schema import Schema, SchemaError, encode_profile
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class CustomerState:
     balances: Mapping[str, float] = field(default_factory=dict)  # product -> balance
     branch_id: str | None = None
     positions: Mapping[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
+    features: tuple[float, ...] | None = None  # encoded segmentation fields, once known
 
     @property
     def held(self) -> int:
@@ -38,6 +40,7 @@ class CustomerState:
             "balances": dict(self.balances),
             "branch_id": self.branch_id,
             "positions": dict(self.positions),
+            "features": list(self.features) if self.features is not None else None,
         }
 
     @classmethod
@@ -47,6 +50,7 @@ class CustomerState:
             balances={str(k): float(v) for k, v in raw.get("balances", {}).items()},
             branch_id=raw.get("branch_id"),
             positions={str(k): int(v) for k, v in raw.get("positions", {}).items()},
+            features=tuple(float(v) for v in raw["features"]) if raw.get("features") else None,
         )
 
 
@@ -78,5 +82,45 @@ def apply_transaction(
         state,
         balances=balances,
         branch_id=tx.branch_id or state.branch_id,
+        positions={**state.positions, source: offset},
+    )
+
+
+def apply_snapshot(
+    state: CustomerState,
+    record: Mapping[str, Any],
+    schema: Schema,
+    *,
+    unknown: str,
+    source: str,
+    offset: int,
+) -> CustomerState | None:
+    """A snapshot row (the bank's field names) sets balances and profile; None if a repeat.
+
+    A product's balance is the sum of its balance columns, so it is held exactly when the
+    batch's `holdings_from_balances` says it is (balances are not negative).
+    """
+    if state.positions.get(source, -1) >= offset:
+        return None
+    balances = {}
+    for product, columns in PRODUCT_BALANCES.items():
+        total = 0.0
+        for column in columns:
+            value = record.get(column, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                msg = f"snapshot field {column!r} must be a number, got {value!r}"
+                raise InvalidEventError(msg)
+            total += float(value)
+        balances[product] = total
+    try:
+        features = encode_profile(schema, record, unknown=unknown)
+    except SchemaError as exc:
+        raise InvalidEventError(f"snapshot: {exc}") from exc
+    branch = record.get("branch_id")
+    return replace(
+        state,
+        balances=balances,
+        features=features,
+        branch_id=branch if isinstance(branch, str) and branch else state.branch_id,
         positions={**state.positions, source: offset},
     )

@@ -23,6 +23,7 @@ from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
 from xsell.runfile import read_run_file
+from xsell.worker_command import worker_cmd
 
 _ENV_HELP = """
 \b
@@ -203,7 +204,7 @@ def _print_report(report: DoctorReport) -> None:
     )
 
 
-for _command in (*retail_commands.COMMANDS, *bundle_commands.COMMANDS):
+for _command in (*retail_commands.COMMANDS, *bundle_commands.COMMANDS, worker_cmd):
     cli.add_command(_command)
 
 

@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_store.catalog import PRODUCTS, products_to_mask
+from rules_store.alerts import alert_id
+from rules_store.catalog import PRODUCTS, holdings_from_balances, products_to_mask
 from rules_store.events import KINDS, InvalidEventError, Transaction, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_transaction
+from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
+from rules_store.schema import RETAIL_SCHEMA, encode_profile
+from training.generate import generate_retail
 
 GOOD = {
     "event_id": "e-1",
@@ -138,3 +141,54 @@ def test_state_survives_its_json_form() -> None:
     )
     assert state is not None
     assert CustomerState.from_dict(state.to_dict()) == state
+
+
+def test_a_snapshot_row_gives_the_batchs_holdings_and_encoding() -> None:
+    for row in generate_retail(200, seed=8, dirty_share=0.0).to_dict("records"):
+        state = apply_snapshot(
+            CustomerState(row["客户编号"]),
+            row,
+            RETAIL_SCHEMA,
+            unknown="stop",
+            source="s:0",
+            offset=1,
+        )
+        assert state is not None
+        assert state.held == holdings_from_balances(row)
+        assert state.features == encode_profile(RETAIL_SCHEMA, row)
+        assert (
+            apply_snapshot(state, row, RETAIL_SCHEMA, unknown="stop", source="s:0", offset=1)
+            is None
+        )
+
+
+def test_a_snapshot_row_with_a_bad_balance_or_field_is_an_invalid_event() -> None:
+    row = generate_retail(1, seed=3, dirty_share=0.0).to_dict("records")[0]
+    with pytest.raises(InvalidEventError, match="'国债余额' must be a number"):
+        apply_snapshot(
+            CustomerState("c"),
+            {**row, "国债余额": "many"},
+            RETAIL_SCHEMA,
+            unknown="stop",
+            source="s:0",
+            offset=1,
+        )
+    with pytest.raises(InvalidEventError, match="风险评级"):
+        apply_snapshot(
+            CustomerState("c"),
+            {**row, "风险评级": "极高"},
+            RETAIL_SCHEMA,
+            unknown="stop",
+            source="s:0",
+            offset=1,
+        )
+
+
+def test_alert_ids_are_the_same_for_the_same_trigger_and_differ_otherwise() -> None:
+    assert alert_id("cross_sell", "c1", "e1", "v1", "国债") == alert_id(
+        "cross_sell", "c1", "e1", "v1", "国债"
+    )
+    assert alert_id("cross_sell", "c1", "e1", "v1", "国债") != alert_id(
+        "cross_sell", "c1", "e2", "v1", "国债"
+    )
+    assert alert_id("a", "bc") != alert_id("ab", "c")

@@ -1,0 +1,79 @@
+"""Alerts as branch apps receive them: plain JSON with a deterministic `alert_id`.
+
+The same triggering event, bundle and offer always give the same id, so a consumer that
+sees an alert twice (a worker restarted and re-processed the event) can drop the repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from rules_store.bundle import Bundle
+from rules_store.offers import OfferIndex
+from rules_store.rules import Offer, format_itemset
+
+
+def alert_id(*parts: str) -> str:
+    """A stable id from what triggered the alert.
+
+    >>> alert_id("cross_sell", "c1", "e9", "v1", "国债") == alert_id("cross_sell", "c1", "e9", "v1", "国债")
+    True
+    """
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def cross_sell_alert(
+    *,
+    customer_id: str,
+    branch_id: str | None,
+    ts: str,
+    event_id: str,
+    bundle_version: str,
+    segment: int,
+    offer: Offer,
+    rank: int,
+    items: tuple[str, ...],
+) -> dict[str, Any]:
+    product = items[offer.item]
+    evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if offer.rule is not None:
+        evidence |= {
+            "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
+            "consequents": format_itemset(offer.rule.consequents, items).split("|"),
+            "support": offer.rule.support,
+            "confidence": offer.rule.confidence,
+            "lift": offer.rule.lift,
+        }
+    return {
+        "alert_id": alert_id("cross_sell", customer_id, event_id, bundle_version, product),
+        "type": "cross_sell",
+        "customer_id": customer_id,
+        "branch_id": branch_id,
+        "ts": ts,
+        "event_id": event_id,
+        "bundle_version": bundle_version,
+        "segment": segment,
+        "rank": rank,
+        "product": product,
+        "evidence": evidence,
+    }
+
+
+def offer_on_change(
+    before_held: int,
+    after_held: int,
+    features: tuple[float, ...] | None,
+    bundle: Bundle,
+    index: OfferIndex,
+) -> tuple[int, Offer] | None:
+    """The segment and best offer to alert on when a customer's held products changed.
+
+    None when nothing changed, when the customer's profile (hence segment) is not known
+    yet, or when there is nothing to offer.
+    """
+    if after_held == before_held or features is None:
+        return None
+    segment = bundle.segment_model.assign_segment(features)
+    offers = index.offers(segment, after_held)
+    return (segment, offers[0]) if offers else None

@@ -1,0 +1,204 @@
+"""`xsell worker` on the embedded stack: snapshot rows and transactions in; alerts and dead letters out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from rules_store.catalog import PRODUCTS, products_to_mask
+from rules_store.redis_store import BundleStore, open_redis
+from rules_store.schema import RETAIL_SCHEMA, encode_profile
+from streams.kafka_clients import ensure_topics, kafka_python_options
+from streams.topics import TopicNames
+from training.generate import generate_retail, write_retail
+from training.retail import TrainParams, train_retail
+from xsell.embedded import EmbeddedStack
+
+XSELL = str(Path(sys.executable).with_name("xsell"))
+BAD_EVENTS = {
+    "malformed JSON": b'{"event_id": "x1", ',
+    "missing field": json.dumps(
+        {
+            "customer_id": "c",
+            "ts": "2026-11-23T09:00:00+08:00",
+            "product": "国债",
+            "kind": "credit",
+            "amount": 1,
+        }
+    ).encode(),
+    "unknown product": json.dumps(
+        {
+            "event_id": "x3",
+            "customer_id": "c",
+            "ts": "2026-11-23T09:00:00+08:00",
+            "product": "比特币",
+            "kind": "credit",
+            "amount": 1,
+        }
+    ).encode(),
+    "negative amount": json.dumps(
+        {
+            "event_id": "x4",
+            "customer_id": "c",
+            "ts": "2026-11-23T09:00:00+08:00",
+            "product": "国债",
+            "kind": "credit",
+            "amount": -5,
+        }
+    ).encode(),
+    "wrong type": json.dumps(
+        {
+            "event_id": "x5",
+            "customer_id": "c",
+            "ts": "2026-11-23T09:00:00+08:00",
+            "product": "国债",
+            "kind": "credit",
+            "amount": "5",
+        }
+    ).encode(),
+    "not an object": b"[1, 2, 3]",
+}
+
+
+def _consume(
+    settings: Any, endpoints: Any, topic: str, want: int, within_s: float = 90
+) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(
+        topic,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+        **kafka_python_options(settings, endpoints),
+    )
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + within_s
+    try:
+        while len(found) < want and time.monotonic() < deadline:
+            found.extend(json.loads(m.value) for m in consumer)
+    finally:
+        consumer.close()
+    return found
+
+
+def output_of(worker: subprocess.Popen[bytes]) -> str:
+    worker.terminate()
+    return worker.communicate(timeout=60)[0].decode(errors="replace")[-3000:]
+
+
+@pytest.fixture
+def isolated(stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Own topic and key prefixes, so this worker's group and bundles are its own."""
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
+    return prefix
+
+
+def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_events(
+    stack: EmbeddedStack, isolated: str, tmp_path: Path
+) -> None:
+    prefix = isolated
+    settings = stack.settings.model_copy(
+        update={"topic_prefix": prefix, "redis_key_prefix": prefix}
+    )
+    endpoints = stack.endpoints
+    names = TopicNames(prefix)
+
+    customers = generate_retail(3_000, seed=21, dirty_share=0.0)
+    path = tmp_path / "c.del"
+    write_retail(customers, path, "del")
+    bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=4)).bundle
+    store = BundleStore(open_redis(settings, endpoints), prefix)
+    version = store.publish(bundle)
+    store.activate(version)
+    ensure_topics(settings, endpoints, names.all())
+
+    # 40 customers who lack 理财: their snapshot row, then a credit to 理财.
+    wealth = products_to_mask(["理财"])
+    rows = [r for r in customers.to_dict("records") if r["理财余额"] == 0][:40]
+    producer = KafkaProducer(**kafka_python_options(settings, endpoints))
+    for row in rows:
+        producer.send(
+            names.holdings_snapshot,
+            key=row["客户编号"].encode(),
+            value=json.dumps(row, ensure_ascii=False).encode(),
+        )
+    producer.flush()
+
+    worker = subprocess.Popen(
+        [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        # Wait until every snapshot row is in the holdings table (its changelog), so the
+        # credits below find the customers' profiles.
+        changelog = f"{prefix}-engine-holdings-changelog"
+        applied = _consume(settings, endpoints, changelog, want=len(rows))
+        assert len({r["customer_id"] for r in applied}) == len(rows), output_of(worker)
+        for i, row in enumerate(rows):
+            event = {
+                "event_id": f"e{i}",
+                "customer_id": row["客户编号"],
+                "ts": "2026-11-23T10:00:00+08:00",
+                "product": "理财",
+                "kind": "credit",
+                "amount": 10000.0,
+                "branch_id": "b1",
+            }
+            producer.send(
+                names.transactions,
+                key=row["客户编号"].encode(),
+                value=json.dumps(event, ensure_ascii=False).encode(),
+            )
+        for raw in BAD_EVENTS.values():
+            producer.send(names.transactions, key=b"c", value=raw)
+        producer.flush()
+        producer.close()
+
+        dead = _consume(settings, endpoints, names.dead_letters, want=len(BAD_EVENTS))
+        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=len(rows))
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0].decode(errors="replace")
+
+    assert len(dead) == len(BAD_EVENTS), output[-3000:]
+    reasons = " | ".join(d["reason"] for d in dead)
+    for expected in (
+        "not JSON",
+        "missing field 'event_id'",
+        "unknown product '比特币'",
+        "'amount' must be >= 0",
+        "'amount' must be a finite number",
+        "expected a JSON object",
+    ):
+        assert expected in reasons
+    assert all(d["source"]["topic"] == names.transactions and d["raw_base64"] for d in dead)
+    assert "Crashed" not in output  # the agent was never restarted
+
+    by_customer = {a["customer_id"]: a for a in alerts}
+    for row in rows:
+        held = 0
+        for i, product in enumerate(PRODUCTS):
+            columns = bundle.item_balances[product]
+            if any(row[c] != 0 for c in columns):
+                held |= 1 << i
+        held |= wealth
+        segment = bundle.segment_model.assign_segment(encode_profile(bundle.schema, row))
+        expected = bundle.recommend(held, segment)
+        alert = by_customer.get(row["客户编号"])
+        if not expected:
+            assert alert is None
+            continue
+        assert alert is not None, output[-3000:]
+        assert alert["segment"] == segment
+        assert alert["product"] == PRODUCTS[expected[0].item]
+        assert alert["bundle_version"] == version
+        assert alert["branch_id"] == "b1"
+        assert alert["product"] != "理财"

@@ -1,0 +1,50 @@
+"""`xsell worker`: run a stream worker; several share one consumer group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rules_store.redis_store import BundleStore, BundleWatcher, open_redis
+from rules_store.settings import Settings
+from streams.kafka_clients import ensure_topics
+from streams.topics import TopicNames
+from streams.worker import ActiveBundle, build_worker
+from xsell.console import err
+from xsell.embedded import resolve_endpoints
+
+
+@click.command("worker")
+@click.pass_obj
+def worker_cmd(settings: Settings) -> None:
+    """Run a stream worker: transactions and snapshot rows in, cross-sell alerts out.
+
+    Uses the configured broker and Redis, or the running embedded stack (`xsell up`).
+    Invalid events go to the dead-letter topic with the reason. The active bundle is
+    loaded at start and reloaded when a new one is activated, without a restart.
+    Ctrl-C or SIGTERM stops it cleanly; another worker in the group takes over.
+    """
+    endpoints = resolve_endpoints(settings)
+    ensure_topics(settings, endpoints, TopicNames(settings.topic_prefix).all())
+    active = ActiveBundle()
+    store = BundleStore(open_redis(settings, endpoints), settings.redis_key_prefix)
+    watcher = BundleWatcher(store, on_change=active.update)
+    watcher.start()
+    if active.get() is None:
+        err.print(
+            "no active bundle yet: events update holdings, alerts start once one is activated"
+        )
+    app = build_worker(settings, endpoints, active)
+    # Faust reads its own command line; its web server is not needed (and would bind 0.0.0.0).
+    sys.argv = [
+        sys.argv[0],
+        "worker",
+        "--without-web",
+        "--loglevel",
+        settings.log_level.lower().replace("warning", "warn"),
+    ]
+    try:
+        app.main()
+    finally:
+        watcher.stop()
