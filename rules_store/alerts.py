@@ -7,9 +7,12 @@ sees an alert twice (a worker restarted and re-processed the event) can drop the
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from rules_store.bundle import Bundle
+from rules_store.contact import ContactPolicy, pick_offer
+from rules_store.holdings import CustomerState
 from rules_store.offers import OfferIndex
 from rules_store.rules import Offer, format_itemset
 
@@ -60,20 +63,32 @@ def cross_sell_alert(
     }
 
 
-def offer_on_change(
-    before_held: int,
-    after_held: int,
-    features: tuple[float, ...] | None,
+def choose_cross_sell(
+    before: CustomerState,
+    after: CustomerState,
     bundle: Bundle,
     index: OfferIndex,
-) -> tuple[int, Offer] | None:
-    """The segment and best offer to alert on when a customer's held products changed.
+    *,
+    ts: datetime,
+    policy: ContactPolicy,
+) -> tuple[int, int, Offer] | None:
+    """(segment, rank, offer) to alert on after a change of held products, or None.
 
-    None when nothing changed, when the customer's profile (hence segment) is not known
-    yet, or when there is nothing to offer.
+    None when the held products did not change, when the customer's profile (hence
+    segment) is not known yet, or when the contact policy allows no offer now.
     """
-    if after_held == before_held or features is None:
+    if after.held == before.held or after.features is None:
         return None
-    segment = bundle.segment_model.assign_segment(features)
-    offers = index.offers(segment, after_held)
-    return (segment, offers[0]) if offers else None
+    segment = bundle.segment_model.assign_segment(after.features)
+    offers = index.offers(segment, after.held)
+    offer = pick_offer(
+        offers,
+        bundle.items,
+        last_offered=after.last_offered,
+        alert_day=after.alert_day,
+        alerts_on_day=after.alerts_on_day,
+        churn_risk=after.churn_risk,
+        ts=ts,
+        policy=policy,
+    )
+    return None if offer is None else (segment, offers.index(offer) + 1, offer)

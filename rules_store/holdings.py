@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from rules_store.catalog import PRODUCT_BALANCES, PRODUCT_BIT, PRODUCTS
@@ -24,6 +25,14 @@ class CustomerState:
     branch_id: str | None = None
     positions: Mapping[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
     features: tuple[float, ...] | None = None  # encoded segmentation fields, once known
+    last_offered: Mapping[str, str] = field(default_factory=dict)  # product -> last alert ts
+    alert_day: str | None = None  # event-time day of `alerts_on_day`
+    alerts_on_day: int = 0
+    churn_risk: bool = False  # set by the churn agent (a later issue)
+    # The alerts of the last few applied events, by (source, offset): when a restarted
+    # worker re-reads one of those events, it sends the same alert again instead of
+    # losing it (consumers drop the repeat by alert_id).
+    recent_alerts: tuple[tuple[str, int, str], ...] = ()
 
     @property
     def held(self) -> int:
@@ -41,6 +50,11 @@ class CustomerState:
             "branch_id": self.branch_id,
             "positions": dict(self.positions),
             "features": list(self.features) if self.features is not None else None,
+            "last_offered": dict(self.last_offered),
+            "alert_day": self.alert_day,
+            "alerts_on_day": self.alerts_on_day,
+            "churn_risk": self.churn_risk,
+            "recent_alerts": [list(entry) for entry in self.recent_alerts],
         }
 
     @classmethod
@@ -51,7 +65,18 @@ class CustomerState:
             branch_id=raw.get("branch_id"),
             positions={str(k): int(v) for k, v in raw.get("positions", {}).items()},
             features=tuple(float(v) for v in raw["features"]) if raw.get("features") else None,
+            last_offered={str(k): str(v) for k, v in raw.get("last_offered", {}).items()},
+            alert_day=raw.get("alert_day"),
+            alerts_on_day=int(raw.get("alerts_on_day", 0)),
+            churn_risk=bool(raw.get("churn_risk", False)),
+            recent_alerts=tuple(
+                (str(s), int(o), str(a)) for s, o, a in raw.get("recent_alerts", ())
+            ),
         )
+
+    def alerts_for(self, source: str, offset: int) -> list[str]:
+        """Alerts already emitted for the event at this position (to re-send after a crash)."""
+        return [alert for s, o, alert in self.recent_alerts if (s, o) == (source, offset)]
 
 
 def apply_transaction(
@@ -123,4 +148,21 @@ def apply_snapshot(
         features=features,
         branch_id=branch if isinstance(branch, str) and branch else state.branch_id,
         positions={**state.positions, source: offset},
+    )
+
+
+RECENT_ALERTS = 16
+
+
+def record_alert(
+    state: CustomerState, *, product: str, ts: datetime, source: str, offset: int, alert: str
+) -> CustomerState:
+    """Note an alert sent for the event at (source, offset): cool-down, daily count, re-send."""
+    day = ts.date().isoformat()
+    return replace(
+        state,
+        last_offered={**state.last_offered, product: ts.isoformat()},
+        alert_day=day,
+        alerts_on_day=state.alerts_on_day + 1 if state.alert_day == day else 1,
+        recent_alerts=(*state.recent_alerts, (source, offset, alert))[-RECENT_ALERTS:],
     )

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, le=1024)
     topic_replication: int = Field(1, ge=1, le=16)
 
+    cooldown_days: int = Field(
+        30, ge=0, description="Days before the same product is offered again"
+    )
+    max_alerts_per_day: int = Field(2, ge=0, description="Cross-sell alerts per customer per day")
+
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
 

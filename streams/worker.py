@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 
-from rules_store.alerts import cross_sell_alert, offer_on_change
+from rules_store.alerts import choose_cross_sell, cross_sell_alert
 from rules_store.bundle import Bundle
+from rules_store.contact import ContactPolicy
 from rules_store.events import InvalidEventError, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
+from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction, record_alert
 from rules_store.offers import OfferIndex
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
@@ -26,8 +27,6 @@ from streams.dead_letters import dead_letter
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
-
-Apply = Callable[[CustomerState, dict[str, Any], str, int], CustomerState | None]
 
 
 class ActiveBundle:
@@ -74,91 +73,104 @@ def build_worker(
         key_type=str,
         value_type=bytes,
     )
+    policy = ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day)
 
-    async def handle(event: faust.EventT[bytes], apply: Apply, *, alert: bool) -> None:
+    def state_of(customer: str) -> CustomerState:
+        stored = holdings.get(customer)
+        return CustomerState.from_dict(json.loads(stored)) if stored else CustomerState(customer)
+
+    async def reject(event: faust.EventT[bytes], reason: str) -> None:
         message = event.message
-        source = f"{message.topic}:{message.partition}"
+        record = dead_letter(
+            reason=reason,
+            raw=event.value,
+            key=event.key,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+        await dead_letters.send(key=event.key, value=record)
+
+    async def on_transaction(event: faust.EventT[bytes]) -> None:
+        source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
         try:
-            record = decode_json(event.value)
-            current = active.get()
-            id_column = current[1].schema.id_column if current else "客户编号"
-            customer = _customer_of(record, id_column)
-            stored = holdings.get(customer)
-            before = (
-                CustomerState.from_dict(json.loads(stored)) if stored else CustomerState(customer)
-            )
-            after = apply(before, record, source, message.offset)
+            tx = parse_transaction(decode_json(event.value))
         except InvalidEventError as exc:
-            await dead_letters.send(
-                key=event.key,
-                value=dead_letter(
-                    reason=str(exc),
-                    raw=event.value,
-                    key=event.key,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                ),
-            )
+            await reject(event, str(exc))
             return
-        if after is None:
-            return  # already applied before a restart
-        holdings[customer] = json.dumps(after.to_dict()).encode()
-        if not alert or current is None:
+        before = state_of(tx.customer_id)
+        after = apply_transaction(before, tx, source=source, offset=offset)
+        if after is None:  # re-read after a restart: its effects are in the table already
+            for sent in before.alerts_for(source, offset):
+                await alerts.send(key=tx.customer_id.encode(), value=sent.encode())
             return
-        version, bundle, index = current
-        decided = offer_on_change(before.held, after.held, after.features, bundle, index)
-        if decided is None:
-            return
-        segment, offer = decided
-        value = cross_sell_alert(
-            customer_id=customer,
-            branch_id=after.branch_id,
-            ts=str(record.get("ts")),
-            event_id=str(record.get("event_id")),
-            bundle_version=version,
-            segment=segment,
-            offer=offer,
-            rank=1,
-            items=bundle.items,
-        )
-        await alerts.send(
-            key=customer.encode(), value=json.dumps(value, ensure_ascii=False).encode()
-        )
+        current = active.get()  # one bundle for the whole event
+        alert: str | None = None
+        if current is not None:
+            version, bundle, index = current
+            chosen = choose_cross_sell(before, after, bundle, index, ts=tx.ts, policy=policy)
+            if chosen is not None:
+                segment, rank, offer = chosen
+                alert = json.dumps(
+                    cross_sell_alert(
+                        customer_id=tx.customer_id,
+                        branch_id=after.branch_id,
+                        ts=tx.ts.isoformat(),
+                        event_id=tx.event_id,
+                        bundle_version=version,
+                        segment=segment,
+                        offer=offer,
+                        rank=rank,
+                        items=bundle.items,
+                    ),
+                    ensure_ascii=False,
+                )
+                after = record_alert(
+                    after,
+                    product=bundle.items[offer.item],
+                    ts=tx.ts,
+                    source=source,
+                    offset=offset,
+                    alert=alert,
+                )
+        holdings[tx.customer_id] = json.dumps(after.to_dict()).encode()
+        if alert is not None:
+            await alerts.send(key=tx.customer_id.encode(), value=alert.encode())
 
-    def apply_tx(
-        state: CustomerState, record: dict[str, Any], source: str, offset: int
-    ) -> CustomerState | None:
-        tx = parse_transaction(record)
-        return apply_transaction(state, tx, source=source, offset=offset)
-
-    def apply_row(
-        state: CustomerState, record: dict[str, Any], source: str, offset: int
-    ) -> CustomerState | None:
+    async def on_snapshot_row(event: faust.EventT[bytes]) -> None:
+        source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
         current = active.get()
-        if current is None:
-            msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
-            raise InvalidEventError(msg)
-        bundle = current[1]
-        return apply_snapshot(
-            state,
-            record,
-            bundle.schema,
-            unknown=bundle.unknown_policy,
-            source=source,
-            offset=offset,
-        )
+        try:
+            if current is None:
+                msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
+                raise InvalidEventError(msg)
+            bundle = current[1]
+            record = decode_json(event.value)
+            customer = _customer_of(record, bundle.schema.id_column)
+            after = apply_snapshot(
+                state_of(customer),
+                record,
+                bundle.schema,
+                unknown=bundle.unknown_policy,
+                source=source,
+                offset=offset,
+            )
+        except InvalidEventError as exc:
+            await reject(event, str(exc))
+            return
+        if after is not None:
+            holdings[customer] = json.dumps(after.to_dict()).encode()
 
     @app.agent(transactions)
     async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await handle(event, apply_tx, alert=True)
+            await on_transaction(event)
             yield None
 
     @app.agent(snapshots)
     async def load_snapshot_rows(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await handle(event, apply_row, alert=False)
+            await on_snapshot_row(event)
             yield None
 
     return app

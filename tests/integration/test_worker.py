@@ -202,3 +202,76 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
         assert alert["bundle_version"] == version
         assert alert["branch_id"] == "b1"
         assert alert["product"] != "理财"
+
+
+def test_contact_policy_caps_alerts_per_customer_per_day(
+    stack: EmbeddedStack, isolated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a cap these four credits give two alerts (two different products, the
+    # cool-down keeping each product to one); with a cap of one a day, only the first.
+    monkeypatch.setenv("XSELL_MAX_ALERTS_PER_DAY", "1")
+    prefix = isolated
+    settings = stack.settings.model_copy(
+        update={"topic_prefix": prefix, "redis_key_prefix": prefix}
+    )
+    endpoints = stack.endpoints
+    names = TopicNames(prefix)
+    customers = generate_retail(2_000, seed=5, dirty_share=0.0)
+    path = tmp_path / "c.del"
+    write_retail(customers, path, "del")
+    bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=3, min_lift=1.0)).bundle
+    store = BundleStore(open_redis(settings, endpoints), prefix)
+    store.activate(store.publish(bundle))
+    ensure_topics(settings, endpoints, names.all())
+    # A customer holding only a deposit, so that every credit below changes the held set.
+    row = next(
+        r
+        for r in customers.to_dict("records")
+        if all(
+            r[c] == 0
+            for c in bundle.item_balances["保险"]
+            + bundle.item_balances["国债"]
+            + bundle.item_balances["积存金"]
+            + bundle.item_balances["理财"]
+        )
+    )
+    customer = row["客户编号"]
+    producer = KafkaProducer(**kafka_python_options(settings, endpoints))
+    producer.send(
+        names.holdings_snapshot,
+        key=customer.encode(),
+        value=json.dumps(row, ensure_ascii=False).encode(),
+    )
+    producer.flush()
+    worker = subprocess.Popen(
+        [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert _consume(settings, endpoints, f"{prefix}-engine-holdings-changelog", want=1), (
+            output_of(worker)
+        )
+        for i, product in enumerate(("保险", "国债", "积存金", "理财")):
+            event = {
+                "event_id": f"cap{i}",
+                "customer_id": customer,
+                "ts": f"2026-11-23T1{i}:00:00+08:00",
+                "product": product,
+                "kind": "credit",
+                "amount": 1000.0,
+            }
+            producer.send(
+                names.transactions,
+                key=customer.encode(),
+                value=json.dumps(event, ensure_ascii=False).encode(),
+            )
+        producer.flush()
+        producer.close()
+        # Wait until all four events are applied (the table's changelog), then read alerts.
+        assert (
+            len(_consume(settings, endpoints, f"{prefix}-engine-holdings-changelog", want=5)) >= 5
+        )
+        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=3, within_s=5)
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=60)
+    assert [a["event_id"] for a in alerts] == ["cap0"]

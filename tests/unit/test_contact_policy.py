@@ -1,0 +1,72 @@
+"""The contact policy and the alert bookkeeping in a customer's state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules_store.contact import ContactPolicy, pick_offer
+from rules_store.holdings import CustomerState, record_alert
+from rules_store.rules import Offer
+
+ITEMS = ("存款", "保险", "基金和积利宝", "积存金")
+NOW = datetime.fromisoformat("2026-11-23T10:00:00+08:00")
+POLICY = ContactPolicy(cooldown_days=30, max_per_day=2)
+OFFERS = [Offer(1, 0.9, None, True), Offer(2, 0.6, None, True), Offer(3, 0.3, None, True)]
+
+
+def _pick(state: CustomerState, ts: datetime = NOW) -> Offer | None:
+    return pick_offer(
+        OFFERS,
+        ITEMS,
+        last_offered=state.last_offered,
+        alert_day=state.alert_day,
+        alerts_on_day=state.alerts_on_day,
+        churn_risk=state.churn_risk,
+        ts=ts,
+        policy=POLICY,
+    )
+
+
+def _sent(state: CustomerState, product: str, ts: datetime, offset: int = 0) -> CustomerState:
+    return record_alert(
+        state, product=product, ts=ts, source="t:0", offset=offset, alert=f"{product}@{ts}"
+    )
+
+
+def test_a_product_is_not_offered_again_within_the_cooldown() -> None:
+    state = _sent(CustomerState("c"), "保险", NOW - timedelta(days=29, hours=23))
+    offer = _pick(state)
+    assert offer is not None
+    assert ITEMS[offer.item] == "基金和积利宝"  # the next best
+    state = _sent(CustomerState("c"), "保险", NOW - timedelta(days=30))
+    offer = _pick(state)
+    assert offer is not None
+    assert ITEMS[offer.item] == "保险"  # cool-down over
+
+
+def test_at_most_n_alerts_per_customer_per_event_day() -> None:
+    state = CustomerState("c")
+    for i, product in enumerate(("保险", "基金和积利宝")):
+        state = _sent(state, product, NOW + timedelta(minutes=i))
+    assert state.alerts_on_day == 2
+    assert _pick(state) is None
+    tomorrow = datetime.fromisoformat("2026-11-24T00:30:00+08:00")
+    assert _pick(state, tomorrow) is not None  # a new day by the event's own clock
+
+
+def test_no_cross_sell_while_flagged_at_churn_risk() -> None:
+    assert _pick(CustomerState("c", churn_risk=True)) is None
+
+
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=40))
+def test_only_the_last_alerts_are_kept_for_re_sending(offsets: list[int]) -> None:
+    state = CustomerState("c")
+    for offset in offsets:
+        state = _sent(state, "保险", NOW, offset)
+    assert len(state.recent_alerts) == min(len(offsets), 16)
+    last = offsets[-1]
+    assert state.alerts_for("t:0", last)
+    assert CustomerState.from_dict(state.to_dict()) == state
