@@ -24,6 +24,7 @@ from rules_store.offers import OfferIndex
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
+from streams.tansu import install_changelog_fence
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def _customer_of(record: dict[str, Any], id_column: str) -> str:
 def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
+    if endpoints.embedded_broker:
+        install_changelog_fence()
     app = create_app(
         settings, endpoints, app_id=app_id or f"{settings.topic_prefix}-engine", web_enabled=False
     )

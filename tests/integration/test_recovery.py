@@ -1,0 +1,196 @@
+"""kill -9 a worker mid-stream, again and again: holdings end exactly as without a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from rules_store.catalog import PRODUCTS
+from rules_store.events import parse_transaction
+from rules_store.holdings import CustomerState, apply_transaction
+from streams.kafka_clients import ensure_topics, kafka_python_options
+from streams.topics import TopicNames
+from xsell.embedded import EmbeddedStack
+
+XSELL = str(Path(sys.executable).with_name("xsell"))
+
+
+def _latest_states(settings: Any, endpoints: Any, topic: str) -> dict[str, dict[str, Any]]:
+    consumer = KafkaConsumer(
+        topic,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1500,
+        **kafka_python_options(settings, endpoints),
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        for message in consumer:
+            state = json.loads(message.value) if message.value is not None else {}
+            if "customer_id" in state:  # not the recovery fence (streams/tansu.py)
+                latest[state["customer_id"]] = state
+    finally:
+        consumer.close()
+    return latest
+
+
+def test_killing_the_worker_repeatedly_leaves_the_same_holdings_as_no_crash(
+    stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
+    settings = stack.settings.model_copy(update={"topic_prefix": prefix})
+    endpoints = stack.endpoints
+    names = TopicNames(prefix)
+    ensure_topics(settings, endpoints, names.all())
+
+    rng = random.Random(7)
+    customers = [f"c{i:03d}" for i in range(60)]
+    producer = KafkaProducer(**kafka_python_options(settings, endpoints))
+    expected = {c: CustomerState(c) for c in customers}
+    last_position: dict[str, tuple[str, int]] = {}
+    for i in range(6_000):
+        customer = rng.choice(customers)
+        event = {
+            "event_id": f"e{i}",
+            "customer_id": customer,
+            "ts": "2026-11-23T10:00:00+08:00",
+            "product": rng.choice(PRODUCTS),
+            "kind": rng.choice(["credit", "credit", "debit", "open"]),
+            "amount": float(rng.randint(1, 500)),
+        }
+        meta = producer.send(
+            names.transactions,
+            key=customer.encode(),
+            value=json.dumps(event, ensure_ascii=False).encode(),
+        ).get(30)
+        source = f"{meta.topic}:{meta.partition}"
+        after = apply_transaction(
+            expected[customer], parse_transaction(event), source=source, offset=meta.offset
+        )
+        assert after is not None
+        expected[customer] = after
+        last_position[customer] = (source, meta.offset)
+    producer.close()
+
+    changelog = f"{prefix}-engine-holdings-changelog"
+    outputs = []
+    for kill_after in (4.0, 5.0, 6.0):
+        worker = subprocess.Popen(
+            [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        time.sleep(kill_after)
+        worker.send_signal(signal.SIGKILL)
+        outputs.append(worker.communicate(timeout=30)[0].decode(errors="replace"))
+
+    worker = subprocess.Popen(
+        [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            latest = _latest_states(settings, endpoints, changelog)
+            done = [
+                c
+                for c in customers
+                if c in latest
+                and latest[c]["positions"].get(last_position[c][0]) == last_position[c][1]
+            ]
+            if len(done) == len(customers):
+                break
+    finally:
+        worker.terminate()
+        outputs.append(worker.communicate(timeout=60)[0].decode(errors="replace"))
+    mismatched = {
+        c: (latest.get(c, {}).get("balances"), dict(expected[c].balances))
+        for c in customers
+        if latest.get(c, {}).get("balances") != dict(expected[c].balances)
+    }
+    assert not mismatched, (
+        f"{len(mismatched)} customers differ, e.g. {list(mismatched.items())[:2]}\n{outputs[-1][-2000:]}"
+    )
+
+
+def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
+    stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tansu reports the end of a partition as the start of its last batch. Leave a whole
+    table's state in the changelog as one batch per partition (as a worker that was killed
+    would have), start a worker, and check that it recovered all of it."""
+    prefix = f"f{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
+    settings = stack.settings.model_copy(update={"topic_prefix": prefix})
+    endpoints = stack.endpoints
+    names = TopicNames(prefix)
+    changelog = f"{prefix}-engine-holdings-changelog"
+    ensure_topics(settings, endpoints, (*names.all(), changelog))
+    customers = [f"k{i:03d}" for i in range(100)]
+    producer = KafkaProducer(**kafka_python_options(settings, endpoints))
+    last: dict[str, tuple[str, int]] = {}
+    for i, customer in enumerate(customers):
+        event = {
+            "event_id": f"d{i}",
+            "customer_id": customer,
+            "ts": "2026-11-23T10:00:00+08:00",
+            "product": "存款",
+            "kind": "credit",
+            "amount": 1.0,
+        }
+        meta = producer.send(
+            names.transactions, key=customer.encode(), value=json.dumps(event).encode()
+        ).get(30)
+        last[customer] = (f"{meta.topic}:{meta.partition}", meta.offset)
+    producer.close()
+    # One record per customer in the changelog partition of its events (keys JSON-encoded,
+    # as Faust writes them), sent as one large batch per partition.
+    batcher = KafkaProducer(
+        linger_ms=200, batch_size=1 << 20, **kafka_python_options(settings, endpoints)
+    )
+    for customer in customers:
+        state = CustomerState(customer, balances={"存款": 100.0})
+        partition = int(last[customer][0].rsplit(":", 1)[1])
+        batcher.send(
+            changelog,
+            key=json.dumps(customer).encode(),
+            value=json.dumps(state.to_dict()).encode(),
+            partition=partition,
+        )
+    batcher.flush()
+    batcher.close()
+
+    worker = subprocess.Popen(
+        [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            latest = _latest_states(settings, endpoints, changelog)
+            if all(
+                latest.get(c, {}).get("positions", {}).get(last[c][0]) == last[c][1]
+                for c in customers
+            ):
+                break
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0].decode(errors="replace")
+    balances = {c: latest.get(c, {}).get("balances", {}).get("存款") for c in customers}
+    lost = [c for c, balance in balances.items() if balance != 101.0]
+    notes = [
+        line for line in output.splitlines() if "ERROR" in line or "Error in recovery" in line
+    ][:5]
+    assert not lost, (
+        f"{len(lost)} of {len(customers)} customers lost their recovered state, e.g. {lost[:3]}: {[balances[c] for c in lost[:3]]}; {notes}"
+    )
