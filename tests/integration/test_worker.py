@@ -15,13 +15,16 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.catalog import PRODUCTS, products_to_mask
-from rules_store.redis_store import BundleStore, open_redis
+from rules_store.errors import ServiceUnavailableError
+from rules_store.redis_store import BundleStore, encode_bundle, open_redis
 from rules_store.schema import RETAIL_SCHEMA, encode_profile
+from rules_store.settings import Endpoints
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
-from xsell.embedded import EmbeddedStack
+from xsell.embedded import EmbeddedStack, redis_binary
+from xsell.processes import ChildProcess, free_port
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
 BAD_EVENTS = {
@@ -284,3 +287,92 @@ def test_contact_policy_caps_alerts_per_customer_per_day(
         worker.terminate()
         worker.communicate(timeout=60)
     assert [a["event_id"] for a in alerts] == ["cap0"]
+
+
+def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
+    stack: EmbeddedStack, isolated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = isolated
+    port = free_port()
+    argv = [
+        redis_binary(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
+    redis_server = ChildProcess("redis", argv, tmp_path / "redis.log")
+    redis_server.start()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setenv(
+        "XSELL_REDIS_URL", redis_url
+    )  # the worker's own Redis; the broker stays embedded
+    settings = stack.settings.model_copy(
+        update={"topic_prefix": prefix, "redis_key_prefix": prefix}
+    )
+    endpoints = stack.endpoints
+    own = Endpoints(endpoints.kafka_bootstrap, redis_url, embedded_broker=True, embedded_redis=True)
+    names = TopicNames(prefix)
+    customers = generate_retail(2_000, seed=9, dirty_share=0.0)
+    path = tmp_path / "c.del"
+    write_retail(customers, path, "del")
+    bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=3)).bundle
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            store = BundleStore(open_redis(settings, own), prefix)
+            store.activate(store.publish(bundle))
+            break
+        except ServiceUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    ensure_topics(settings, endpoints, names.all())
+    rows = [r for r in customers.to_dict("records") if r["理财余额"] == 0][:20]
+    producer = KafkaProducer(**kafka_python_options(settings, endpoints))
+    for row in rows:
+        producer.send(
+            names.holdings_snapshot,
+            key=row["客户编号"].encode(),
+            value=json.dumps(row, ensure_ascii=False).encode(),
+        )
+    producer.flush()
+    worker = subprocess.Popen(
+        [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert len(_table_updates(settings, endpoints, prefix, want=len(rows))) >= len(rows), (
+            output_of(worker)
+        )
+        redis_server.stop()  # Redis goes away mid-stream
+        for i, row in enumerate(rows):
+            event = {
+                "event_id": f"r{i}",
+                "customer_id": row["客户编号"],
+                "ts": "2026-11-23T10:00:00+08:00",
+                "product": "理财",
+                "kind": "credit",
+                "amount": 5000.0,
+            }
+            producer.send(
+                names.transactions,
+                key=row["客户编号"].encode(),
+                value=json.dumps(event, ensure_ascii=False).encode(),
+            )
+        producer.flush()
+        producer.close()
+        updates = _table_updates(settings, endpoints, prefix, want=2 * len(rows))
+        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=1, within_s=20)
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=60)[0].decode(errors="replace")
+        redis_server.stop()
+    assert len(updates) >= 2 * len(rows), output[-2000:]  # every credit applied without Redis
+    assert alerts, output[-2000:]  # and alerts still come, from the cached bundle
+    assert {a["bundle_version"] for a in alerts} == {encode_bundle(bundle)[2]}
