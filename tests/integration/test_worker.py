@@ -21,8 +21,9 @@ from rules_store.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.settings import Endpoints
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
+from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
-from training.retail import TrainParams, train_retail
+from training.retail import TrainParams, load_retail, train_retail
 from xsell.embedded import EmbeddedStack, redis_binary
 from xsell.processes import ChildProcess, free_port
 
@@ -199,6 +200,17 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
     assert "Crashed" not in output  # the agent was never restarted
 
     by_customer = {a["customer_id"]: a for a in alerts}
+
+    # Batch and stream agree: `xsell cross-sell`'s best offer for the same customers after
+    # the same credit is the product each alert offers.
+    after_credit = customers[customers["客户编号"].isin([r["客户编号"] for r in rows])].copy()
+    after_credit["理财余额"] = 10000.0
+    write_retail(after_credit, tmp_path / "after.del", "del")
+    batch = cross_sell(bundle, load_retail(tmp_path / "after.del", bundle.schema))
+    best = batch[batch["rank"] == 1].set_index("客户编号")
+    for customer, alert in by_customer.items():
+        assert best.loc[customer, "product"] == alert["product"]
+        assert best.loc[customer, "segment"] == alert["segment"]
     for row in rows:
         held = 0
         for i, product in enumerate(PRODUCTS):
