@@ -17,7 +17,7 @@ from rules_store.errors import ConfigError, XsellError
 from rules_store.settings import Settings, load_settings
 from streams.kafka_clients import ensure_topics
 from streams.topics import TopicNames
-from xsell import __version__, bundle_commands, retail_commands
+from xsell import __version__, bundle_commands, retail_commands, stream_commands
 from xsell.console import err, out
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
@@ -204,7 +204,12 @@ def _print_report(report: DoctorReport) -> None:
     )
 
 
-for _command in (*retail_commands.COMMANDS, *bundle_commands.COMMANDS, worker_cmd):
+for _command in (
+    *retail_commands.COMMANDS,
+    *bundle_commands.COMMANDS,
+    *stream_commands.COMMANDS,
+    worker_cmd,
+):
     cli.add_command(_command)
 
 
