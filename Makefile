@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/train_retail.py
 	$(BIN)/python bench/bundle_store.py
+	$(BIN)/python bench/restart.py
 
 up: $(STAMP)
 	$(BIN)/xsell up
