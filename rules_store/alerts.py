@@ -72,14 +72,22 @@ def choose_cross_sell(
     ts: datetime,
     policy: ContactPolicy,
 ) -> tuple[int, int, Offer] | None:
-    """(segment, rank, offer) to alert on after a change of held products, or None.
+    """(segment, rank, offer) to alert on after a customer's state changed, or None.
 
-    None when the held products did not change, when the customer's profile (hence
-    segment) is not known yet, or when the contact policy allows no offer now.
+    An alert is considered when the held products or the segment changed. None when
+    neither did, when the customer's profile (hence segment) is not known yet, or when
+    the contact policy allows no offer now.
     """
-    if after.held == before.held or after.features is None:
+    if after.features is None:
         return None
     segment = bundle.segment_model.assign_segment(after.features)
+    # A first profile only sets the baseline; a later one that moves the customer counts.
+    moved = (
+        before.features is not None
+        and bundle.segment_model.assign_segment(before.features) != segment
+    )
+    if after.held == before.held and not moved:
+        return None
     offers = index.offers(segment, after.held)
     offer = pick_offer(
         offers,

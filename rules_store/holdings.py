@@ -166,3 +166,28 @@ def record_alert(
         alerts_on_day=state.alerts_on_day + 1 if state.alert_day == day else 1,
         recent_alerts=(*state.recent_alerts, (source, offset, alert))[-RECENT_ALERTS:],
     )
+
+
+def apply_profile(
+    state: CustomerState,
+    record: Mapping[str, Any],
+    schema: Schema,
+    *,
+    unknown: str,
+    source: str,
+    offset: int,
+) -> CustomerState | None:
+    """A profile event (the segmentation fields) replaces the encoded profile; None if a repeat."""
+    if state.positions.get(source, -1) >= offset:
+        return None
+    try:
+        features = encode_profile(schema, record, unknown=unknown)
+    except SchemaError as exc:
+        raise InvalidEventError(f"profile: {exc}") from exc
+    branch = record.get("branch_id")
+    return replace(
+        state,
+        features=features,
+        branch_id=branch if isinstance(branch, str) and branch else state.branch_id,
+        positions={**state.positions, source: offset},
+    )

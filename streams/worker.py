@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -18,9 +19,16 @@ import faust
 from rules_store.alerts import choose_cross_sell, cross_sell_alert
 from rules_store.bundle import Bundle
 from rules_store.contact import ContactPolicy
-from rules_store.events import InvalidEventError, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction, record_alert
+from rules_store.events import InvalidEventError, decode_json, parse_timestamp, parse_transaction
+from rules_store.holdings import (
+    CustomerState,
+    apply_profile,
+    apply_snapshot,
+    apply_transaction,
+    record_alert,
+)
 from rules_store.offers import OfferIndex
+from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
@@ -67,6 +75,7 @@ def build_worker(
     names = TopicNames(settings.topic_prefix)
     transactions = declare_topic(app, names.transactions, settings)
     snapshots = declare_topic(app, names.holdings_snapshot, settings)
+    profiles = declare_topic(app, names.profiles, settings)
     dead_letters = declare_topic(app, names.dead_letters, settings)
     alerts = declare_topic(app, names.cross_sell_alerts, settings)
     holdings = app.Table(
@@ -94,32 +103,35 @@ def build_worker(
         )
         await dead_letters.send(key=event.key, value=record)
 
-    async def on_transaction(event: faust.EventT[bytes]) -> None:
+    async def update_and_alert(
+        event: faust.EventT[bytes],
+        customer: str,
+        apply: Callable[[CustomerState, str, int], CustomerState | None],
+        *,
+        event_id: str,
+        ts: datetime,
+    ) -> None:
+        """Apply one event to a customer's state, then alert if the contact policy allows."""
         source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
-        try:
-            tx = parse_transaction(decode_json(event.value))
-        except InvalidEventError as exc:
-            await reject(event, str(exc))
-            return
-        before = state_of(tx.customer_id)
-        after = apply_transaction(before, tx, source=source, offset=offset)
+        before = state_of(customer)
+        after = apply(before, source, offset)
         if after is None:  # re-read after a restart: its effects are in the table already
             for sent in before.alerts_for(source, offset):
-                await alerts.send(key=tx.customer_id.encode(), value=sent.encode())
+                await alerts.send(key=customer.encode(), value=sent.encode())
             return
         current = active.get()  # one bundle for the whole event
         alert: str | None = None
         if current is not None:
             version, bundle, index = current
-            chosen = choose_cross_sell(before, after, bundle, index, ts=tx.ts, policy=policy)
+            chosen = choose_cross_sell(before, after, bundle, index, ts=ts, policy=policy)
             if chosen is not None:
                 segment, rank, offer = chosen
                 alert = json.dumps(
                     cross_sell_alert(
-                        customer_id=tx.customer_id,
+                        customer_id=customer,
                         branch_id=after.branch_id,
-                        ts=tx.ts.isoformat(),
-                        event_id=tx.event_id,
+                        ts=ts.isoformat(),
+                        event_id=event_id,
                         bundle_version=version,
                         segment=segment,
                         offer=offer,
@@ -131,14 +143,54 @@ def build_worker(
                 after = record_alert(
                     after,
                     product=bundle.items[offer.item],
-                    ts=tx.ts,
+                    ts=ts,
                     source=source,
                     offset=offset,
                     alert=alert,
                 )
-        holdings[tx.customer_id] = json.dumps(after.to_dict()).encode()
+        holdings[customer] = json.dumps(after.to_dict()).encode()
         if alert is not None:
-            await alerts.send(key=tx.customer_id.encode(), value=alert.encode())
+            await alerts.send(key=customer.encode(), value=alert.encode())
+
+    async def on_transaction(event: faust.EventT[bytes]) -> None:
+        try:
+            tx = parse_transaction(decode_json(event.value))
+        except InvalidEventError as exc:
+            await reject(event, str(exc))
+            return
+        await update_and_alert(
+            event,
+            tx.customer_id,
+            lambda state, source, offset: apply_transaction(
+                state, tx, source=source, offset=offset
+            ),
+            event_id=tx.event_id,
+            ts=tx.ts,
+        )
+
+    async def on_profile(event: faust.EventT[bytes]) -> None:
+        current = active.get()
+        try:
+            if current is None:
+                msg = "no active bundle yet: a profile cannot be encoded without its schema"
+                raise InvalidEventError(msg)
+            schema, unknown = current[1].schema, current[1].unknown_policy
+            record = decode_json(event.value)
+            customer = _customer_of(record, schema.id_column)
+            ts = parse_timestamp(record.get("ts"))
+            encode_profile(schema, record, unknown=unknown)  # validate before touching state
+        except (InvalidEventError, SchemaError) as exc:
+            await reject(event, f"profile: {exc}" if isinstance(exc, SchemaError) else str(exc))
+            return
+        await update_and_alert(
+            event,
+            customer,
+            lambda state, source, offset: apply_profile(
+                state, record, schema, unknown=unknown, source=source, offset=offset
+            ),
+            event_id=str(record.get("event_id") or f"profile:{customer}:{ts.isoformat()}"),
+            ts=ts,
+        )
 
     async def on_snapshot_row(event: faust.EventT[bytes]) -> None:
         source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
@@ -168,6 +220,12 @@ def build_worker(
     async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
             await on_transaction(event)
+            yield None
+
+    @app.agent(profiles)
+    async def process_profiles(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            await on_profile(event)
             yield None
 
     @app.agent(snapshots)

@@ -176,16 +176,38 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
             )
         for raw in BAD_EVENTS.values():
             producer.send(names.transactions, key=b"c", value=raw)
+        # A profile event without its fields is refused; a complete one is taken.
+        broken_profile = {
+            "customer_id": rows[0]["客户编号"],
+            "ts": "2026-11-23T11:00:00+08:00",
+            "年龄": 40,
+        }
+        producer.send(
+            names.profiles,
+            key=rows[0]["客户编号"].encode(),
+            value=json.dumps(broken_profile, ensure_ascii=False).encode(),
+        )
+        profile = {**rows[1], "customer_id": rows[1]["客户编号"], "ts": "2026-11-23T11:00:00+08:00"}
+        producer.send(
+            names.profiles,
+            key=rows[1]["客户编号"].encode(),
+            value=json.dumps(profile, ensure_ascii=False).encode(),
+        )
         producer.flush()
         producer.close()
 
-        dead = _consume(settings, endpoints, names.dead_letters, want=len(BAD_EVENTS))
+        dead = _consume(settings, endpoints, names.dead_letters, want=len(BAD_EVENTS) + 1)
         alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=len(rows))
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode(errors="replace")
 
-    assert len(dead) == len(BAD_EVENTS), output[-3000:]
+    assert len(dead) == len(BAD_EVENTS) + 1, output[-3000:]
+    assert any(
+        d["reason"].startswith("profile: field '性别' is missing")
+        and d["source"]["topic"] == names.profiles
+        for d in dead
+    )
     reasons = " | ".join(d["reason"] for d in dead)
     for expected in (
         "not JSON",
@@ -196,7 +218,7 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
         "expected a JSON object",
     ):
         assert expected in reasons
-    assert all(d["source"]["topic"] == names.transactions and d["raw_base64"] for d in dead)
+    assert all(d["raw_base64"] for d in dead)
     assert "Crashed" not in output  # the agent was never restarted
 
     by_customer = {a["customer_id"]: a for a in alerts}

@@ -70,3 +70,47 @@ def test_only_the_last_alerts_are_kept_for_re_sending(offsets: list[int]) -> Non
     last = offsets[-1]
     assert state.alerts_for("t:0", last)
     assert CustomerState.from_dict(state.to_dict()) == state
+
+
+def _two_segment_bundle():  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from rules_store.bundle import Bundle, SegmentRules
+    from rules_store.schema import RETAIL_SCHEMA
+    from rules_store.segments import SegmentModel
+
+    n = len(RETAIL_SCHEMA.segment_fields)
+    model = SegmentModel(
+        tuple(f.name for f in RETAIL_SCHEMA.segment_fields),
+        np.zeros(n),
+        np.ones(n),
+        np.array([np.zeros(n), np.full(n, 10.0)]),
+    )
+    segments = (
+        SegmentRules(0, 10, (), ((1, 0.9), (2, 0.5))),
+        SegmentRules(1, 10, (), ((3, 0.8), (1, 0.4))),
+    )
+    return Bundle(ITEMS, RETAIL_SCHEMA, "stop", model, segments)
+
+
+def test_a_profile_that_moves_the_customer_to_another_segment_brings_an_offer() -> None:
+    from rules_store.alerts import choose_cross_sell
+    from rules_store.offers import OfferIndex
+
+    bundle = _two_segment_bundle()
+    index = OfferIndex(bundle)
+    n = len(bundle.segment_model.features)
+    held = {"存款": 10.0}
+    before = CustomerState("c", balances=held, features=(0.0,) * n)
+    same = CustomerState("c", balances=held, features=(0.5,) * n)
+    moved = CustomerState("c", balances=held, features=(9.0,) * n)
+    assert (
+        choose_cross_sell(before, same, bundle, index, ts=NOW, policy=POLICY) is None
+    )  # nothing changed
+    chosen = choose_cross_sell(before, moved, bundle, index, ts=NOW, policy=POLICY)
+    assert chosen is not None
+    assert (chosen[0], ITEMS[chosen[2].item]) == (1, "积存金")
+    first_profile = CustomerState("c", balances=held)
+    assert (
+        choose_cross_sell(first_profile, moved, bundle, index, ts=NOW, policy=POLICY) is None
+    )  # a baseline
