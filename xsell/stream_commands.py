@@ -1,4 +1,4 @@
-"""Commands around the stream: load-snapshot, replay, tail (kafka-python clients)."""
+"""Commands around the stream: load-snapshot and replay (kafka-python producers)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from rich.progress import track
 
 from rules_store.schema import RETAIL_SCHEMA, load_schema
@@ -114,94 +114,4 @@ def replay_cmd(settings: Settings, path: Path, rate: float | None) -> None:
     )
 
 
-def _line(topic_kind: str, record: dict[str, Any]) -> str:
-    if topic_kind == "dead":
-        source = record.get("source", {})
-        return f"{record.get('dead_at', '')}  DEAD  {source.get('topic')}:{source.get('partition')}@{source.get('offset')}  {record.get('reason')}"
-    evidence = record.get("evidence", {})
-    why = (
-        f"{'+'.join(evidence.get('antecedents', []))} → {'+'.join(evidence.get('consequents', []))} "
-        f"conf {evidence.get('confidence', 0):.2f} lift {evidence.get('lift', 0):.2f}"
-        if "confidence" in evidence
-        else "fallback (most held in segment)"
-    )
-    return (
-        f"{record.get('ts', '')}  {record.get('type', topic_kind)}  {record.get('customer_id')}  "
-        f"branch {record.get('branch_id') or '-'}  seg {record.get('segment')}  offer {record.get('product')}  "
-        f"{why}  [{str(record.get('alert_id', ''))[:8]}]"
-    )
-
-
-@click.command("tail")
-@click.option(
-    "--type",
-    "kind",
-    type=click.Choice(["cross_sell", "churn", "dead"]),
-    default="cross_sell",
-    show_default=True,
-    help="Which feed to follow.",
-)
-@click.option("--branch", help="Only alerts for this branch_id.")
-@click.option(
-    "--group",
-    default="xsell-tail",
-    show_default=True,
-    help="Consumer group (a branch app uses its own).",
-)
-@click.option(
-    "--from-beginning",
-    is_flag=True,
-    help="Start at the oldest record instead of new ones (for a new group).",
-)
-@click.option("--max", "limit", type=click.IntRange(min=1), help="Stop after this many lines.")
-@click.option(
-    "--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this long."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print each record as JSON.")
-@click.pass_obj
-def tail_cmd(
-    settings: Settings,
-    kind: str,
-    branch: str | None,
-    group: str,
-    from_beginning: bool,
-    limit: int | None,
-    seconds: float | None,
-    as_json: bool,
-) -> None:
-    """Follow the alert or dead-letter feed as readable lines (Ctrl-C stops)."""
-    endpoints = resolve_endpoints(settings)
-    names = TopicNames(settings.topic_prefix)
-    topic = {
-        "cross_sell": names.cross_sell_alerts,
-        "churn": names.churn_alerts,
-        "dead": names.dead_letters,
-    }[kind]
-    consumer = KafkaConsumer(
-        topic,
-        group_id=group,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        consumer_timeout_ms=500,  # wake up to check --seconds
-        **kafka_python_options(settings, endpoints),
-    )
-    shown = 0
-    deadline = None if seconds is None else time.monotonic() + seconds
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            for message in consumer:
-                try:
-                    record = json.loads(message.value)
-                except ValueError:
-                    continue
-                if branch and record.get("branch_id") != branch:
-                    continue
-                line = json.dumps(record, ensure_ascii=False) if as_json else _line(kind, record)
-                out.print(line, highlight=False)
-                shown += 1
-                if limit is not None and shown >= limit:
-                    return
-    finally:
-        consumer.close()
-
-
-COMMANDS = (load_snapshot_cmd, replay_cmd, tail_cmd)
+COMMANDS = (load_snapshot_cmd, replay_cmd)
