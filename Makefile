@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_retail.py
 	$(BIN)/python bench/bundle_store.py
 	$(BIN)/python bench/restart.py
+	$(BIN)/python bench/kill9.py
 
 up: $(STAMP)
 	$(BIN)/xsell up
