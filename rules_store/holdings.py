@@ -125,8 +125,6 @@ def apply_snapshot(
     A product's balance is the sum of its balance columns, so it is held exactly when the
     batch's `holdings_from_balances` says it is (balances are not negative).
     """
-    if state.positions.get(source, -1) >= offset:
-        return None
     balances = {}
     for product, columns in PRODUCT_BALANCES.items():
         total = 0.0
@@ -137,18 +135,8 @@ def apply_snapshot(
                 raise InvalidEventError(msg)
             total += float(value)
         balances[product] = total
-    try:
-        features = encode_profile(schema, record, unknown=unknown)
-    except SchemaError as exc:
-        raise InvalidEventError(f"snapshot: {exc}") from exc
-    branch = record.get("branch_id")
-    return replace(
-        state,
-        balances=balances,
-        features=features,
-        branch_id=branch if isinstance(branch, str) and branch else state.branch_id,
-        positions={**state.positions, source: offset},
-    )
+    profiled = apply_profile(state, record, schema, unknown=unknown, source=source, offset=offset)
+    return None if profiled is None else replace(profiled, balances=balances)
 
 
 RECENT_ALERTS = 16
