@@ -63,6 +63,19 @@ def redis_binary() -> str:
     raise ConfigError(msg)
 
 
+def redis_server_argv(port: int, data_dir: Path) -> list[str]:
+    """A throw-away redis-server on loopback: no snapshots, no AOF, protected mode on."""
+    return [
+        redis_binary(),
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "no",
+        "--protected-mode", "yes",
+    ]  # fmt: skip
+
+
 class EmbeddedStack:
     """Start the services that the settings leave unconfigured; stop them on exit.
 
@@ -161,21 +174,7 @@ class EmbeddedStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.redis = ChildProcess(
             "redis",
-            [
-                redis_binary(),
-                "--bind",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--dir",
-                str(data_dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
+            redis_server_argv(port, data_dir),
             self._run_dir / "redis.log",
         )
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"

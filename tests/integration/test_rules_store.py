@@ -31,7 +31,7 @@ from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Endpoints, Settings
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
-from xsell.embedded import EmbeddedStack, redis_binary
+from xsell.embedded import EmbeddedStack, redis_server_argv
 from xsell.processes import ChildProcess, free_port
 
 
@@ -270,19 +270,7 @@ def test_a_reader_survives_a_redis_restart_and_sees_later_activations(
     tmp_path: Path, bundles: list[Bundle]
 ) -> None:
     port = free_port()
-    argv = [
-        redis_binary(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
+    argv = redis_server_argv(port, tmp_path)
     server = ChildProcess("redis", argv, tmp_path / "redis.log")
     server.start()
     endpoints = Endpoints(

@@ -24,7 +24,7 @@ from streams.topics import TopicNames
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, load_retail, train_retail
-from xsell.embedded import EmbeddedStack, redis_binary
+from xsell.embedded import EmbeddedStack, redis_server_argv
 from xsell.processes import ChildProcess, free_port
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
@@ -328,19 +328,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
 ) -> None:
     prefix = isolated
     port = free_port()
-    argv = [
-        redis_binary(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
+    argv = redis_server_argv(port, tmp_path)
     redis_server = ChildProcess("redis", argv, tmp_path / "redis.log")
     redis_server.start()
     redis_url = f"redis://127.0.0.1:{port}/0"
