@@ -10,7 +10,6 @@ import pytest
 from rules_store.settings import Settings
 from xsell.embedded import EmbeddedStack
 
-
 # Tests that run a Faust worker on the embedded broker. They failed intermittently in
 # fresh-clone runs (a worker that applied nothing for 90 s, cause not found yet), so CI
 # leaves them out until that is understood; `make test-stream` runs them.
