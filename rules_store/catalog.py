@@ -25,6 +25,9 @@ PRODUCT_BALANCES: dict[str, tuple[str, ...]] = {
     "贷款和信用卡": ("贷款余额", "信用卡分期余额"),
 }
 PRODUCTS: tuple[str, ...] = tuple(PRODUCT_BALANCES)
+# What the customer owns with the bank, for the churn measure (金融资产): every product but
+# the liabilities (loans and card instalments).
+FINANCIAL_ASSETS: tuple[str, ...] = tuple(p for p in PRODUCTS if p != "贷款和信用卡")
 BALANCE_COLUMNS: tuple[str, ...] = (
     "存款余额",
     "保险余额",

@@ -17,7 +17,13 @@ from rules_store.errors import ConfigError, XsellError
 from rules_store.settings import Settings, load_settings
 from streams.kafka_clients import ensure_topics
 from streams.topics import TopicNames
-from xsell import __version__, bundle_commands, retail_commands, stream_commands
+from xsell import (
+    __version__,
+    bundle_commands,
+    event_commands,
+    retail_commands,
+    stream_commands,
+)
 from xsell.console import err, out
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
@@ -211,6 +217,7 @@ for _command in (
     worker_cmd,
 ):
     cli.add_command(_command)
+retail_commands.generate.add_command(event_commands.generate_events_cmd)
 
 
 def main(args: list[str] | None = None) -> None:

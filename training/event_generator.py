@@ -1,0 +1,225 @@
+"""Synthetic core-banking transactions consistent with a retail snapshot.
+
+Each customer starts from the balances of their snapshot row and lives `days` days of
+event time: credits and debits on what they hold, now and then an opening (money into a
+product they lacked) or a closing (the whole balance out). Every event carries the
+balance after it, as core banking sends it, and a debit never takes more than the
+balance, so replaying the file on top of the snapshot gives non-negative holdings.
+
+Drainers are planted: customers who move most of their financial assets out over the
+first days (the churn signal), listed in the manifest so tests know them in advance.
+Malformed records, when asked for, are spread through the file, one of each kind in turn.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rules_store.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES, PRODUCTS
+from rules_store.schema import Schema
+
+CST = timezone(timedelta(hours=8))  # core banking's local time
+BRANCHES = 12
+DRAIN_DAYS = 3  # a drainer empties their financial assets over this many days
+DRAIN_SHARE = 0.9  # ... taking this share of each balance out
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    days: int = 7
+    start: date = date(2026, 11, 2)
+    events_per_customer_day: float = 0.5
+    drainers: int = 10
+    malformed: int = 0
+    seed: int = 7
+
+
+@dataclass
+class GeneratedEvents:
+    lines: list[bytes]  # JSON lines in event-time order, malformed ones included
+    drainers: list[str]  # customer ids planted as drainers
+    counts: dict[str, int] = field(default_factory=dict)  # by kind, plus "malformed"
+
+    def manifest(self, plan: EventPlan) -> dict[str, Any]:
+        return {
+            "days": plan.days,
+            "start": plan.start.isoformat(),
+            "seed": plan.seed,
+            "events": len(self.lines),
+            "counts": self.counts,
+            "drainers": self.drainers,
+        }
+
+
+def branch_of(customer: str) -> str:
+    """A stable branch per customer (the snapshot has no branch column)."""
+    return f"b{zlib.crc32(customer.encode()) % BRANCHES + 1:02d}"
+
+
+def _balances(row: dict[str, Any]) -> dict[str, float]:
+    return {
+        product: float(sum(float(row.get(column) or 0.0) for column in columns))
+        for product, columns in PRODUCT_BALANCES.items()
+    }
+
+
+def _amount(rng: np.random.Generator, balance: float) -> float:
+    """A plausible movement: a lognormal sum, scaled to the balance when there is one."""
+    base = balance * rng.uniform(0.02, 0.3) if balance > 0 else rng.lognormal(9.0, 1.0)
+    return round(max(base, 100.0), 2)
+
+
+def _customer_events(
+    rng: np.random.Generator, customer: str, balances: dict[str, float], plan: EventPlan
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for day in range(plan.days):
+        # Times drawn first and sorted, so each event's balance follows the one before.
+        for at in np.sort(
+            rng.integers(8 * 3600, 20 * 3600, rng.poisson(plan.events_per_customer_day))
+        ):
+            held = [p for p in PRODUCTS if balances[p] > 0]
+            lacking = [p for p in PRODUCTS if balances[p] == 0]
+            roll = rng.random()
+            if lacking and (roll < 0.08 or not held):
+                product, kind = str(rng.choice(lacking)), "open"
+                amount = _amount(rng, 0.0)
+                balances[product] = round(balances[product] + amount, 2)
+            elif held and roll < 0.11:
+                product, kind = str(rng.choice(held)), "close"
+                amount, balances[product] = balances[product], 0.0
+            elif held and roll < 0.55:
+                product, kind = str(rng.choice(held)), "debit"
+                amount = min(_amount(rng, balances[product]), balances[product])
+                balances[product] = round(balances[product] - amount, 2)
+            else:
+                product, kind = str(rng.choice(held)), "credit"
+                amount = _amount(rng, balances[product])
+                balances[product] = round(balances[product] + amount, 2)
+            events.append(
+                _event(customer, _at(plan, day, int(at)), rng, product, kind, amount, balances)
+            )
+    return events
+
+
+def _drain_events(
+    rng: np.random.Generator, customer: str, balances: dict[str, float], plan: EventPlan
+) -> list[dict[str, Any]]:
+    events = []
+    for product in FINANCIAL_ASSETS:
+        if balances[product] <= 0:
+            continue
+        total = round(balances[product] * DRAIN_SHARE, 2)
+        parts = np.diff(np.round(np.sort(rng.uniform(0, total, DRAIN_DAYS - 1)), 2), prepend=0.0)
+        for day, part in enumerate([*parts, total - float(np.sum(parts))]):
+            if part <= 0:
+                continue
+            balances[product] = round(balances[product] - float(part), 2)
+            at = _at(plan, day, int(rng.integers(8 * 3600, 20 * 3600)))
+            events.append(_event(customer, at, rng, product, "debit", float(part), balances))
+    return events
+
+
+def _at(plan: EventPlan, day: int, seconds: int) -> datetime:
+    midnight = datetime.combine(plan.start + timedelta(days=day), datetime.min.time(), CST)
+    return midnight + timedelta(seconds=seconds)
+
+
+def _event(
+    customer: str,
+    ts: datetime,
+    rng: np.random.Generator,
+    product: str,
+    kind: str,
+    amount: float,
+    balances: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "customer_id": customer,
+        "ts": ts.isoformat(),
+        "product": product,
+        "kind": kind,
+        "amount": round(float(amount), 2),
+        "balance": balances[product],
+        "branch_id": branch_of(customer),
+        "channel": str(rng.choice(["柜面", "网银", "手机银行", "ATM"])),
+    }
+
+
+MALFORMED: tuple[bytes, ...] = (
+    b'{"event_id": "bad-json", "customer_id": ',
+    json.dumps({"customer_id": "C?", "ts": "2026-11-02T09:00:00+08:00", "kind": "credit"}).encode(),
+    json.dumps(
+        {
+            "event_id": "bad-product",
+            "customer_id": "C?",
+            "ts": "2026-11-02T09:00:00+08:00",
+            "product": "比特币",
+            "kind": "credit",
+            "amount": 1,
+        },
+        ensure_ascii=False,
+    ).encode(),
+    json.dumps(
+        {
+            "event_id": "bad-amount",
+            "customer_id": "C?",
+            "ts": "2026-11-02T09:00:00+08:00",
+            "product": "国债",
+            "kind": "debit",
+            "amount": -5,
+        },
+        ensure_ascii=False,
+    ).encode(),
+    json.dumps(
+        {
+            "event_id": "bad-type",
+            "customer_id": "C?",
+            "ts": "2026-11-02T09:00:00",
+            "product": "国债",
+            "kind": "credit",
+            "amount": "5",
+        },
+        ensure_ascii=False,
+    ).encode(),
+)
+
+
+def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> GeneratedEvents:
+    """Events for every complete row of `snapshot` (the bank's field names)."""
+    rng = np.random.default_rng(plan.seed)
+    rows = snapshot[snapshot.notna().all(axis=1)].to_dict("records")
+    customers = [str(r[schema.id_column]) for r in rows]
+    rich = [
+        i for i, r in enumerate(rows) if sum(_balances(r)[p] for p in FINANCIAL_ASSETS) > 10_000
+    ]
+    drainer_rows = set(rng.choice(rich, size=min(plan.drainers, len(rich)), replace=False).tolist())
+    events: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        balances = _balances(row)
+        if i in drainer_rows:
+            events.extend(_drain_events(rng, customers[i], balances, plan))
+        else:
+            events.extend(_customer_events(rng, customers[i], balances, plan))
+    # Event-time order; the sort is stable, so one customer's events keep their order.
+    events.sort(key=lambda e: e["ts"])
+    counts: dict[str, int] = {}
+    lines: list[bytes] = []
+    for n, event in enumerate(events):
+        counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+        lines.append(
+            json.dumps({"event_id": f"g{plan.seed}-{n}", **event}, ensure_ascii=False).encode()
+        )
+    if plan.malformed:
+        positions = sorted(rng.integers(0, len(lines) + 1, size=plan.malformed).tolist())
+        for k, at in enumerate(reversed(positions)):
+            lines.insert(at, MALFORMED[k % len(MALFORMED)])
+        counts["malformed"] = plan.malformed
+    return GeneratedEvents(lines, sorted(customers[i] for i in drainer_rows), counts)
