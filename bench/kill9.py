@@ -97,7 +97,7 @@ def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
         expected[customer] = after
         last[customer] = (source, meta.offset)
     producer.close()
-    changelog = f"{prefix}-engine-holdings-changelog"
+    changelog = TopicNames(prefix).holdings_changelog
     for kill_after in (4.0, 5.0, 6.0):
         worker = subprocess.Popen(
             [XSELL, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -106,7 +106,7 @@ def main() -> None:
                 "XSELL_TOPIC_PREFIX": prefix,
                 "XSELL_REDIS_KEY_PREFIX": prefix,
             }
-            changelog = f"{prefix}-engine-holdings-changelog"
+            changelog = TopicNames(prefix).holdings_changelog
             producer = KafkaProducer(
                 linger_ms=20, **kafka_python_options(settings, stack.endpoints)
             )

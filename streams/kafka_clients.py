@@ -110,3 +110,15 @@ def ensure_topics(
         return missing
     finally:
         admin.close()
+
+
+def group_offsets(
+    settings: Settings, endpoints: Endpoints, group: str, topic: str
+) -> dict[int, int]:
+    """The offsets `group` has committed on `topic`, by partition (none yet: empty)."""
+    admin = open_admin(settings, endpoints)
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}

@@ -39,6 +39,16 @@ class TopicNames:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead_letters"
 
+    @property
+    def engine_group(self) -> str:
+        """The workers' Faust app id, which is also their consumer group."""
+        return f"{self.prefix}-engine"
+
+    @property
+    def holdings_changelog(self) -> str:
+        """Faust's changelog of the workers' holdings table (Faust creates it)."""
+        return f"{self.engine_group}-holdings-changelog"
+
     def all(self) -> tuple[str, ...]:
         return (
             self.transactions,

@@ -67,12 +67,10 @@ def _customer_of(record: dict[str, Any], id_column: str) -> str:
 def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
+    names = TopicNames(settings.topic_prefix)
     if endpoints.embedded_broker:
         install_changelog_fence()
-    app = create_app(
-        settings, endpoints, app_id=app_id or f"{settings.topic_prefix}-engine", web_enabled=False
-    )
-    names = TopicNames(settings.topic_prefix)
+    app = create_app(settings, endpoints, app_id=app_id or names.engine_group, web_enabled=False)
     transactions = declare_topic(app, names.transactions, settings)
     snapshots = declare_topic(app, names.holdings_snapshot, settings)
     profiles = declare_topic(app, names.profiles, settings)

@@ -29,6 +29,7 @@ from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
 from xsell.runfile import read_run_file
+from xsell.demo_command import demo_cmd
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
 
@@ -217,6 +218,7 @@ for _command in (
     *stream_commands.COMMANDS,
     worker_cmd,
     tail_cmd,
+    demo_cmd,
 ):
     cli.add_command(_command)
 retail_commands.generate.add_command(event_commands.generate_events_cmd)

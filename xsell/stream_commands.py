@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 from kafka import KafkaProducer
@@ -19,6 +16,7 @@ from streams.topics import TopicNames
 from training.loading import read_snapshot
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
+from xsell.replaying import send_lines, snapshot_lines
 
 
 def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
@@ -26,12 +24,6 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     names = TopicNames(settings.topic_prefix)
     ensure_topics(settings, endpoints, names.all())
     return KafkaProducer(linger_ms=20, **kafka_python_options(settings, endpoints)), names
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 @click.command("load-snapshot")
@@ -53,25 +45,17 @@ def load_snapshot_cmd(
     the holdings-snapshot topic. Rows with empty fields are left out and counted.
     """
     schema = load_schema(schema_path) if schema_path else RETAIL_SCHEMA
-    frame = read_snapshot(path, schema, encoding=encoding)
-    complete = frame.notna().all(axis=1)
+    lines, incomplete = snapshot_lines(read_snapshot(path, schema, encoding=encoding))
     producer, names = _producer(settings)
-    sent = 0
-    for record in track(
-        frame[complete].to_dict("records"), description="publishing snapshot", console=err
-    ):
-        row = {k: _plain(v) for k, v in record.items()}
-        customer = str(row[schema.id_column])
-        producer.send(
-            names.holdings_snapshot,
-            key=customer.encode(),
-            value=json.dumps(row, ensure_ascii=False).encode(),
-        )
-        sent += 1
-    producer.flush()
+    sent = send_lines(
+        producer,
+        names.holdings_snapshot,
+        track(lines, description="publishing snapshot", console=err),
+        key_field=schema.id_column,
+    )
     producer.close()
     out.print(
-        f"published {sent:,} customers to {names.holdings_snapshot}; {int((~complete).sum()):,} rows with empty fields left out"
+        f"published {sent.count:,} customers to {names.holdings_snapshot}; {incomplete:,} rows with empty fields left out"
     )
 
 
@@ -94,23 +78,16 @@ def replay_cmd(settings: Settings, path: Path, rate: float | None) -> None:
     producer, names = _producer(settings)
     lines = path.read_bytes().splitlines()
     started = time.monotonic()
-    for i, line in enumerate(track(lines, description=f"replaying {path.name}", console=err)):
-        if not line.strip():
-            continue
-        try:
-            key = str(json.loads(line)["customer_id"]).encode()
-        except (ValueError, KeyError, TypeError):
-            key = None
-        producer.send(names.transactions, key=key, value=line)
-        if rate is not None:
-            ahead = (i + 1) / rate - (time.monotonic() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-    producer.flush()
+    sent = send_lines(
+        producer,
+        names.transactions,
+        track(lines, description=f"replaying {path.name}", console=err),
+        rate=rate,
+    )
     producer.close()
     elapsed = time.monotonic() - started
     out.print(
-        f"sent {len(lines):,} events to {names.transactions} in {elapsed:.1f}s ({len(lines) / max(elapsed, 1e-9):,.0f}/s)"
+        f"sent {sent.count:,} events to {names.transactions} in {elapsed:.1f}s ({sent.count / max(elapsed, 1e-9):,.0f}/s)"
     )
 
 

@@ -56,7 +56,7 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
     settings = stack.settings.model_copy(update={"topic_prefix": prefix})
     endpoints = stack.endpoints
     names = TopicNames(prefix)
-    changelog = f"{prefix}-engine-holdings-changelog"
+    changelog = TopicNames(prefix).holdings_changelog
     ensure_topics(settings, endpoints, (*names.all(), changelog))
     customers = [f"k{i:03d}" for i in range(100)]
     producer = KafkaProducer(**kafka_python_options(settings, endpoints))

@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 
 from rules_store.settings import Settings
 from streams.kafka_clients import kafka_python_options
+from streams.topics import TopicNames
 from tests.cli import run_cli
 from xsell.embedded import resolve_endpoints
 
@@ -109,7 +110,7 @@ def test_snapshot_and_replay_through_a_running_worker(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             changelog = KafkaConsumer(
-                f"{prefix}-engine-holdings-changelog",
+                TopicNames(prefix).holdings_changelog,
                 auto_offset_reset="earliest",
                 consumer_timeout_ms=1500,
                 **kafka_python_options(settings, endpoints),

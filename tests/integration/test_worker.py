@@ -94,7 +94,7 @@ def _consume(
 
 def _table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> list[dict[str, Any]]:
     """The worker's holdings-table updates so far (its changelog), without recovery fences."""
-    changelog = f"{prefix}-engine-holdings-changelog"
+    changelog = TopicNames(prefix).holdings_changelog
     deadline = time.monotonic() + 90
     updates: list[dict[str, Any]] = []
     while len(updates) < want and time.monotonic() < deadline:
