@@ -25,11 +25,11 @@ from xsell import (
     stream_commands,
 )
 from xsell.console import err, out
+from xsell.demo_command import demo_cmd
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack
 from xsell.logs import configure_logging
 from xsell.runfile import read_run_file
-from xsell.demo_command import demo_cmd
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
 

@@ -114,5 +114,7 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
         line for line in output.splitlines() if "ERROR" in line or "Error in recovery" in line
     ][:5]
     assert not lost, (
-        f"{len(lost)} of {len(customers)} customers lost their recovered state, e.g. {lost[:3]}: {[balances[c] for c in lost[:3]]}; {notes}"
+        f"{len(lost)} of {len(customers)} customers lost their recovered state, e.g. {lost[:3]}: "
+        f"{[latest.get(c) for c in lost[:3]]}; events at {[last[c] for c in lost[:3]]}; {notes}; "
+        f"worker output: {output[-3000:]}"
     )
