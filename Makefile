@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+KCAT   := $(BIN)/kcat
 
 
 .PHONY: demo test test-stream lint typecheck bench up doctor compose-check clean
@@ -13,17 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: start the embedded broker and Redis, check them, keep them up until Ctrl-C
+# Debian's kcat, wrapped with a librdkafka that can talk to the embedded broker (see the script).
+$(KCAT): $(STAMP) tools/install-kcat.sh
+	tools/install-kcat.sh $(VENV)
+
+## demo: the whole engine once on its own embedded broker and Redis (xsell demo), then exit
 demo: $(STAMP)
-	@$(BIN)/xsell up & up=$$!; \
-	trap 'kill -INT $$up 2>/dev/null; wait $$up; exit 0' INT TERM; \
-	if $(BIN)/xsell doctor --wait 60; then \
-	  echo "Embedded stack running: try 'make doctor' in another terminal. Ctrl-C stops it."; \
-	  wait $$up; \
-	else kill -INT $$up; wait $$up; exit 1; fi
+	$(BIN)/xsell demo
 
 ## test: lint, type-check, import contracts, then unit + integration tests (not the stream worker's)
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(KCAT) lint typecheck
 	$(BIN)/pytest -m "not stream"
 
 ## test-stream: the stream worker's integration tests (intermittent on the embedded broker; see README)

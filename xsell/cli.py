@@ -27,7 +27,7 @@ from xsell import (
 from xsell.console import err, out
 from xsell.demo_command import demo_cmd
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
-from xsell.embedded import EmbeddedStack
+from xsell.embedded import EmbeddedStack, resolve_endpoints
 from xsell.logs import configure_logging
 from xsell.runfile import read_run_file
 from xsell.tail_command import tail_cmd
@@ -143,6 +143,19 @@ def _print_stack(stack: EmbeddedStack, created: list[str]) -> None:
         out.print(f"created topics: {', '.join(created)}")
     out.print(f"run file: {stack.settings.run_file}")
     out.print("Other `xsell` commands now use this stack. Press Ctrl-C to stop it.")
+
+
+@cli.command()
+@click.argument("service", type=click.Choice(["kafka", "redis"]))
+@click.pass_obj
+def address(settings: Settings, service: str) -> None:
+    """Print the broker's or Redis's address, for other tools (kcat, redis-cli).
+
+    \b
+    kcat -b "$(xsell address kafka)" -L
+    """
+    endpoints = resolve_endpoints(settings, need_kafka=service == "kafka")
+    click.echo(endpoints.kafka_bootstrap if service == "kafka" else endpoints.redis_url)
 
 
 @cli.command(epilog=_ENV_HELP)

@@ -202,7 +202,9 @@ def demo_cmd(
     with EmbeddedStack(settings) as stack:
         try:
             with stage_progress(err) as stages:
-                with stages.stage("embedded broker and Redis"):
+                with stages.stage(
+                    f"embedded broker {stack.endpoints.kafka_bootstrap}, Redis {stack.endpoints.redis_url}"
+                ):
                     ensure_topics(settings, stack.endpoints, names.all())
                 with stages.stage(f"generate {customers:,} customers"):
                     snapshot_path = out_dir / "customers.del"

@@ -78,9 +78,10 @@ def test_snapshot_and_replay_through_a_running_worker(
     assert loaded > 1490  # the generator leaves ~0.1% of rows with an empty field
 
     frame = pd.read_csv(snapshot, header=None, dtype=str, keep_default_na=False)
-    customers = [
+    without_wealth = [
         c for c, wealth in zip(frame[0], frame[31], strict=True) if wealth in ("0", "0.0")
-    ][:25]
+    ]
+    customers, by_kcat = without_wealth[:25], without_wealth[25:35]
     events = [
         json.dumps(
             {
@@ -124,9 +125,61 @@ def test_snapshot_and_replay_through_a_running_worker(
         assert f"sent {len(events)} events" in output
         dead = _read(settings, endpoints, f"{prefix}.dead_letters", want=1)
         alerts = _read(settings, endpoints, f"{prefix}.alerts.cross_sell", want=5)
+        # A branch app's view: `xsell tail` for the branch, from the beginning.
+        code, tailed = run_cli(
+            ["tail", "--branch", "0755-01", "--from-beginning", "--max", "5", "--json"], capsys
+        )
+        assert code == 0, tailed
+        # An external client: kcat produces transactions and reads the alerts they caused.
+        kcat_alerts = _kcat_round_trip(endpoints.kafka_bootstrap, prefix, by_kcat)
     finally:
         worker.terminate()
         worker.communicate(timeout=60)
     assert any("not JSON" in d["reason"] for d in dead)
     assert len(alerts) >= 5
     assert all(r["customer_id"] in customers and r["branch_id"] == "0755-01" for r in alerts)
+    tailed_alerts = [json.loads(line) for line in tailed.splitlines()]
+    assert len(tailed_alerts) == 5
+    assert {a["alert_id"] for a in tailed_alerts} <= {a["alert_id"] for a in alerts}
+    assert kcat_alerts, "no alert for the transactions kcat produced"
+    assert all(a["customer_id"] in by_kcat and a["branch_id"] == "kcat" for a in kcat_alerts)
+
+
+KCAT = Path(sys.executable).with_name("kcat")  # written by tools/install-kcat.sh (make test)
+
+
+def _kcat_round_trip(broker: str, prefix: str, customers: list[str]) -> list[dict[str, Any]]:
+    """Produce one credit per customer with kcat (key|value lines), then read the alert
+    topic with kcat until an alert for one of them shows up (or 60 s pass)."""
+    assert KCAT.exists(), f"{KCAT} is missing: `make test` installs it (tools/install-kcat.sh)"
+    lines = "".join(
+        c
+        + "|"
+        + json.dumps(
+            {
+                "event_id": f"kcat-{i}",
+                "customer_id": c,
+                "ts": "2026-11-23T11:00:00+08:00",
+                "product": "理财",
+                "kind": "credit",
+                "amount": 9000.0,
+                "branch_id": "kcat",
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for i, c in enumerate(customers)
+    )
+    produce = [str(KCAT), "-b", broker, "-P", "-t", f"{prefix}.transactions", "-K", "|"]
+    subprocess.run(produce, input=lines.encode(), check=True, timeout=60)
+    consume = [str(KCAT), "-b", broker, "-C", "-t", f"{prefix}.alerts.cross_sell"]
+    consume += ["-o", "beginning", "-e", "-q", "-f", "%s\n"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        read = subprocess.run(consume, capture_output=True, check=True, timeout=60).stdout
+        found = [json.loads(line) for line in read.splitlines() if line.strip()]
+        found = [a for a in found if a["event_id"].startswith("kcat-")]
+        if found:
+            return found
+        time.sleep(1)
+    return []
