@@ -51,7 +51,11 @@ def create_app(
         "datadir": str(datadir),
         "web_enabled": web_enabled,
         "web_host": settings.web_host,
+        "web_bind": settings.web_host,  # Faust binds 0.0.0.0 by default, whatever web_host says
         "web_port": settings.web_port,
+        # Faust's table views would serve customers' holdings to anyone who can connect.
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
         **group_timing(endpoints),

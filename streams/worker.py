@@ -70,7 +70,7 @@ def build_worker(
     names = TopicNames(settings.topic_prefix)
     if endpoints.embedded_broker:
         install_changelog_fence()
-    app = create_app(settings, endpoints, app_id=app_id or names.engine_group, web_enabled=False)
+    app = create_app(settings, endpoints, app_id=app_id or names.engine_group)
     transactions = declare_topic(app, names.transactions, settings)
     snapshots = declare_topic(app, names.holdings_snapshot, settings)
     profiles = declare_topic(app, names.profiles, settings)

@@ -33,6 +33,7 @@ from xsell.alert_lines import describe
 from xsell.console import err, out
 from xsell.demo_tally import Tally
 from xsell.embedded import EmbeddedStack
+from xsell.processes import free_port
 from xsell.progress import stage_progress
 from xsell.replaying import Sent, send_lines, snapshot_lines
 
@@ -49,6 +50,7 @@ class Worker:
             if k not in ("XSELL_KAFKA_BROKERS", "XSELL_REDIS_URL")
         }
         env["XSELL_STATE_DIR"] = str(settings.state_dir)  # finds the stack by its run file
+        env["XSELL_WEB_PORT"] = str(free_port())  # not the default: a worker may hold it
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

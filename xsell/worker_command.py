@@ -21,6 +21,8 @@ def worker_cmd(settings: Settings) -> None:
     """Run a stream worker: transactions and snapshot rows in, cross-sell alerts out.
 
     Uses the configured broker and Redis, or the running embedded stack (`xsell up`).
+    Faust's web server listens on XSELL_WEB_HOST:XSELL_WEB_PORT (127.0.0.1:6066); give
+    each worker on one machine its own port.
     Invalid events go to the dead-letter topic with the reason. The active bundle is
     loaded at start and reloaded when a new one is activated, without a restart.
     Ctrl-C or SIGTERM stops it cleanly; another worker in the group takes over.
@@ -36,11 +38,16 @@ def worker_cmd(settings: Settings) -> None:
             "no active bundle yet: events update holdings, alerts start once one is activated"
         )
     app = build_worker(settings, endpoints, active)
-    # Faust reads its own command line; its web server is not needed (and would bind 0.0.0.0).
+    # Faust reads its own command line, which would override the app's web settings.
     sys.argv = [
         sys.argv[0],
         "worker",
-        "--without-web",
+        "--web-bind",
+        settings.web_host,
+        "--web-host",
+        settings.web_host,
+        "--web-port",
+        str(settings.web_port),
         "--loglevel",
         settings.log_level.lower().replace("warning", "warn"),
     ]

@@ -9,6 +9,7 @@ import pytest
 
 from rules_store.settings import Settings
 from xsell.embedded import EmbeddedStack
+from xsell.processes import free_port
 
 # Tests that run a Faust worker on the embedded broker. They failed intermittently in
 # fresh-clone runs (a worker that applied nothing for 90 s, cause not found yet), so CI
@@ -35,4 +36,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 def stack_env(stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point `xsell` at the session stack the way another terminal would: its run file."""
     monkeypatch.setenv("XSELL_STATE_DIR", str(stack.settings.state_dir))
+    monkeypatch.setenv("XSELL_WEB_PORT", str(free_port()))  # each test's worker its own
     return stack.settings.state_dir

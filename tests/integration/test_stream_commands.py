@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,11 @@ def test_snapshot_and_replay_through_a_running_worker(
             ["tail", "--branch", "0755-01", "--from-beginning", "--max", "5", "--json"], capsys
         )
         assert code == 0, tailed
+        # Faust's web server answers on loopback and on loopback only.
+        port = int(os.environ["XSELL_WEB_PORT"])
+        assert _listening_on(port) == {"127.0.0.1"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200
         # An external client: kcat produces transactions and reads the alerts they caused.
         kcat_alerts = _kcat_round_trip(endpoints.kafka_bootstrap, prefix, by_kcat)
     finally:
@@ -143,6 +150,23 @@ def test_snapshot_and_replay_through_a_running_worker(
     assert {a["alert_id"] for a in tailed_alerts} <= {a["alert_id"] for a in alerts}
     assert kcat_alerts, "no alert for the transactions kcat produced"
     assert all(a["customer_id"] in by_kcat and a["branch_id"] == "kcat" for a in kcat_alerts)
+
+
+def _listening_on(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found
 
 
 KCAT = Path(sys.executable).with_name("kcat")  # written by tools/install-kcat.sh (make test)
