@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.holdings import CustomerState
-from streams.kafka_clients import ensure_topics, kafka_python_options
+from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
@@ -105,6 +105,8 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
                 for c in customers
             ):
                 break
+        # To tell a worker that never processed an event from a reader that missed its update.
+        committed = group_offsets(settings, endpoints, names.engine_group, names.transactions)
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode(errors="replace")
@@ -115,6 +117,7 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
     ][:5]
     assert not lost, (
         f"{len(lost)} of {len(customers)} customers lost their recovered state, e.g. {lost[:3]}: "
-        f"{[latest.get(c) for c in lost[:3]]}; events at {[last[c] for c in lost[:3]]}; {notes}; "
+        f"{[latest.get(c) for c in lost[:3]]}; events at {[last[c] for c in lost[:3]]}; "
+        f"the worker's committed offsets: {committed}; {notes}; "
         f"worker output: {output[-3000:]}"
     )

@@ -19,7 +19,7 @@ from rules_store.errors import ServiceUnavailableError
 from rules_store.redis_store import BundleStore, encode_bundle, open_redis
 from rules_store.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.settings import Endpoints
-from streams.kafka_clients import ensure_topics, kafka_python_options
+from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
@@ -94,15 +94,19 @@ def _consume(
 
 def _table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> list[dict[str, Any]]:
     """The worker's holdings-table updates so far (its changelog), without recovery fences."""
-    changelog = TopicNames(prefix).holdings_changelog
+    names = TopicNames(prefix)
     deadline = time.monotonic() + 90
     updates: list[dict[str, Any]] = []
     while len(updates) < want and time.monotonic() < deadline:
         updates = [
             r
-            for r in _consume(settings, endpoints, changelog, want=want, within_s=2)
+            for r in _consume(settings, endpoints, names.holdings_changelog, want=want, within_s=2)
             if "customer_id" in r
         ]
+    if len(updates) < want:  # say whether the worker read its input at all
+        for topic in (names.holdings_snapshot, names.transactions):
+            committed = group_offsets(settings, endpoints, names.engine_group, topic)
+            print(f"{len(updates)} of {want} updates; worker committed on {topic}: {committed}")
     return updates
 
 
