@@ -7,14 +7,17 @@ sees an alert twice (a worker restarted and re-processed the event) can drop the
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
 from rules_store.bundle import Bundle
 from rules_store.contact import ContactPolicy, pick_offer
-from rules_store.holdings import CustomerState
+from rules_store.holdings import CustomerState, record_alert
 from rules_store.offers import OfferIndex
 from rules_store.rules import Offer, format_itemset
+
+ActiveBundleView = tuple[str, Bundle, OfferIndex]  # (version, bundle, its offer index)
 
 
 def alert_id(*parts: str) -> str:
@@ -100,3 +103,49 @@ def choose_cross_sell(
         policy=policy,
     )
     return None if offer is None else (segment, offers.index(offer) + 1, offer)
+
+
+def after_event(
+    before: CustomerState,
+    after: CustomerState | None,
+    *,
+    source: str,
+    offset: int,
+    event_id: str,
+    ts: datetime,
+    active: ActiveBundleView | None,
+    policy: ContactPolicy,
+) -> tuple[CustomerState | None, list[str]]:
+    """What to store and which alerts (JSON) to send once an event has been applied.
+
+    `after` is None when the event at (source, offset) was applied before (a restarted
+    worker re-reads it): nothing is stored and the alerts it caused are sent again, with
+    the same ids. The worker and the crash tests' no-crash reference both use this.
+    """
+    if after is None:
+        return None, before.alerts_for(source, offset)
+    if active is None:
+        return after, []
+    version, bundle, index = active
+    chosen = choose_cross_sell(before, after, bundle, index, ts=ts, policy=policy)
+    if chosen is None:
+        return after, []
+    segment, rank, offer = chosen
+    alert = json.dumps(
+        cross_sell_alert(
+            customer_id=after.customer_id,
+            branch_id=after.branch_id,
+            ts=ts.isoformat(),
+            event_id=event_id,
+            bundle_version=version,
+            segment=segment,
+            offer=offer,
+            rank=rank,
+            items=bundle.items,
+        ),
+        ensure_ascii=False,
+    )
+    stored = record_alert(
+        after, product=bundle.items[offer.item], ts=ts, source=source, offset=offset, alert=alert
+    )
+    return stored, [alert]

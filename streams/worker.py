@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from rules_store.alerts import choose_cross_sell, cross_sell_alert
+from rules_store.alerts import after_event
 from rules_store.bundle import Bundle
 from rules_store.contact import ContactPolicy
 from rules_store.events import InvalidEventError, decode_json, parse_timestamp, parse_transaction
@@ -25,13 +25,13 @@ from rules_store.holdings import (
     apply_profile,
     apply_snapshot,
     apply_transaction,
-    record_alert,
 )
 from rules_store.offers import OfferIndex
 from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
+from streams.lossless_fetch import install_lossless_fetch
 from streams.tansu import install_changelog_fence
 from streams.topics import TopicNames
 
@@ -68,6 +68,7 @@ def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
     names = TopicNames(settings.topic_prefix)
+    install_lossless_fetch()
     if endpoints.embedded_broker:
         install_changelog_fence()
     app = create_app(settings, endpoints, app_id=app_id or names.engine_group)
@@ -112,42 +113,19 @@ def build_worker(
         """Apply one event to a customer's state, then alert if the contact policy allows."""
         source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
         before = state_of(customer)
-        after = apply(before, source, offset)
-        if after is None:  # re-read after a restart: its effects are in the table already
-            for sent in before.alerts_for(source, offset):
-                await alerts.send(key=customer.encode(), value=sent.encode())
-            return
-        current = active.get()  # one bundle for the whole event
-        alert: str | None = None
-        if current is not None:
-            version, bundle, index = current
-            chosen = choose_cross_sell(before, after, bundle, index, ts=ts, policy=policy)
-            if chosen is not None:
-                segment, rank, offer = chosen
-                alert = json.dumps(
-                    cross_sell_alert(
-                        customer_id=customer,
-                        branch_id=after.branch_id,
-                        ts=ts.isoformat(),
-                        event_id=event_id,
-                        bundle_version=version,
-                        segment=segment,
-                        offer=offer,
-                        rank=rank,
-                        items=bundle.items,
-                    ),
-                    ensure_ascii=False,
-                )
-                after = record_alert(
-                    after,
-                    product=bundle.items[offer.item],
-                    ts=ts,
-                    source=source,
-                    offset=offset,
-                    alert=alert,
-                )
-        holdings[customer] = json.dumps(after.to_dict()).encode()
-        if alert is not None:
+        stored, to_send = after_event(
+            before,
+            apply(before, source, offset),
+            source=source,
+            offset=offset,
+            event_id=event_id,
+            ts=ts,
+            active=active.get(),  # one bundle for the whole event
+            policy=policy,
+        )
+        if stored is not None:
+            holdings[customer] = json.dumps(stored.to_dict()).encode()
+        for alert in to_send:
             await alerts.send(key=customer.encode(), value=alert.encode())
 
     async def on_transaction(event: faust.EventT[bytes]) -> None:
