@@ -31,7 +31,7 @@ from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
-from streams.lossless_fetch import install_lossless_fetch
+from streams.faust_fixes import install_faust_fixes
 from streams.tansu import install_changelog_fence
 from streams.topics import TopicNames
 
@@ -68,7 +68,7 @@ def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
     names = TopicNames(settings.topic_prefix)
-    install_lossless_fetch()
+    install_faust_fixes()
     if endpoints.embedded_broker:
         install_changelog_fence()
     app = create_app(settings, endpoints, app_id=app_id or names.engine_group)

@@ -1,0 +1,92 @@
+"""The fetch fix on a stand-in consumer: nothing Faust skips is lost, nothing overtakes."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from streams.faust_fixes import _getmany_without_loss
+
+A, B = TP("t", 0), TP("t", 1)
+
+
+class StandIn:
+    """The parts of Faust's Consumer that getmany touches."""
+
+    def __init__(self, records: dict[TP, list[Any]], active: set[TP]) -> None:
+        self._records, self._active = records, active
+        self.app = SimpleNamespace(
+            consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda *_: None)
+        )
+        self.should_stop, self.flow_active = False, True
+        self._buffered_partitions: set[TP] = set()
+        self.scheduler = SimpleNamespace(
+            iterate=lambda records: [(tp, r) for tp, rs in records.items() for r in rs]
+        )
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def _wait_next_records(self, _timeout: float) -> tuple[dict[TP, list[Any]], set[TP]]:
+        return self._records, self._active
+
+    def highwater(self, _tp: TP) -> int:
+        return 0
+
+    def _to_message(self, tp: TP, record: Any) -> tuple[TP, int]:
+        return tp, record.offset
+
+    def assignment(self) -> set[TP]:
+        return {A, B}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def _run(consumer: StandIn) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [message async for _, message in _getmany_without_loss(consumer, 1.0)]
+
+    return asyncio.run(collect())
+
+
+def _records(tp: TP, *offsets: int) -> list[Any]:
+    return [SimpleNamespace(offset=o) for o in offsets]
+
+
+def test_records_of_a_partition_that_is_not_active_are_sought_back_not_dropped() -> None:
+    consumer = StandIn({A: _records(A, 5, 6), B: _records(B, 9, 10)}, active={A})
+    assert _run(consumer) == [(A, 5), (A, 6)]
+    assert consumer.seeks == [(B, 9)]
+
+
+def test_once_a_record_is_skipped_nothing_later_of_its_partition_overtakes_it() -> None:
+    consumer = StandIn({A: _records(A, 5, 6, 7)}, active={A})
+    gen = iter([True, True, False, True])  # checked on entry, then per record: stops at the 2nd
+
+    class Flickering(StandIn):
+        @property  # type: ignore[override]
+        def flow_active(self) -> bool:
+            return next(gen, True)
+
+        @flow_active.setter
+        def flow_active(self, _value: bool) -> None:
+            pass
+
+    flickering = Flickering({A: _records(A, 5, 6, 7)}, active={A})
+    assert _run(flickering) == [(A, 5)]
+    assert flickering.seeks == [(A, 6)]
+    assert _run(consumer) == [(A, 5), (A, 6), (A, 7)]
+    assert consumer.seeks == []
+
+
+def test_after_a_new_generation_nothing_is_sought_faust_restarts_from_committed_offsets() -> None:
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 2)}, active={A})
+
+    def bump(*_: Any) -> None:
+        consumer.app.consumer_generation_id = 2
+
+    consumer.app.monitor.track_tp_end_offset = bump
+    assert _run(consumer) == [(A, 1)]
+    assert consumer.seeks == []
