@@ -90,3 +90,28 @@ def test_after_a_new_generation_nothing_is_sought_faust_restarts_from_committed_
     consumer.app.monitor.track_tp_end_offset = bump
     assert _run(consumer) == [(A, 1)]
     assert consumer.seeks == []
+
+
+def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    from streams.faust_fixes import install_faust_fixes
+
+    install_faust_fixes()
+
+    async def scenario() -> list[int]:
+        flow = FlowControlEvent(initially_suspended=True)
+        queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        sizes = []
+        queue.put_nowait("stale")  # queued before a rebalance
+        flow.resume()  # after the suspension: stale events go
+        sizes.append(queue.qsize())
+        queue.put_nowait("fresh")
+        flow.resume()  # already running (end of recovery): nothing may go
+        sizes.append(queue.qsize())
+        flow.suspend()
+        flow.resume()
+        sizes.append(queue.qsize())
+        return sizes
+
+    assert asyncio.run(scenario()) == [0, 1, 0]
