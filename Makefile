@@ -22,12 +22,12 @@ $(KCAT): $(STAMP) tools/install-kcat.sh
 demo: $(STAMP)
 	$(BIN)/xsell demo
 
-## test: lint, type-check, import contracts, then unit + integration tests (not the stream worker's)
+## test: lint, type-check, import contracts, then unit + integration tests
 test: $(STAMP) $(KCAT) lint typecheck
-	$(BIN)/pytest -m "not stream"
+	$(BIN)/pytest
 
-## test-stream: the stream worker's integration tests (intermittent on the embedded broker; see README)
-test-stream: $(STAMP)
+## test-stream: only the stream worker's integration tests
+test-stream: $(STAMP) $(KCAT)
 	$(BIN)/pytest -m stream
 
 lint: $(STAMP)

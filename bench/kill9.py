@@ -3,8 +3,8 @@
 Each trial queues 6,000 transactions for 60 customers, starts `xsell worker` and kills it
 with SIGKILL after 4, 5 and 6 seconds, then lets a last worker finish, and compares every
 customer's balances (read from the table's changelog) with a pure computation of the same
-events. Prints the trials and any difference. Not part of `make test`: in 1 of 7 runs this
-session one customer ended with a lost update (see the closing note), cause not found yet.
+events. Prints the trials and any difference. `tests/integration/test_kill9.py` runs one
+such trial (with alerts) in `make test`; this runs many, to look for rare losses.
 
 Run: .venv/bin/python bench/kill9.py [--trials N]
 """

