@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("xsell", pattern=r"^[A-Za-z0-9._-]+$")
     topic_partitions: int = Field(4, ge=1, le=1024)
     topic_replication: int = Field(1, ge=1, le=16)
+    fetch_max_wait_ms: int | None = Field(
+        None,
+        ge=1,
+        le=60_000,
+        description="How long a worker's fetch may wait for data; unset = 20 on the embedded "
+        "broker (it holds every fetch that long), Faust's 1500 on a real cluster",
+    )
 
     cooldown_days: int = Field(
         30, ge=0, description="Days before the same product is offered again"

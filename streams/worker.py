@@ -32,7 +32,7 @@ from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
 from streams.faust_fixes import install_faust_fixes
-from streams.tansu import install_changelog_fence
+from streams.tansu import EMBEDDED_FETCH_WAIT_MS, install_changelog_fence, install_fetch_wait
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def build_worker(
     install_faust_fixes()
     if endpoints.embedded_broker:
         install_changelog_fence()
+    if settings.fetch_max_wait_ms is not None or endpoints.embedded_broker:
+        install_fetch_wait(settings.fetch_max_wait_ms or EMBEDDED_FETCH_WAIT_MS)
     app = create_app(settings, endpoints, app_id=app_id or names.engine_group)
     transactions = declare_topic(app, names.transactions, settings)
     snapshots = declare_topic(app, names.holdings_snapshot, settings)

@@ -99,3 +99,20 @@ def test_tls_protocols_build_an_ssl_context(protocol: str) -> None:
     options = kafka_python_options(settings, CLUSTER)
     assert options["ssl_context"] is not None
     assert faust_credentials(settings, CLUSTER) is not None
+
+
+def test_faust_s_worker_consumer_gets_the_configured_fetch_wait_not_its_fixed_1500_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from streams import tansu
+
+    tansu.install_fetch_wait(35)
+    made_by_faust = SimpleNamespace(_fetch_max_wait_ms=1500)
+    monkeypatch.setattr(tansu, "_original_create_worker_consumer", lambda *_: made_by_faust)
+    created = AIOKafkaConsumerThread._create_worker_consumer(object(), None)  # type: ignore[arg-type]
+    assert created is made_by_faust
+    assert created._fetch_max_wait_ms == 35
