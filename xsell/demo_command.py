@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaTimeoutError
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
@@ -201,6 +203,7 @@ def demo_cmd(
     )
     names = TopicNames(settings.topic_prefix)
     worker: Worker | None = None
+    producer: KafkaProducer | None = None
     with EmbeddedStack(settings) as stack:
         try:
             with stage_progress(err) as stages:
@@ -245,8 +248,10 @@ def demo_cmd(
                     while not catch_up.done(loaded):
                         time.sleep(0.5)
             summary = _replay(settings, stack, worker, producer, events.lines, rate, malformed)
-            producer.close()
         finally:
+            if producer is not None:
+                with contextlib.suppress(KafkaTimeoutError):  # interrupted: unsent events go
+                    producer.close(timeout=0 if sys.exc_info()[0] else None)
             if worker is not None:
                 worker.stop()
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
