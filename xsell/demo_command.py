@@ -159,8 +159,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 @click.command("demo")
-@click.option("--customers", type=click.IntRange(min=100), default=5_000, show_default=True)
-@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option(
+    "--customers",
+    type=click.IntRange(min=100),
+    default=5_000,
+    show_default=True,
+    help="Synthetic customers to train on and to stream.",
+)
+@click.option(
+    "--days", type=click.IntRange(min=1), default=7, show_default=True, help="Days of events."
+)
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -168,9 +176,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
     show_default=True,
     help="Replay speed, events per second.",
 )
-@click.option("--malformed", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--drainers", type=click.IntRange(min=0), default=10, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--malformed",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Invalid records mixed into the events (they end in the dead-letter topic).",
+)
+@click.option(
+    "--drainers",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Customers who move most of their financial assets out.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="The same seed, the same run.")
 @click.option(
     "--out",
     "out_dir",
