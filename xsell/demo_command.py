@@ -120,7 +120,7 @@ def _view(tally: Tally, sent: Sent, total: int) -> Group:
         f"{p50:,.0f}/{p99:,.0f} ms" if p50 is not None and p99 is not None else "-",
     )
     table = Table(title="latest alerts", title_justify="left", expand=True)
-    table.add_column("alert")
+    table.add_column("alert", no_wrap=True, overflow="ellipsis")  # one line per alert
     table.add_column("latency", justify="right", width=9)
     for kind, record, latency in reversed(tally.recent):
         table.add_row(describe(kind, record), "" if latency is None else f"{latency:,.0f} ms")
