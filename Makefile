@@ -38,13 +38,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: start-up, training and rules-store figures (ratios against baselines, same run)
+## bench: start-up, training, rules-store, restart and stream figures (ratios against baselines, same run)
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/train_retail.py
 	$(BIN)/python bench/bundle_store.py
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/kill9.py
+	$(BIN)/python bench/stream.py
 
 up: $(STAMP)
 	$(BIN)/xsell up
