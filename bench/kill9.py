@@ -24,37 +24,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from rules_store.catalog import PRODUCTS
 from rules_store.events import parse_transaction
 from rules_store.holdings import CustomerState, apply_transaction
 from rules_store.settings import Settings
+from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
-
-
-def _latest_states(
-    settings: Settings, stack: EmbeddedStack, topic: str
-) -> dict[str, dict[str, Any]]:
-    consumer = KafkaConsumer(
-        topic,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1500,
-        **kafka_python_options(settings, stack.endpoints),
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        for message in consumer:
-            state = json.loads(message.value) if message.value is not None else {}
-            if "customer_id" in state:  # not a recovery fence
-                latest[state["customer_id"]] = state
-    finally:
-        consumer.close()
-    return latest
 
 
 def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
@@ -112,7 +93,7 @@ def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            latest = _latest_states(settings, stack, changelog)
+            latest = latest_states(settings, stack.endpoints, changelog, idle_ms=1500)
             if all(
                 latest.get(c, {}).get("positions", {}).get(last[c][0]) == last[c][1]
                 for c in customers

@@ -33,6 +33,7 @@ from rules_store.offers import OfferIndex
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
+from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames
 from training.generate import generate_retail, write_retail
@@ -200,11 +201,7 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     # The kills hit mid-stream: work was left at the first (offsets committed so far).
     assert progress_at_kills[0] < EVENTS, progress_at_kills
 
-    latest: dict[str, dict[str, Any]] = {}
-    for message in _read_all(settings, stack, names.holdings_changelog):
-        state = json.loads(message.value) if message.value else {}
-        if "customer_id" in state:  # not a recovery fence
-            latest[state["customer_id"]] = state
+    latest = latest_states(settings, stack.endpoints, names.holdings_changelog)
     differ = [
         c
         for c, state in expected.items()

@@ -12,32 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from rules_store.holdings import CustomerState
+from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
-
-
-def _latest_states(settings: Any, endpoints: Any, topic: str) -> dict[str, dict[str, Any]]:
-    consumer = KafkaConsumer(
-        topic,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1500,
-        **kafka_python_options(settings, endpoints),
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        for message in consumer:
-            state = json.loads(message.value) if message.value is not None else {}
-            if "customer_id" in state:  # not the recovery fence (streams/tansu.py)
-                latest[state["customer_id"]] = state
-    finally:
-        consumer.close()
-    return latest
 
 
 def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
@@ -95,7 +78,7 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            latest = _latest_states(settings, endpoints, changelog)
+            latest = latest_states(settings, endpoints, changelog, idle_ms=1500)
             if all(
                 latest.get(c, {}).get("positions", {}).get(last[c][0]) == last[c][1]
                 for c in customers
