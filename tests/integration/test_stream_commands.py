@@ -21,26 +21,10 @@ from rules_store.settings import Settings
 from streams.kafka_clients import kafka_python_options
 from streams.topics import TopicNames
 from tests.cli import run_cli
+from tests.integration.reading import read_json
 from xsell.embedded import resolve_endpoints
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
-
-
-def _read(settings: Settings, endpoints: Any, topic: str, want: int) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(
-        topic,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1000,
-        **kafka_python_options(settings, endpoints),
-    )
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 90
-    try:
-        while len(found) < want and time.monotonic() < deadline:
-            found.extend(json.loads(m.value) for m in consumer)
-    finally:
-        consumer.close()
-    return found
 
 
 def test_snapshot_and_replay_through_a_running_worker(
@@ -125,8 +109,8 @@ def test_snapshot_and_replay_through_a_running_worker(
         code, output = run_cli(["replay", str(replay), "--rate", "200"], capsys)
         assert code == 0, output
         assert f"sent {len(events)} events" in output
-        dead = _read(settings, endpoints, f"{prefix}.dead_letters", want=1)
-        alerts = _read(settings, endpoints, f"{prefix}.alerts.cross_sell", want=5)
+        dead = read_json(settings, endpoints, f"{prefix}.dead_letters", want=1)
+        alerts = read_json(settings, endpoints, f"{prefix}.alerts.cross_sell", want=5)
         # A branch app's view: `xsell tail` for the branch, from the beginning.
         code, tailed = run_cli(
             ["tail", "--branch", "0755-01", "--from-beginning", "--max", "5", "--json"], capsys

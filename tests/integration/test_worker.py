@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from rules_store.catalog import PRODUCTS, products_to_mask
 from rules_store.errors import ServiceUnavailableError
@@ -21,6 +21,7 @@ from rules_store.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.settings import Endpoints
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames
+from tests.integration.reading import read_json
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, load_retail, train_retail
@@ -73,25 +74,6 @@ BAD_EVENTS = {
 }
 
 
-def _consume(
-    settings: Any, endpoints: Any, topic: str, want: int, within_s: float = 90
-) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(
-        topic,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=1000,
-        **kafka_python_options(settings, endpoints),
-    )
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + within_s
-    try:
-        while len(found) < want and time.monotonic() < deadline:
-            found.extend(json.loads(m.value) for m in consumer)
-    finally:
-        consumer.close()
-    return found
-
-
 def _table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> list[dict[str, Any]]:
     """The worker's holdings-table updates so far (its changelog), without recovery fences."""
     names = TopicNames(prefix)
@@ -100,7 +82,7 @@ def _table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> lis
     while len(updates) < want and time.monotonic() < deadline:
         updates = [
             r
-            for r in _consume(settings, endpoints, names.holdings_changelog, want=want, within_s=2)
+            for r in read_json(settings, endpoints, names.holdings_changelog, want=want, within_s=2)
             if "customer_id" in r
         ]
     if len(updates) < want:  # say whether the worker read its input at all
@@ -200,8 +182,8 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
         producer.flush()
         producer.close()
 
-        dead = _consume(settings, endpoints, names.dead_letters, want=len(BAD_EVENTS) + 1)
-        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=len(rows))
+        dead = read_json(settings, endpoints, names.dead_letters, want=len(BAD_EVENTS) + 1)
+        alerts = read_json(settings, endpoints, names.cross_sell_alerts, want=len(rows))
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode(errors="replace")
@@ -320,7 +302,7 @@ def test_contact_policy_caps_alerts_per_customer_per_day(
         producer.close()
         # Wait until all four events are applied (the table's changelog), then read alerts.
         assert len(_table_updates(settings, endpoints, prefix, want=5)) >= 5
-        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=3, within_s=5)
+        alerts = read_json(settings, endpoints, names.cross_sell_alerts, want=3, within_s=5)
     finally:
         worker.terminate()
         worker.communicate(timeout=60)
@@ -394,7 +376,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
         producer.flush()
         producer.close()
         updates = _table_updates(settings, endpoints, prefix, want=2 * len(rows))
-        alerts = _consume(settings, endpoints, names.cross_sell_alerts, want=1, within_s=20)
+        alerts = read_json(settings, endpoints, names.cross_sell_alerts, want=1, within_s=20)
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode(errors="replace")
