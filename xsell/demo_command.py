@@ -24,7 +24,7 @@ from rules_store.errors import XsellError
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
+from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from training.event_generator import EventPlan, generate_events
 from training.generate import generate_retail, write_retail
@@ -37,7 +37,7 @@ from xsell.demo_tally import Tally
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
 from xsell.progress import stage_progress
-from xsell.replaying import Sent, send_lines, snapshot_lines
+from xsell.replaying import Sent, send_lines, snapshot_lines, unread
 
 WAIT_S = 180.0  # for the worker to take in the snapshot or the events
 
@@ -92,14 +92,13 @@ class CatchUp:
         """True once caught up; an error when the worker died or has not within WAIT_S."""
         self.worker.check()
         self.deadline = self.deadline or time.monotonic() + WAIT_S
-        group = TopicNames(self.settings.topic_prefix).engine_group
-        committed = group_offsets(self.settings, self.stack.endpoints, group, self.topic)
-        if all(committed.get(p, 0) >= end for p, end in sent.ends.items()):
+        left = unread(self.settings, self.stack.endpoints, self.topic, sent)
+        if not left:
             return True
         if time.monotonic() > self.deadline:
             msg = (
-                f"the worker has not read all of {self.topic} within {WAIT_S:.0f}s (committed "
-                f"{committed}, sent up to {sent.ends}); see {self.worker.log_path}"
+                f"the worker has not read all of {self.topic} within {WAIT_S:.0f}s "
+                f"(partition: (committed, sent up to) {left}); see {self.worker.log_path}"
             )
             raise XsellError(msg)
         return False

@@ -11,6 +11,10 @@ from typing import Any
 import pandas as pd
 from kafka import KafkaProducer
 
+from rules_store.settings import Endpoints, Settings
+from streams.kafka_clients import group_offsets
+from streams.topics import TopicNames
+
 
 class Sent:
     """What a replay sent: each event's send time (for latency) and, per partition, the
@@ -77,3 +81,15 @@ def snapshot_lines(frame: pd.DataFrame) -> tuple[list[bytes], int]:
         for record in frame[complete].to_dict("records")
     ]
     return lines, int((~complete).sum())
+
+
+def unread(
+    settings: Settings, endpoints: Endpoints, topic: str, sent: Sent
+) -> dict[int, tuple[int, int]]:
+    """Partitions of `topic` where the workers' group has not yet committed all that `sent`
+    put there: partition -> (committed offset, offset after the last record sent)."""
+    group = TopicNames(settings.topic_prefix).engine_group
+    committed = group_offsets(settings, endpoints, group, topic)
+    return {
+        p: (committed.get(p, 0), end) for p, end in sent.ends.items() if committed.get(p, 0) < end
+    }

@@ -9,6 +9,7 @@ import click
 from kafka import KafkaProducer
 from rich.progress import track
 
+from rules_store.errors import XsellError
 from rules_store.schema import RETAIL_SCHEMA, load_schema
 from rules_store.settings import Settings
 from streams.kafka_clients import ensure_topics, kafka_python_options
@@ -16,7 +17,7 @@ from streams.topics import TopicNames
 from training.loading import read_snapshot
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
-from xsell.replaying import send_lines, snapshot_lines
+from xsell.replaying import Sent, send_lines, snapshot_lines, unread
 
 
 def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
@@ -35,9 +36,20 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     help="JSON schema file instead of the default retail layout.",
 )
 @click.option("--encoding", help="Text encoding of .del/.csv input (default: detect).")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Then wait up to this many seconds until the workers have read every row, so that "
+    "events replayed next find their customers (a snapshot row replaces balances).",
+)
 @click.pass_obj
 def load_snapshot_cmd(
-    settings: Settings, path: Path, schema_path: Path | None, encoding: str | None
+    settings: Settings,
+    path: Path,
+    schema_path: Path | None,
+    encoding: str | None,
+    wait_s: float | None,
 ) -> None:
     """Publish a retail snapshot (.del/.csv/.parquet) as the workers' initial holdings.
 
@@ -57,6 +69,25 @@ def load_snapshot_cmd(
     out.print(
         f"published {sent.count:,} customers to {names.holdings_snapshot}; {incomplete:,} rows with empty fields left out"
     )
+    if wait_s is not None:
+        _wait_until_read(settings, names.holdings_snapshot, sent, wait_s)
+
+
+def _wait_until_read(settings: Settings, topic: str, sent: Sent, wait_s: float) -> None:
+    endpoints = resolve_endpoints(settings)
+    deadline = time.monotonic() + wait_s
+    with err.status("waiting for the workers to read the snapshot"):
+        while left := unread(settings, endpoints, topic, sent):
+            if time.monotonic() > deadline:
+                done = sum(committed for committed, _ in left.values())
+                msg = (
+                    f"the workers have not read the whole snapshot within {wait_s:.0f}s "
+                    f"(partition: (read, sent) {left}, {done:,} read in those partitions). "
+                    "Is `xsell worker` running, with the same XSELL_TOPIC_PREFIX?"
+                )
+                raise XsellError(msg)
+            time.sleep(0.5)
+    out.print("the workers have read every snapshot row")
 
 
 @click.command("replay")
