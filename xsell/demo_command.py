@@ -92,7 +92,7 @@ class CatchUp:
         """True once caught up; an error when the worker died or has not within WAIT_S."""
         self.worker.check()
         self.deadline = self.deadline or time.monotonic() + WAIT_S
-        left = unread(self.settings, self.stack.endpoints, self.topic, sent)
+        left = unread(self.settings, self.stack.endpoints, self.topic, sent.ends)
         if not left:
             return True
         if time.monotonic() > self.deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -84,12 +84,10 @@ def snapshot_lines(frame: pd.DataFrame) -> tuple[list[bytes], int]:
 
 
 def unread(
-    settings: Settings, endpoints: Endpoints, topic: str, sent: Sent
+    settings: Settings, endpoints: Endpoints, topic: str, ends: Mapping[int, int]
 ) -> dict[int, tuple[int, int]]:
-    """Partitions of `topic` where the workers' group has not yet committed all that `sent`
-    put there: partition -> (committed offset, offset after the last record sent)."""
+    """Partitions of `topic` where the workers' group has not yet committed up to `ends`
+    (partition -> offset after the last record sent): partition -> (committed, end)."""
     group = TopicNames(settings.topic_prefix).engine_group
     committed = group_offsets(settings, endpoints, group, topic)
-    return {
-        p: (committed.get(p, 0), end) for p, end in sent.ends.items() if committed.get(p, 0) < end
-    }
+    return {p: (committed.get(p, 0), end) for p, end in ends.items() if committed.get(p, 0) < end}

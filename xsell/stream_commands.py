@@ -77,7 +77,7 @@ def _wait_until_read(settings: Settings, topic: str, sent: Sent, wait_s: float) 
     endpoints = resolve_endpoints(settings)
     deadline = time.monotonic() + wait_s
     with err.status("waiting for the workers to read the snapshot"):
-        while left := unread(settings, endpoints, topic, sent):
+        while left := unread(settings, endpoints, topic, sent.ends):
             if time.monotonic() > deadline:
                 done = sum(committed for committed, _ in left.values())
                 msg = (

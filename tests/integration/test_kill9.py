@@ -40,6 +40,7 @@ from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
+from xsell.replaying import unread
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
 EVENTS = 6_000
@@ -62,15 +63,12 @@ def _read_all(settings: Settings, stack: EmbeddedStack, topic: str) -> list[Any]
 def _wait_until_read(
     settings: Settings, stack: EmbeddedStack, topic: str, ends: dict[int, int], worker: Any
 ) -> None:
-    group = TopicNames(settings.topic_prefix).engine_group
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        committed = group_offsets(settings, stack.endpoints, group, topic)
-        if all(committed.get(p, 0) >= end for p, end in ends.items()):
-            return
+    while left := unread(settings, stack.endpoints, topic, ends):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the worker did not read all of {topic}: (committed, end) {left}")
         assert worker.poll() is None, "the worker died"
         time.sleep(0.5)
-    pytest.fail(f"the worker did not read all of {topic}: committed {committed}, ends {ends}")
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
