@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from rules_store.bundle import Bundle
+from rules_store.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
 from rules_store.contact import ContactPolicy, pick_offer
 from rules_store.holdings import CustomerState, record_alert
 from rules_store.offers import OfferIndex
@@ -66,27 +68,85 @@ def cross_sell_alert(
     }
 
 
+def churn_alert(
+    *,
+    customer_id: str,
+    branch_id: str | None,
+    ts: str,
+    event_id: str,
+    bundle_version: str | None,
+    segment: int | None,
+    figures: ChurnFigures,
+    threshold: float,
+) -> dict[str, Any]:
+    """One alert per customer per month: its id is the customer and the month only."""
+    month = figures.day[:7]
+    return {
+        "alert_id": alert_id("churn", customer_id, month),
+        "type": "churn",
+        "customer_id": customer_id,
+        "branch_id": branch_id,
+        "ts": ts,
+        "event_id": event_id,
+        "bundle_version": bundle_version,
+        "segment": segment,
+        "month": month,
+        "threshold": threshold,
+        "figures": figures.to_dict(),
+        "explanation": (
+            f"average daily financial assets {figures.month_avg:,.2f} over {figures.days_counted}"
+            f" days of {month} fell {figures.drop:.1%} against {figures.baseline_avg:,.2f},"
+            f" the average of {', '.join(sorted(figures.baseline_months))}"
+        ),
+    }
+
+
+def retention_alert(
+    *,
+    customer_id: str,
+    branch_id: str | None,
+    ts: str,
+    event_id: str,
+    bundle_version: str,
+    segment: int,
+    instead_of: str,
+    figures: ChurnFigures,
+) -> dict[str, Any]:
+    """Sent instead of a cross-sell offer while the customer is flagged at churn risk."""
+    return {
+        "alert_id": alert_id("retention", customer_id, event_id, bundle_version),
+        "type": "retention",
+        "customer_id": customer_id,
+        "branch_id": branch_id,
+        "ts": ts,
+        "event_id": event_id,
+        "bundle_version": bundle_version,
+        "segment": segment,
+        "instead_of": instead_of,
+        "churn": figures.to_dict(),
+    }
+
+
 def choose_cross_sell(
     before: CustomerState,
     after: CustomerState,
     bundle: Bundle,
     index: OfferIndex,
     *,
+    segment: int,
     ts: datetime,
     policy: ContactPolicy,
-) -> tuple[int, int, Offer] | None:
-    """(segment, rank, offer) to alert on after a customer's state changed, or None.
+) -> tuple[int, Offer] | None:
+    """(rank, offer) to alert on after a customer's state changed, or None.
 
     An alert is considered when the held products or the segment changed. None when
-    neither did, when the customer's profile (hence segment) is not known yet, or when
-    the contact policy allows no offer now.
+    neither did, or when the contact policy allows no offer now. The churn-risk flag is
+    left to the caller, which sends a retention alert instead.
     """
-    if after.features is None:
-        return None
-    segment = bundle.segment_model.assign_segment(after.features)
     # A first profile only sets the baseline; a later one that moves the customer counts.
     moved = (
         before.features is not None
+        and before.features != after.features
         and bundle.segment_model.assign_segment(before.features) != segment
     )
     if after.held == before.held and not moved:
@@ -98,41 +158,84 @@ def choose_cross_sell(
         last_offered=after.last_offered,
         alert_day=after.alert_day,
         alerts_on_day=after.alerts_on_day,
-        churn_risk=after.churn_risk,
         ts=ts,
         policy=policy,
     )
-    return None if offer is None else (segment, offers.index(offer) + 1, offer)
+    return None if offer is None else (offers.index(offer) + 1, offer)
+
+
+Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts to their topic
+
+
+def _json(alert: dict[str, Any]) -> str:
+    return json.dumps(alert, ensure_ascii=False)
+
+
+def segment_of(state: CustomerState, active: ActiveBundleView | None) -> int | None:
+    if active is None or state.features is None:
+        return None
+    return active[1].segment_model.assign_segment(state.features)
+
+
+def churned(
+    state: CustomerState,
+    figures: ChurnFigures,
+    *,
+    event_id: str,
+    ts: datetime,
+    active: ActiveBundleView | None,
+    threshold: float,
+) -> Outgoing:
+    alert = churn_alert(
+        customer_id=state.customer_id,
+        branch_id=state.branch_id,
+        ts=ts.isoformat(),
+        event_id=event_id,
+        bundle_version=active[0] if active else None,
+        segment=segment_of(state, active),
+        figures=figures,
+        threshold=threshold,
+    )
+    return "churn", _json(alert)
 
 
 def after_event(
     before: CustomerState,
     after: CustomerState | None,
     *,
-    source: str,
-    offset: int,
     event_id: str,
     ts: datetime,
     active: ActiveBundleView | None,
     policy: ContactPolicy,
-) -> tuple[CustomerState | None, list[str]]:
-    """What to store and which alerts (JSON) to send once an event has been applied.
+    churn: ChurnPolicy = DEFAULT_CHURN,
+) -> tuple[CustomerState | None, list[Outgoing]]:
+    """What to store and which alerts to send once an event has been applied.
 
-    `after` is None when the event at (source, offset) was applied before (a restarted
-    worker re-reads it): nothing is stored and the alerts it caused are sent again, with
-    the same ids. The worker and the crash tests' no-crash reference both use this.
+    `after` is None when the event was applied before (a restarted worker re-reads
+    it): nothing to store and nothing to send, as its alerts were delivered before its
+    state was stored. The worker and the crash tests' no-crash reference both use this.
     """
     if after is None:
-        return None, before.alerts_for(source, offset)
-    if active is None:
-        return after, []
+        return None, []
+    out = []
+    if (figures := new_alert(before.assets, after.assets)) is not None:
+        out.append(
+            churned(
+                after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
+            )
+        )
+    segment = segment_of(after, active)
+    if active is None or segment is None:
+        return after, out
     version, bundle, index = active
-    chosen = choose_cross_sell(before, after, bundle, index, ts=ts, policy=policy)
+    chosen = choose_cross_sell(before, after, bundle, index, segment=segment, ts=ts, policy=policy)
     if chosen is None:
-        return after, []
-    segment, rank, offer = chosen
-    alert = json.dumps(
-        cross_sell_alert(
+        return after, out
+    rank, offer = chosen
+    product = bundle.items[offer.item]
+    risk = after.churn_risk
+    if risk is None:
+        alert = cross_sell_alert(
             customer_id=after.customer_id,
             branch_id=after.branch_id,
             ts=ts.isoformat(),
@@ -142,10 +245,47 @@ def after_event(
             offer=offer,
             rank=rank,
             items=bundle.items,
-        ),
-        ensure_ascii=False,
+        )
+        out.append(("cross_sell", _json(alert)))
+        return record_alert(after, product=product, ts=ts), out
+    last = after.last_offered.get(RETENTION)
+    if last is not None and ts - datetime.fromisoformat(last) < timedelta(
+        days=policy.cooldown_days
+    ):
+        return after, out
+    alert = retention_alert(
+        customer_id=after.customer_id,
+        branch_id=after.branch_id,
+        ts=ts.isoformat(),
+        event_id=event_id,
+        bundle_version=version,
+        segment=segment,
+        instead_of=product,
+        figures=risk,
     )
-    stored = record_alert(
-        after, product=bundle.items[offer.item], ts=ts, source=source, offset=offset, alert=alert
-    )
-    return stored, [alert]
+    out.append(("retention", _json(alert)))
+    return record_alert(after, product=RETENTION, ts=ts), out
+
+
+RETENTION = "retention"  # the cool-down key of retention alerts: one per churn episode
+
+
+def after_day_close(
+    state: CustomerState,
+    until: str,
+    *,
+    event_id: str,
+    ts: datetime,
+    active: ActiveBundleView | None,
+    churn: ChurnPolicy,
+) -> tuple[CustomerState | None, list[Outgoing]]:
+    """Judge the customer's days before `until` (the stream's event time moved past
+    them): the new state if anything changed, and the churn alert if one is due."""
+    assets, raised = close_days(state.assets, until, churn)
+    if assets == state.assets:
+        return None, []
+    after = replace(state, assets=assets)
+    return after, [
+        churned(after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold)
+        for figures in raised
+    ]

@@ -3,7 +3,6 @@
 - never a product already held (the offers already exclude them);
 - not the same product again within the cool-down (default 30 days);
 - at most `max_per_day` alerts per customer per day (the event's own calendar day);
-- no cross-sell at all while the customer is flagged at churn risk.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ def pick_offer(
     last_offered: Mapping[str, str],
     alert_day: str | None,
     alerts_on_day: int,
-    churn_risk: bool,
     ts: datetime,
     policy: ContactPolicy,
 ) -> Offer | None:
@@ -38,11 +36,9 @@ def pick_offer(
     >>> o = [Offer(0, 0.9, None, True), Offer(1, 0.5, None, True)]
     >>> now = datetime.fromisoformat("2026-11-23T10:00:00+08:00")
     >>> pick_offer(o, ["a", "b"], last_offered={"a": "2026-11-20T09:00:00+08:00"}, alert_day=None,
-    ...            alerts_on_day=0, churn_risk=False, ts=now, policy=ContactPolicy()).item
+    ...            alerts_on_day=0, ts=now, policy=ContactPolicy()).item
     1
     """
-    if churn_risk:
-        return None
     if alert_day == ts.date().isoformat() and alerts_on_day >= policy.max_per_day:
         return None
     cooldown = timedelta(days=policy.cooldown_days)

@@ -14,6 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from rules_store.catalog import PRODUCT_BALANCES, PRODUCT_BIT, PRODUCTS
+from rules_store.churn import (
+    DEFAULT_CHURN,
+    AssetHistory,
+    ChurnFigures,
+    ChurnPolicy,
+    financial_assets,
+    is_late,
+    on_event,
+    snapshot_history,
+    with_snapshot,
+)
 from rules_store.events import InvalidEventError, Transaction
 from rules_store.schema import Schema, SchemaError, encode_profile
 
@@ -28,11 +39,12 @@ class CustomerState:
     last_offered: Mapping[str, str] = field(default_factory=dict)  # product -> last alert ts
     alert_day: str | None = None  # event-time day of `alerts_on_day`
     alerts_on_day: int = 0
-    churn_risk: bool = False  # set by the churn agent (a later issue)
-    # The alerts of the last few applied events, by (source, offset): when a restarted
-    # worker re-reads one of those events, it sends the same alert again instead of
-    # losing it (consumers drop the repeat by alert_id).
-    recent_alerts: tuple[tuple[str, int, str], ...] = ()
+    assets: AssetHistory = field(default_factory=AssetHistory)  # for the churn test
+
+    @property
+    def churn_risk(self) -> ChurnFigures | None:
+        """The churn alert's figures while the customer is flagged at churn risk."""
+        return self.assets.risk
 
     @property
     def held(self) -> int:
@@ -53,8 +65,7 @@ class CustomerState:
             "last_offered": dict(self.last_offered),
             "alert_day": self.alert_day,
             "alerts_on_day": self.alerts_on_day,
-            "churn_risk": self.churn_risk,
-            "recent_alerts": [list(entry) for entry in self.recent_alerts],
+            "assets": self.assets.to_dict(),
         }
 
     @classmethod
@@ -68,21 +79,23 @@ class CustomerState:
             last_offered={str(k): str(v) for k, v in raw.get("last_offered", {}).items()},
             alert_day=raw.get("alert_day"),
             alerts_on_day=int(raw.get("alerts_on_day", 0)),
-            churn_risk=bool(raw.get("churn_risk", False)),
-            recent_alerts=tuple(
-                (str(s), int(o), str(a)) for s, o, a in raw.get("recent_alerts", ())
-            ),
+            assets=AssetHistory.from_dict(raw.get("assets") or {}),
         )
-
-    def alerts_for(self, source: str, offset: int) -> list[str]:
-        """Alerts already emitted for the event at this position (to re-send after a crash)."""
-        return [alert for s, o, alert in self.recent_alerts if (s, o) == (source, offset)]
 
 
 def apply_transaction(
-    state: CustomerState, tx: Transaction, *, source: str, offset: int
+    state: CustomerState,
+    tx: Transaction,
+    *,
+    source: str,
+    offset: int,
+    churn: ChurnPolicy = DEFAULT_CHURN,
 ) -> CustomerState | None:
     """The state after `tx`, or None when this source position was already applied.
+
+    A late event (dated before days already recorded) moves balances by its amount: its
+    `balance` field is the balance back then, not now. One dated before the grace period
+    raises TooLateError.
 
     >>> from datetime import datetime, timezone
     >>> tx = Transaction("e1", "c1", datetime.now(timezone.utc), "国债", "credit", 100.0)
@@ -92,6 +105,8 @@ def apply_transaction(
     """
     if state.positions.get(source, -1) >= offset:
         return None
+    day = tx.ts.date().isoformat()
+    late = is_late(state.assets, day)
     balance = state.balances.get(tx.product, 0.0)
     if tx.kind in ("open", "credit"):  # an opening with no money yet holds nothing
         balance += tx.amount
@@ -99,7 +114,7 @@ def apply_transaction(
         balance = 0.0
     else:  # debit
         balance -= tx.amount
-    if tx.balance is not None and tx.kind != "close":
+    if tx.balance is not None and tx.kind != "close" and not late:
         balance = tx.balance
     balances = dict(state.balances)
     balances[tx.product] = balance
@@ -108,6 +123,7 @@ def apply_transaction(
         balances=balances,
         branch_id=tx.branch_id or state.branch_id,
         positions={**state.positions, source: offset},
+        assets=on_event(state.assets, day, financial_assets(balances), churn),
     )
 
 
@@ -123,8 +139,10 @@ def apply_snapshot(
     """A snapshot row (the bank's field names) sets balances and profile; None if a repeat.
 
     A product's balance is the sum of its balance columns, so it is held exactly when the
-    batch's `holdings_from_balances` says it is (balances are not negative).
+    batch's `holdings_from_balances` says it is (balances are not negative). The row may
+    carry balance history for the churn test: `as_of` and `months` (see churn.py).
     """
+    as_of, months = snapshot_history(record)
     balances = {}
     for product, columns in PRODUCT_BALANCES.items():
         total = 0.0
@@ -136,23 +154,20 @@ def apply_snapshot(
             total += float(value)
         balances[product] = total
     profiled = apply_profile(state, record, schema, unknown=unknown, source=source, offset=offset)
-    return None if profiled is None else replace(profiled, balances=balances)
+    if profiled is None:
+        return None
+    assets = with_snapshot(profiled.assets, financial_assets(balances), as_of=as_of, months=months)
+    return replace(profiled, balances=balances, assets=assets)
 
 
-RECENT_ALERTS = 16
-
-
-def record_alert(
-    state: CustomerState, *, product: str, ts: datetime, source: str, offset: int, alert: str
-) -> CustomerState:
-    """Note an alert sent for the event at (source, offset): cool-down, daily count, re-send."""
+def record_alert(state: CustomerState, *, product: str, ts: datetime) -> CustomerState:
+    """Note an offer sent to the customer: for the cool-down and the daily count."""
     day = ts.date().isoformat()
     return replace(
         state,
         last_offered={**state.last_offered, product: ts.isoformat()},
         alert_day=day,
         alerts_on_day=state.alerts_on_day + 1 if state.alert_day == day else 1,
-        recent_alerts=(*state.recent_alerts, (source, offset, alert))[-RECENT_ALERTS:],
     )
 
 

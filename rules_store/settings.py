@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     )
     max_alerts_per_day: int = Field(2, ge=0, description="Cross-sell alerts per customer per day")
 
+    churn_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Churn alert when the month's average falls by more than this"
+    )
+    churn_grace_days: int = Field(
+        3, ge=0, le=31, description="How many days late an event may still correct balances"
+    )
+    batch_size: int = Field(500, ge=1, description="Events a worker takes at once, at most")
+    batch_ms: int = Field(
+        5, ge=1, description="How long a worker waits to fill a batch before processing it"
+    )
+
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
 

@@ -1,25 +1,40 @@
-"""The stream worker: transactions and snapshot rows -> holdings table -> cross-sell alerts.
+"""The stream worker: transactions, profiles and snapshot rows -> holdings table -> alerts.
 
 Agents stay linear: decode, call the pure logic (rules_store), update the table, emit.
-An event that fails validation goes to the dead-letter topic and the agent goes on; it
-never raises, so Faust never restarts it.
+Transactions come in batches: each customer's state is read once and written once per
+batch, and a batch's alerts are acknowledged by the broker before its states are stored,
+so a crash at any point re-sends (same ids) rather than loses them. An event that fails
+validation goes to the dead-letter topic and the agent goes on; it never raises, so Faust
+never restarts it.
+
+Churn days close by event time, partition by partition (rules_store/clocks.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import faust
 
-from rules_store.alerts import after_event
+from rules_store.alerts import Outgoing, after_day_close, after_event
 from rules_store.bundle import Bundle
+from rules_store.churn import ChurnPolicy
+from rules_store.clocks import PartitionClocks
 from rules_store.contact import ContactPolicy
-from rules_store.events import InvalidEventError, decode_json, parse_timestamp, parse_transaction
+from rules_store.events import (
+    InvalidEventError,
+    Transaction,
+    decode_json,
+    parse_timestamp,
+    parse_transaction,
+)
 from rules_store.holdings import (
     CustomerState,
     apply_profile,
@@ -64,6 +79,21 @@ def _customer_of(record: dict[str, Any], id_column: str) -> str:
     return customer
 
 
+class Outbox:
+    """What one batch sends and stores: alerts and dead letters first, acknowledged; then
+    each changed state once."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[faust.TopicT, bytes | None, bytes]] = []
+        self.states: dict[str, tuple[int, CustomerState]] = {}  # customer -> (partition, state)
+
+    def store(self, partition: int, state: CustomerState) -> None:
+        self.states[state.customer_id] = (partition, state)
+
+    def send(self, topic: faust.TopicT, key: bytes | None, value: bytes) -> None:
+        self.messages.append((topic, key, value))
+
+
 def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
@@ -78,7 +108,11 @@ def build_worker(
     snapshots = declare_topic(app, names.holdings_snapshot, settings)
     profiles = declare_topic(app, names.profiles, settings)
     dead_letters = declare_topic(app, names.dead_letters, settings)
-    alerts = declare_topic(app, names.cross_sell_alerts, settings)
+    alert_topics = {
+        "cross_sell": declare_topic(app, names.cross_sell_alerts, settings),
+        "retention": declare_topic(app, names.cross_sell_alerts, settings),
+        "churn": declare_topic(app, names.churn_alerts, settings),
+    }
     holdings = app.Table(
         "holdings",
         default=None,
@@ -87,12 +121,31 @@ def build_worker(
         value_type=bytes,
     )
     policy = ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day)
+    churn = ChurnPolicy(settings.churn_threshold, settings.churn_grace_days)
+    clocks: PartitionClocks | None = None  # rebuilt from the table after each rebalance
+    # One batch at a time across agents: a state read, changed and written by one batch
+    # is never changed by another agent in between.
+    lock = asyncio.Lock()
 
-    def state_of(customer: str) -> CustomerState:
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    def _on_assigned(_sender: object, *_args: object, **_kwargs: object) -> None:
+        nonlocal clocks
+        clocks = None  # rebuilt from the recovered table with the next batch
+
+    def clocks_now() -> PartitionClocks:
+        nonlocal clocks
+        if clocks is None:
+            clocks = PartitionClocks()
+            clocks.learn(CustomerState.from_dict(json.loads(raw)) for raw in holdings.data.values())
+        return clocks
+
+    def state_of(customer: str, outbox: Outbox) -> CustomerState:
+        if customer in outbox.states:
+            return outbox.states[customer][1]
         stored = holdings.get(customer)
         return CustomerState.from_dict(json.loads(stored)) if stored else CustomerState(customer)
 
-    async def reject(event: faust.EventT[bytes], reason: str) -> None:
+    def reject(outbox: Outbox, event: faust.EventT[bytes], reason: str) -> None:
         message = event.message
         record = dead_letter(
             reason=reason,
@@ -102,51 +155,91 @@ def build_worker(
             partition=message.partition,
             offset=message.offset,
         )
-        await dead_letters.send(key=event.key, value=record)
+        outbox.send(dead_letters, event.key, record)
 
-    async def update_and_alert(
+    def emit(outbox: Outbox, customer: str, alerts: list[Outgoing]) -> None:
+        for kind, alert in alerts:
+            outbox.send(alert_topics[kind], customer.encode(), alert.encode())
+
+    async def flush(outbox: Outbox) -> None:
+        sent = [await topic.send(key=key, value=value) for topic, key, value in outbox.messages]
+        await asyncio.gather(*sent)  # acknowledged before any state that records them
+        for customer, (partition, state) in outbox.states.items():
+            value = json.dumps(state.to_dict()).encode()
+            holdings.data[customer] = value
+            holdings.send_changelog(partition, customer, value)
+            clocks_now().add(partition, customer)
+
+    def update(
+        outbox: Outbox,
         event: faust.EventT[bytes],
         customer: str,
-        apply: Callable[[CustomerState, str, int], CustomerState | None],
+        apply: Callable[..., CustomerState | None],
         *,
         event_id: str,
         ts: datetime,
     ) -> None:
         """Apply one event to a customer's state, then alert if the contact policy allows."""
-        source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
-        before = state_of(customer)
-        stored, to_send = after_event(
+        message = event.message
+        source = f"{message.topic}:{message.partition}"
+        before = state_of(customer, outbox)
+        try:
+            after = apply(before, source=source, offset=message.offset)
+        except InvalidEventError as exc:  # e.g. dated before the grace period
+            reject(outbox, event, str(exc))
+            return
+        stored, alerts = after_event(
             before,
-            apply(before, source, offset),
-            source=source,
-            offset=offset,
+            after,
             event_id=event_id,
             ts=ts,
-            active=active.get(),  # one bundle for the whole event
+            active=active.get(),
             policy=policy,
+            churn=churn,
         )
         if stored is not None:
-            holdings[customer] = json.dumps(stored.to_dict()).encode()
-        for alert in to_send:
-            await alerts.send(key=customer.encode(), value=alert.encode())
+            outbox.store(message.partition, stored)
+        emit(outbox, customer, alerts)
 
-    async def on_transaction(event: faust.EventT[bytes]) -> None:
-        try:
-            tx = parse_transaction(decode_json(event.value))
-        except InvalidEventError as exc:
-            await reject(event, str(exc))
-            return
-        await update_and_alert(
-            event,
-            tx.customer_id,
-            lambda state, source, offset: apply_transaction(
-                state, tx, source=source, offset=offset
-            ),
-            event_id=tx.event_id,
-            ts=tx.ts,
-        )
+    def close_days(outbox: Outbox, partition: int, trigger: Transaction) -> None:
+        """Judge the earlier days of a partition's customers once its events reach a new day."""
+        current = active.get()
+        day = trigger.ts.date().isoformat()
+        for customer in clocks_now().advance(partition, day):
+            stored, alerts = after_day_close(
+                state_of(customer, outbox),
+                day,
+                event_id=trigger.event_id,
+                ts=trigger.ts,
+                active=current,
+                churn=churn,
+            )
+            if stored is not None:
+                outbox.store(partition, stored)
+            emit(outbox, customer, alerts)
+
+    async def on_transactions(events: list[faust.EventT[bytes]]) -> None:
+        outbox = Outbox()
+        for event in events:
+            try:
+                tx = parse_transaction(decode_json(event.value))
+            except InvalidEventError as exc:
+                reject(outbox, event, str(exc))
+                continue
+            update(
+                outbox,
+                event,
+                tx.customer_id,
+                partial(apply_transaction, tx=tx, churn=churn),
+                event_id=tx.event_id,
+                ts=tx.ts,
+            )
+            clocks_now().add(event.message.partition, tx.customer_id)
+            close_days(outbox, event.message.partition, tx)
+        await flush(outbox)
 
     async def on_profile(event: faust.EventT[bytes]) -> None:
+        outbox = Outbox()
         current = active.get()
         try:
             if current is None:
@@ -158,20 +251,22 @@ def build_worker(
             ts = parse_timestamp(record.get("ts"))
             encode_profile(schema, record, unknown=unknown)  # validate before touching state
         except (InvalidEventError, SchemaError) as exc:
-            await reject(event, f"profile: {exc}" if isinstance(exc, SchemaError) else str(exc))
-            return
-        await update_and_alert(
-            event,
-            customer,
-            lambda state, source, offset: apply_profile(
-                state, record, schema, unknown=unknown, source=source, offset=offset
-            ),
-            event_id=str(record.get("event_id") or f"profile:{customer}:{ts.isoformat()}"),
-            ts=ts,
-        )
+            reject(outbox, event, f"profile: {exc}" if isinstance(exc, SchemaError) else str(exc))
+        else:
+            update(
+                outbox,
+                event,
+                customer,
+                partial(apply_profile, record=record, schema=schema, unknown=unknown),
+                event_id=str(record.get("event_id") or f"profile:{customer}:{ts.isoformat()}"),
+                ts=ts,
+            )
+        await flush(outbox)
 
     async def on_snapshot_row(event: faust.EventT[bytes]) -> None:
-        source, offset = f"{event.message.topic}:{event.message.partition}", event.message.offset
+        outbox = Outbox()
+        message = event.message
+        source = f"{message.topic}:{message.partition}"
         current = active.get()
         try:
             if current is None:
@@ -181,35 +276,41 @@ def build_worker(
             record = decode_json(event.value)
             customer = _customer_of(record, bundle.schema.id_column)
             after = apply_snapshot(
-                state_of(customer),
+                state_of(customer, outbox),
                 record,
                 bundle.schema,
                 unknown=bundle.unknown_policy,
                 source=source,
-                offset=offset,
+                offset=message.offset,
             )
         except InvalidEventError as exc:
-            await reject(event, str(exc))
-            return
-        if after is not None:
-            holdings[customer] = json.dumps(after.to_dict()).encode()
+            reject(outbox, event, str(exc))
+        else:
+            if after is not None:
+                outbox.store(message.partition, after)
+        await flush(outbox)
 
     @app.agent(transactions)
     async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            await on_transaction(event)
+        within = settings.batch_ms / 1000
+        batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
+        async for events in batches:
+            async with lock:
+                await on_transactions(list(events))
             yield None
 
     @app.agent(profiles)
     async def process_profiles(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await on_profile(event)
+            async with lock:
+                await on_profile(event)
             yield None
 
     @app.agent(snapshots)
     async def load_snapshot_rows(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            await on_snapshot_row(event)
+            async with lock:
+                await on_snapshot_row(event)
             yield None
 
     return app
