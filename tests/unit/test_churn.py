@@ -211,7 +211,7 @@ def test_when_days_are_closed_does_not_change_the_outcome(
     def run(points: list[int]) -> tuple[AssetHistory, list[dict]]:
         current, raised = state, []
         for point in [*sorted(points), 61]:
-            until = datetime(2026, 11, 1) + __import__("datetime").timedelta(days=point - 1)
+            until = datetime(2026, 11, 1) + timedelta(days=point - 1)
             current, alerts = _close(current, until.date().isoformat())
             raised += alerts
         return current.assets, [a["figures"] for a in raised]
