@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from rules_store.bundle import Bundle
@@ -272,20 +272,35 @@ RETENTION = "retention"  # the cool-down key of retention alerts: one per churn 
 
 def after_day_close(
     state: CustomerState,
-    until: str,
+    until: datetime,
     *,
-    event_id: str,
-    ts: datetime,
     active: ActiveBundleView | None,
     churn: ChurnPolicy,
 ) -> tuple[CustomerState | None, list[Outgoing]]:
-    """Judge the customer's days before `until` (the stream's event time moved past
-    them): the new state if anything changed, and the churn alert if one is due."""
-    assets, raised = close_days(state.assets, until, churn)
+    """Judge the customer's days before the day of `until` (the stream's event time
+    reached it): the new state if anything changed, and the churn alerts due.
+
+    An alert's trigger is the close of the day it was raised on, not whichever event
+    happened to close it, so a worker that closes days again after a crash sends the
+    same alert, byte for byte.
+    """
+    assets, raised = close_days(state.assets, until.date().isoformat(), churn)
     if assets == state.assets:
         return None, []
     after = replace(state, assets=assets)
-    return after, [
-        churned(after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold)
-        for figures in raised
-    ]
+    out = []
+    for figures in raised:
+        closed = datetime.combine(
+            date.fromisoformat(figures.day) + timedelta(days=1), time(), until.tzinfo
+        )
+        out.append(
+            churned(
+                after,
+                figures,
+                event_id=f"day-closed:{figures.day}",
+                ts=closed,
+                active=active,
+                threshold=churn.threshold,
+            )
+        )
+    return after, out

@@ -27,7 +27,8 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 log = logging.getLogger(__name__)
 
 # JSON-encoded, like every key Faust writes to a changelog (it decodes them on recovery).
-FENCE_KEY = b'"__xsell_changelog_fence__"'
+FENCE_CUSTOMER = "__xsell_changelog_fence__"  # the table key it lands under
+FENCE_KEY = f'"{FENCE_CUSTOMER}"'.encode()
 _original_build_highwaters: Callable[..., Awaitable[None]] | None = None
 
 

@@ -30,7 +30,6 @@ from rules_store.clocks import PartitionClocks
 from rules_store.contact import ContactPolicy
 from rules_store.events import (
     InvalidEventError,
-    Transaction,
     decode_json,
     parse_timestamp,
     parse_transaction,
@@ -47,7 +46,12 @@ from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
 from streams.faust_fixes import install_faust_fixes
-from streams.tansu import EMBEDDED_FETCH_WAIT_MS, install_changelog_fence, install_fetch_wait
+from streams.tansu import (
+    EMBEDDED_FETCH_WAIT_MS,
+    FENCE_CUSTOMER,
+    install_changelog_fence,
+    install_fetch_wait,
+)
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -136,7 +140,11 @@ def build_worker(
         nonlocal clocks
         if clocks is None:
             clocks = PartitionClocks()
-            clocks.learn(CustomerState.from_dict(json.loads(raw)) for raw in holdings.data.values())
+            clocks.learn(
+                CustomerState.from_dict(json.loads(raw))
+                for key, raw in holdings.data.items()
+                if key != FENCE_CUSTOMER
+            )
         return clocks
 
     def state_of(customer: str, outbox: Outbox) -> CustomerState:
@@ -201,18 +209,12 @@ def build_worker(
             outbox.store(message.partition, stored)
         emit(outbox, customer, alerts)
 
-    def close_days(outbox: Outbox, partition: int, trigger: Transaction) -> None:
+    def close_days(outbox: Outbox, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
         current = active.get()
-        day = trigger.ts.date().isoformat()
-        for customer in clocks_now().advance(partition, day):
+        for customer in clocks_now().advance(partition, ts.date().isoformat()):
             stored, alerts = after_day_close(
-                state_of(customer, outbox),
-                day,
-                event_id=trigger.event_id,
-                ts=trigger.ts,
-                active=current,
-                churn=churn,
+                state_of(customer, outbox), ts, active=current, churn=churn
             )
             if stored is not None:
                 outbox.store(partition, stored)
@@ -235,7 +237,7 @@ def build_worker(
                 ts=tx.ts,
             )
             clocks_now().add(event.message.partition, tx.customer_id)
-            close_days(outbox, event.message.partition, tx)
+            close_days(outbox, event.message.partition, tx.ts)
         await flush(outbox)
 
     async def on_profile(event: faust.EventT[bytes]) -> None:

@@ -4,7 +4,9 @@ One worker is killed three times; or two run and the kills alternate between the
 each crash is a rebalance in which the survivor takes over and recovers the table.
 
 The no-crash reference is computed with the worker's own pure steps (apply_snapshot,
-apply_transaction, after_event) over the same records in partition order.
+apply_transaction, after_event, PartitionClocks, after_day_close) over the same records
+in partition order. Snapshot rows carry a months table, and a third of the customers a
+baseline three times their balance, so churn and retention alerts cross the crashes too.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from rules_store.alerts import after_event
-from rules_store.catalog import PRODUCTS
+from rules_store.alerts import after_day_close, after_event
+from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.churn import ChurnPolicy, financial_assets
+from rules_store.clocks import PartitionClocks
 from rules_store.contact import ContactPolicy
 from rules_store.events import parse_transaction
 from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
@@ -45,6 +49,14 @@ from xsell.replaying import unread
 XSELL = str(Path(sys.executable).with_name("xsell"))
 EVENTS = 6_000
 KILLS_AFTER_S = (4.0, 5.0, 6.0)  # each worker's life before SIGKILL; the last one finishes
+
+
+def _months(row: dict[str, Any], *, high: bool) -> dict[str, float]:
+    """Three months before November at the row's financial assets (x3 when `high`)."""
+    total = financial_assets(
+        {p: sum(float(row[c]) for c in cols) for p, cols in PRODUCT_BALANCES.items()}
+    )
+    return {m: total * (3 if high else 1) for m in ("2026-08", "2026-09", "2026-10")}
 
 
 def _read_all(settings: Settings, stack: EmbeddedStack, topic: str) -> list[Any]:
@@ -95,11 +107,16 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     store.activate(version)
     active = (version, bundle, OfferIndex(bundle))
     policy = ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day)
+    churn = ChurnPolicy(settings.churn_threshold, settings.churn_grace_days)
 
     # The no-crash reference, built while the records are produced (offsets from the broker).
-    rows = customers.to_dict("records")[:60]
+    rows = [
+        {**row, "as_of": "2026-11-01", "months": _months(row, high=i % 3 == 0)}
+        for i, row in enumerate(customers.to_dict("records")[:60])
+    ]
     expected: dict[str, CustomerState] = {}
     expected_alerts: dict[str, str] = {}
+    clocks = PartitionClocks()
     producer = KafkaProducer(**kafka_python_options(settings, stack.endpoints))
     snapshot_ends: dict[int, int] = {}
     for row in rows:
@@ -120,6 +137,8 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         )
         assert state is not None
         expected[customer] = state
+        clocks.add(meta.partition, customer)
+    clocks.learn(expected.values())
 
     # The snapshot goes in first, with a worker that then stops cleanly (a snapshot row
     # replaces balances); the events queue up while no worker runs.
@@ -157,17 +176,20 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         before = expected[tx.customer_id]
         stored, alerts = after_event(
             before,
-            apply_transaction(before, tx, source=source, offset=offset),
-            source=source,
-            offset=offset,
+            apply_transaction(before, tx, source=source, offset=offset, churn=churn),
             event_id=tx.event_id,
             ts=tx.ts,
             active=active,
             policy=policy,
+            churn=churn,
         )
         assert stored is not None
         expected[tx.customer_id] = stored
-        for alert in alerts:
+        for customer in clocks.advance(partition, tx.ts.date().isoformat()):
+            closed, more = after_day_close(expected[customer], tx.ts, active=active, churn=churn)
+            expected[customer] = closed or expected[customer]
+            alerts += more
+        for _, alert in alerts:
             expected_alerts[json.loads(alert)["alert_id"]] = alert
 
     def start() -> subprocess.Popen[bytes]:
@@ -214,9 +236,12 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         )
 
     seen: dict[str, list[str]] = defaultdict(list)
-    for message in _read_all(settings, stack, names.cross_sell_alerts):
-        seen[json.loads(message.value)["alert_id"]].append(message.value.decode())
-    assert expected_alerts, "the reference run has no alerts: the test would prove nothing"
+    for topic in (names.cross_sell_alerts, names.churn_alerts):
+        for message in _read_all(settings, stack, topic):
+            seen[json.loads(message.value)["alert_id"]].append(message.value.decode())
+    kinds = {json.loads(alert)["type"] for alert in expected_alerts.values()}
+    # Otherwise the test would prove nothing about them.
+    assert kinds == {"cross_sell", "churn", "retention"}, kinds
     assert set(seen) == set(expected_alerts)  # every expected alert, nothing else
     for alert_id, copies in seen.items():  # repeats are the same alert, byte for byte
         assert set(copies) == {expected_alerts[alert_id]}

@@ -45,14 +45,8 @@ def _apply(state: CustomerState, tx: Transaction) -> CustomerState:
 
 
 def _close(state: CustomerState, until: str) -> tuple[CustomerState, list[dict]]:
-    stored, alerts = after_day_close(
-        state,
-        until,
-        event_id="trigger",
-        ts=datetime.fromisoformat(f"{until}T08:00:00+08:00"),
-        active=None,
-        churn=POLICY,
-    )
+    at = datetime.fromisoformat(f"{until}T08:00:00+08:00")
+    stored, alerts = after_day_close(state, at, active=None, churn=POLICY)
     return stored or state, [json.loads(a) for _, a in alerts]
 
 
@@ -65,6 +59,11 @@ def test_a_drain_raises_one_alert_on_the_first_closed_day_past_the_threshold() -
     assert [a["type"] for a in alerts] == ["churn"]
     alert = alerts[0]
     assert alert["month"] == "2026-11"
+    # Triggered by the close of Nov 1, whichever event closed it: the same bytes on a re-run.
+    assert (alert["event_id"], alert["ts"]) == (
+        "day-closed:2026-11-01",
+        "2026-11-02T00:00:00+08:00",
+    )
     assert alert["figures"] == {
         "day": "2026-11-01",
         "month_avg": 1_000.0,
