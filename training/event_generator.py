@@ -6,8 +6,19 @@ product they lacked) or a closing (the whole balance out). Every event carries t
 balance after it, as core banking sends it, and a debit never takes more than the
 balance, so replaying the file on top of the snapshot gives non-negative holdings.
 
-Drainers are planted: customers who move most of their financial assets out over the
-first days (the churn signal), listed in the manifest so tests know them in advance.
+Drainers are planted: customers who move 90% of their financial assets out over the
+first three days and then go silent (the churn signal), listed in the manifest so tests
+know them in advance.
+
+A months table gives every customer three months of history before the start: their
+starting financial assets times 0.9-1.1 (1.0-1.1 for drainers). An ordinary customer's
+debits and closings never take their financial assets below 70% of where they started,
+so no ordinary customer can fall 50%. A drainer falls more than 50% by the fifth day at
+the latest: even with the whole drain on day 3, the average of days 1-5 is
+(2 x 100% + 3 x 10%) / 5 = 46% of the start, and the baseline is at least the start.
+With the start on the first of a month (the default), every drainer is flagged once
+the stream reaches day 6.
+
 Malformed records, when asked for, are spread through the file, one of each kind in turn.
 """
 
@@ -29,16 +40,36 @@ CST = timezone(timedelta(hours=8))  # core banking's local time
 BRANCHES = 12
 DRAIN_DAYS = 3  # a drainer empties their financial assets over this many days
 DRAIN_SHARE = 0.9  # ... taking this share of each balance out
+FLOOR = 0.7  # an ordinary customer's financial assets stay above this share of the start
+FLAGGED_BY_DAY = 6  # every drainer is flagged once the stream reaches this day
+BASELINE_MONTHS = 3
 
 
 @dataclass(frozen=True)
 class EventPlan:
     days: int = 7
-    start: date = date(2026, 11, 2)
+    start: date = date(2026, 11, 1)
     events_per_customer_day: float = 0.5
     drainers: int = 10
     malformed: int = 0
     seed: int = 7
+
+    @property
+    def as_of(self) -> date:
+        """The snapshot's day: the events start the day after."""
+        return self.start - timedelta(days=1)
+
+    @property
+    def flags_drainers(self) -> bool:
+        """Whether the stream is sure to flag every drainer within the plan."""
+        return self.start.day == 1 and self.days >= FLAGGED_BY_DAY
+
+    def history_months(self) -> list[str]:
+        month, months = self.start.replace(day=1), []
+        for _ in range(BASELINE_MONTHS):
+            month = (month - timedelta(days=1)).replace(day=1)
+            months.append(month.isoformat()[:7])
+        return months
 
 
 @dataclass
@@ -46,15 +77,19 @@ class GeneratedEvents:
     lines: list[bytes]  # JSON lines in event-time order, malformed ones included
     drainers: list[str]  # customer ids planted as drainers
     counts: dict[str, int] = field(default_factory=dict)  # by kind, plus "malformed"
+    months: dict[str, dict[str, float]] = field(default_factory=dict)  # customer -> history
 
     def manifest(self, plan: EventPlan) -> dict[str, Any]:
         return {
             "days": plan.days,
             "start": plan.start.isoformat(),
+            "as_of": plan.as_of.isoformat(),
             "seed": plan.seed,
             "events": len(self.lines),
             "counts": self.counts,
             "drainers": self.drainers,
+            # Churn alerts the stream must raise, and no others (needs a month start).
+            "churn_expected": self.drainers if plan.flags_drainers else [],
         }
 
 
@@ -76,10 +111,15 @@ def _amount(rng: np.random.Generator, balance: float) -> float:
     return round(max(base, 100.0), 2)
 
 
+def _financial(balances: dict[str, float]) -> float:
+    return sum(balances[p] for p in FINANCIAL_ASSETS)
+
+
 def _customer_events(
     rng: np.random.Generator, customer: str, balances: dict[str, float], plan: EventPlan
 ) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
+    floor = FLOOR * _financial(balances)
     for day in range(plan.days):
         # Times drawn first and sorted, so each event's balance follows the one before.
         for at in np.sort(
@@ -91,18 +131,19 @@ def _customer_events(
             if lacking and (roll < 0.08 or not held):
                 product, kind = str(rng.choice(lacking)), "open"
                 amount = _amount(rng, 0.0)
-                balances[product] = round(balances[product] + amount, 2)
-            elif held and roll < 0.11:
-                product, kind = str(rng.choice(held)), "close"
-                amount, balances[product] = balances[product], 0.0
-            elif held and roll < 0.55:
-                product, kind = str(rng.choice(held)), "debit"
-                amount = min(_amount(rng, balances[product]), balances[product])
-                balances[product] = round(balances[product] - amount, 2)
             else:
-                product, kind = str(rng.choice(held)), "credit"
-                amount = _amount(rng, balances[product])
-                balances[product] = round(balances[product] + amount, 2)
+                product = str(rng.choice(held))
+                if roll < 0.11:
+                    kind, amount = "close", balances[product]
+                elif roll < 0.55:
+                    kind, amount = "debit", min(_amount(rng, balances[product]), balances[product])
+                else:
+                    kind, amount = "credit", _amount(rng, balances[product])
+                out = kind in ("close", "debit") and product in FINANCIAL_ASSETS
+                if out and _financial(balances) - amount < floor:
+                    kind, amount = "credit", _amount(rng, balances[product])  # stays above
+            change = -amount if kind in ("close", "debit") else amount
+            balances[product] = 0.0 if kind == "close" else round(balances[product] + change, 2)
             events.append(
                 _event(customer, _at(plan, day, int(at)), rng, product, kind, amount, balances)
             )
@@ -201,9 +242,16 @@ def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> 
         i for i, r in enumerate(rows) if sum(_balances(r)[p] for p in FINANCIAL_ASSETS) > 10_000
     ]
     drainer_rows = set(rng.choice(rich, size=min(plan.drainers, len(rich)), replace=False).tolist())
+    history = np.random.default_rng([plan.seed, 1])  # apart, so events do not depend on it
+    months: dict[str, dict[str, float]] = {}
     events: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
         balances = _balances(row)
+        low = 1.0 if i in drainer_rows else 0.9
+        months[customers[i]] = {
+            month: round(_financial(balances) * history.uniform(low, 1.1), 2)
+            for month in plan.history_months()
+        }
         if i in drainer_rows:
             events.extend(_drain_events(rng, customers[i], balances, plan))
         else:
@@ -222,4 +270,4 @@ def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> 
         for k, at in enumerate(reversed(positions)):
             lines.insert(at, MALFORMED[k % len(MALFORMED)])
         counts["malformed"] = plan.malformed
-    return GeneratedEvents(lines, sorted(customers[i] for i in drainer_rows), counts)
+    return GeneratedEvents(lines, sorted(customers[i] for i in drainer_rows), counts, months)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -213,11 +215,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
-    """A 0/1 (or t/f, true/false) holdings table with a header, for `xsell mine`.
-
-    Non-item columns (ids, text) are dropped; every remaining column must be boolean-like.
-    """
+def _read_headed(path: Path, encoding: str | None) -> pd.DataFrame:
+    """A CSV (with a header row) or Parquet table, all text, with at least one row."""
     fmt = file_format(path)
     if not path.is_file():
         msg = f"{path}: no such file"
@@ -237,6 +236,15 @@ def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
     if frame.empty:
         msg = f"{path}: no data rows"
         raise InputError(msg)
+    return frame.astype(str)
+
+
+def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
+    """A 0/1 (or t/f, true/false) holdings table with a header, for `xsell mine`.
+
+    Non-item columns (ids, text) are dropped; every remaining column must be boolean-like.
+    """
+    frame = _read_headed(path, encoding)
     truthy = {"1", "t", "true", "y", "yes", "1.0"}
     falsy = {"0", "f", "false", "n", "no", "0.0"}
     items = {}
@@ -248,3 +256,43 @@ def read_item_table(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
         msg = f"{path}: no column holds only 0/1 or t/f values; nothing to mine"
         raise InputError(msg)
     return pd.DataFrame(items)
+
+
+MONTH_COLUMN, AVERAGE_COLUMN = "月份", "金融资产月日均"
+
+
+def read_months_table(
+    path: Path, id_column: str, *, encoding: str | None = None
+) -> dict[str, dict[str, float]]:
+    """A months table for the churn test: one row per customer and month, with columns
+    `id_column`, 月份 (YYYY-MM) and 金融资产月日均 (average daily financial assets)."""
+    frame = _read_headed(path, encoding)
+    missing = [c for c in (id_column, MONTH_COLUMN, AVERAGE_COLUMN) if c not in frame.columns]
+    if missing:
+        msg = (
+            f"{path}: missing column(s) {missing}; a months table has the header "
+            f"{id_column},{MONTH_COLUMN},{AVERAGE_COLUMN}"
+        )
+        raise InputError(msg)
+    months: dict[str, dict[str, float]] = {}
+    for line, (customer, month, average) in enumerate(
+        frame[[id_column, MONTH_COLUMN, AVERAGE_COLUMN]].itertuples(index=False), start=2
+    ):
+        where = f"{path}:{line}"
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month.strip()):
+            msg = f"{where}: {MONTH_COLUMN} {month!r} is not a month like 2026-10"
+            raise InputError(msg)
+        if not _is_number(average) or not math.isfinite(float(average)) or float(average) < 0:
+            msg = f"{where}: {AVERAGE_COLUMN} {average!r} is not a number >= 0"
+            raise InputError(msg)
+        history = months.setdefault(customer.strip(), {})
+        if month.strip() in history:
+            msg = f"{where}: customer {customer} has month {month} twice"
+            raise InputError(msg)
+        history[month.strip()] = float(average)
+    return months
+
+
+def write_months_table(months: dict[str, dict[str, float]], path: Path, id_column: str) -> None:
+    rows = [(c, m, v) for c, history in months.items() for m, v in sorted(history.items())]
+    pd.DataFrame(rows, columns=[id_column, MONTH_COLUMN, AVERAGE_COLUMN]).to_csv(path, index=False)

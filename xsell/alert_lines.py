@@ -17,6 +17,7 @@ def describe(kind: str, record: dict[str, Any]) -> str:
     branch = record.get("branch_id") or "-"
     customer = record.get("customer_id", "?")
     short_id = str(record.get("alert_id", ""))[:8]
+    kind = str(record.get("type", kind))
     if kind == "cross_sell":
         evidence = record.get("evidence", {})
         if evidence.get("antecedents"):
@@ -28,8 +29,10 @@ def describe(kind: str, record: dict[str, Any]) -> str:
             why = "most held in the segment"
         what = f"cross-sell {record.get('product')} (segment {record.get('segment')}; {why})"
     elif kind == "churn":
-        drop = record.get("drop")
-        what = "churn risk" + (f": financial assets down {drop:.0%}" if drop is not None else "")
+        what = f"churn risk: {record.get('explanation', '')}"
+    elif kind == "retention":
+        drop = record.get("churn", {}).get("drop", 0.0)
+        what = f"retain (not {record.get('instead_of')}): financial assets down {drop:.0%}"
     else:
         source = record.get("source", {})
         where = f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"

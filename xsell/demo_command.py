@@ -26,8 +26,9 @@ from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
-from training.event_generator import EventPlan, generate_events
+from training.event_generator import EventPlan, GeneratedEvents, generate_events
 from training.generate import generate_retail, write_retail
+from training.loading import write_months_table
 from training.outputs import write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, train_retail
@@ -37,7 +38,7 @@ from xsell.demo_tally import Tally
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
 from xsell.progress import stage_progress
-from xsell.replaying import Sent, send_lines, snapshot_lines, unread
+from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
 
 WAIT_S = 180.0  # for the worker to take in the snapshot or the events
 
@@ -113,6 +114,8 @@ def _view(tally: Tally, sent: Sent, total: int) -> Group:
         f"{tally.alerts['cross_sell']:,}   ",
         ("churn ", "bold"),
         f"{tally.alerts['churn']:,}   ",
+        ("retention ", "bold"),
+        f"{tally.alerts['retention']:,}   ",
         ("dead letters ", "bold"),
         f"{tally.dead_letters:,}   ",
         ("latency p50/p99 ", "bold"),
@@ -144,8 +147,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     table.add_row("events in", f"{summary['events_in']:,}")
     table.add_row("  of them valid", f"{summary['valid_events']:,}")
-    for kind in ("cross_sell", "churn"):
+    for kind in ("cross_sell", "churn", "retention"):
         table.add_row(f"{kind} alerts", f"{summary['alerts'].get(kind, 0):,}")
+    churn = summary["churn_customers"]
+    table.add_row(
+        "  churn: drainers flagged",
+        f"{churn['flagged_drainers']} of {churn['planted_drainers']} planted"
+        f" (others flagged: {churn['flagged_others']})",
+    )
     table.add_row(
         "dead letters",
         f"{summary['dead_letters']:,} (malformed planted: {summary['malformed_planted']})",
@@ -187,7 +196,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="Customers who move most of their financial assets out.",
+    help="Customers who move 90% of their financial assets out (the churn alerts expected).",
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="The same seed, the same run.")
 @click.option(
@@ -253,20 +262,24 @@ def demo_cmd(
                     (out_dir / "events.jsonl.manifest.json").write_text(
                         json.dumps(events.manifest(plan), ensure_ascii=False, indent=2)
                     )
+                    write_months_table(
+                        events.months, out_dir / "events.jsonl.months.csv", RETAIL_SCHEMA.id_column
+                    )
                 with stages.stage("start a worker"):
                     worker = Worker(settings, out_dir / "worker.log")
                 producer = KafkaProducer(
                     linger_ms=5, **kafka_python_options(settings, stack.endpoints)
                 )
                 with stages.stage("load the snapshot into the worker's holdings"):
-                    lines, _ = snapshot_lines(frame)
+                    history = History(plan.as_of, events.months)
+                    lines, _ = snapshot_lines(frame, RETAIL_SCHEMA.id_column, history)
                     loaded = send_lines(
                         producer, names.holdings_snapshot, lines, key_field=RETAIL_SCHEMA.id_column
                     )
                     catch_up = CatchUp(settings, stack, worker, names.holdings_snapshot)
                     while not catch_up.done(loaded):
                         time.sleep(0.5)
-            summary = _replay(settings, stack, worker, producer, events.lines, rate, malformed)
+            summary = _replay(settings, stack, worker, producer, events, rate, malformed)
         finally:
             if producer is not None:
                 with contextlib.suppress(KafkaTimeoutError):  # interrupted: unsent events go
@@ -283,12 +296,13 @@ def _replay(
     stack: EmbeddedStack,
     worker: Worker,
     producer: KafkaProducer,
-    lines: list[bytes],
+    events: GeneratedEvents,
     rate: float,
     malformed: int,
 ) -> dict[str, Any]:
     """Replay in the background while the alerts show live; return the summary."""
     names = TopicNames(settings.topic_prefix)
+    lines = events.lines
     sent = Sent()
     tally = Tally(sent.at)
     kinds = {
@@ -336,4 +350,10 @@ def _replay(
     finally:
         consumer.close()
     valid = len(lines) - malformed
-    return _summary(tally, sent, valid, malformed, time.monotonic() - started)
+    return _summary(tally, sent, valid, malformed, time.monotonic() - started) | {
+        "churn_customers": {
+            "planted_drainers": len(events.drainers),
+            "flagged_drainers": len(tally.churned & set(events.drainers)),
+            "flagged_others": len(tally.churned - set(events.drainers)),
+        }
+    }

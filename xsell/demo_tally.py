@@ -18,6 +18,7 @@ class Tally:
     recent: deque[tuple[str, dict[str, Any], float | None]] = field(
         default_factory=lambda: deque(maxlen=12)
     )
+    churned: set[str] = field(default_factory=set)  # customers with a churn alert
 
     def add(self, kind: str, record: dict[str, Any], broker_ts_ms: int) -> None:
         """One record from an output topic; `broker_ts_ms` is when the worker produced it."""
@@ -26,6 +27,8 @@ class Tally:
             self.recent.append((kind, record, None))
             return
         self.alerts[str(record.get("type", kind))] += 1
+        if record.get("type") == "churn":
+            self.churned.add(str(record.get("customer_id")))
         sent = self.sent_at.get(str(record.get("event_id")))
         latency = None if sent is None else max(broker_ts_ms / 1000 - sent, 0.0) * 1000
         if latency is not None:

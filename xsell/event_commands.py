@@ -10,18 +10,11 @@ import click
 from rich.table import Table
 
 from training.event_generator import EventPlan, generate_events
-from training.loading import read_snapshot
+from training.loading import read_snapshot, write_months_table
+from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.progress import stage_progress
 from xsell.retail_commands import _schema, with_input_options
-
-
-def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        msg = f"{value!r} is not a date like 2026-11-02"
-        raise click.BadParameter(msg) from None
 
 
 @click.command("events")
@@ -35,10 +28,11 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
 @click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
 @click.option(
     "--start",
-    default="2026-11-02",
+    type=DATE,
+    default="2026-11-01",
     show_default=True,
-    callback=_date,
-    help="First day of event time (events are stamped +08:00).",
+    help="First day of event time (events are stamped +08:00). On the first of a month, "
+    "the snapshot's months table (written beside the events) flags every drainer.",
 )
 @click.option(
     "--rate",
@@ -52,7 +46,8 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="Customers who move 90% of their financial assets out over the first days.",
+    help="Customers who move 90% of their financial assets out over the first three days, "
+    "then go silent: the churn alerts the stream must raise.",
 )
 @click.option(
     "--malformed",
@@ -67,7 +62,8 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
     "out_path",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="JSON-lines file to write; a manifest (drainers, counts) goes beside it.",
+    help="JSON-lines file to write; beside it go a manifest (drainers, counts) and "
+    "FILE.months.csv, the customers' months table for `xsell load-snapshot --months`.",
 )
 @with_input_options
 def generate_events_cmd(
@@ -98,10 +94,16 @@ def generate_events_cmd(
             out_path.write_bytes(b"\n".join(generated.lines) + b"\n")
             manifest = out_path.with_name(out_path.name + ".manifest.json")
             manifest.write_text(json.dumps(generated.manifest(plan), ensure_ascii=False, indent=2))
+            months = out_path.with_name(out_path.name + ".months.csv")
+            write_months_table(generated.months, months, schema.id_column)
     table = Table(title=f"{len(generated.lines):,} events, {start} + {days} days")
     table.add_column("kind")
     table.add_column("events", justify="right")
     for kind, count in sorted(generated.counts.items()):
         table.add_row(kind, f"{count:,}")
     out.print(table)
-    out.print(f"wrote {out_path} and {manifest} ({len(generated.drainers)} drainers)")
+    out.print(f"wrote {out_path}, {manifest} ({len(generated.drainers)} drainers) and {months}")
+    out.print(
+        f"load the snapshot with its history first: xsell load-snapshot {snapshot_path} "
+        f"--months {months} --as-of {plan.as_of}"
+    )

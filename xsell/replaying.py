@@ -6,6 +6,8 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -72,14 +74,39 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def snapshot_lines(frame: pd.DataFrame) -> tuple[list[bytes], int]:
-    """One JSON line per complete snapshot row (the bank's field names), and how many rows
-    were left out for empty fields."""
+@dataclass(frozen=True)
+class History:
+    """Balance history for the churn test: the day the snapshot's balances close, and
+    per customer their months table (YYYY-MM -> average daily financial assets)."""
+
+    as_of: date
+    months: Mapping[str, Mapping[str, float]]
+
+    @classmethod
+    def ending_with_table(cls, months: Mapping[str, Mapping[str, float]]) -> History:
+        """As of the last day of the table's latest month: a month-end snapshot."""
+        latest = max((m for history in months.values() for m in history), default=None)
+        if latest is None:
+            msg = "the months table has no rows"
+            raise ValueError(msg)
+        first = date.fromisoformat(f"{latest}-01")
+        return cls((first + timedelta(days=32)).replace(day=1) - timedelta(days=1), months)
+
+
+def snapshot_lines(
+    frame: pd.DataFrame, id_column: str, history: History | None = None
+) -> tuple[list[bytes], int]:
+    """One JSON line per complete snapshot row (the bank's field names, plus `as_of` and
+    `months` when a history is given), and how many rows were left out for empty fields."""
     complete = frame.notna().all(axis=1)
-    lines = [
-        json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False).encode()
-        for record in frame[complete].to_dict("records")
-    ]
+    lines = []
+    for record in frame[complete].to_dict("records"):
+        row = {k: _plain(v) for k, v in record.items()}
+        if history is not None:
+            row["as_of"] = history.as_of.isoformat()
+            if months := history.months.get(str(row[id_column])):
+                row["months"] = dict(months)
+        lines.append(json.dumps(row, ensure_ascii=False).encode())
     return lines, int((~complete).sum())
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import click
@@ -14,10 +16,11 @@ from rules_store.schema import RETAIL_SCHEMA, load_schema
 from rules_store.settings import Settings
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
-from training.loading import read_snapshot
+from training.loading import read_months_table, read_snapshot
+from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
-from xsell.replaying import Sent, send_lines, snapshot_lines, unread
+from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
 
 
 def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
@@ -37,6 +40,20 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
 )
 @click.option("--encoding", help="Text encoding of .del/.csv input (default: detect).")
 @click.option(
+    "--months",
+    "months_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Months table for the churn test (CSV: 客户编号,月份,金融资产月日均), so the workers "
+    "can compare this month against the previous three from the start.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    help="The day the snapshot's balances close (YYYY-MM-DD); default with --months: the "
+    "last day of the table's latest month.",
+)
+@click.option(
     "--wait",
     "wait_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -49,6 +66,8 @@ def load_snapshot_cmd(
     path: Path,
     schema_path: Path | None,
     encoding: str | None,
+    months_path: Path | None,
+    as_of: date | None,
     wait_s: float | None,
 ) -> None:
     """Publish a retail snapshot (.del/.csv/.parquet) as the workers' initial holdings.
@@ -57,7 +76,15 @@ def load_snapshot_cmd(
     the holdings-snapshot topic. Rows with empty fields are left out and counted.
     """
     schema = load_schema(schema_path) if schema_path else RETAIL_SCHEMA
-    lines, incomplete = snapshot_lines(read_snapshot(path, schema, encoding=encoding))
+    history = None
+    if months_path is not None:
+        months = read_months_table(months_path, schema.id_column, encoding=encoding)
+        history = History.ending_with_table(months)
+        history = replace(history, as_of=as_of or history.as_of)
+    elif as_of is not None:
+        history = History(as_of, {})
+    frame = read_snapshot(path, schema, encoding=encoding)
+    lines, incomplete = snapshot_lines(frame, schema.id_column, history)
     producer, names = _producer(settings)
     sent = send_lines(
         producer,
@@ -69,6 +96,14 @@ def load_snapshot_cmd(
     out.print(
         f"published {sent.count:,} customers to {names.holdings_snapshot}; {incomplete:,} rows with empty fields left out"
     )
+    if history is not None:
+        known = set(frame[schema.id_column].astype(str))
+        unmatched = len(set(history.months) - known)
+        out.print(
+            f"balances as of {history.as_of}; months tables for "
+            f"{len(set(history.months) & known):,} customers"
+            + (f" ({unmatched:,} in the table are not in the snapshot)" if unmatched else "")
+        )
     if wait_s is not None:
         _wait_until_read(settings, names.holdings_snapshot, sent, wait_s)
 

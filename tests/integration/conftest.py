@@ -18,6 +18,7 @@ STREAM_FILES = (
     "test_stream_commands.py",
     "test_demo.py",
     "test_kill9.py",
+    "test_churn_stream.py",
 )
 
 

@@ -23,7 +23,7 @@ def test_demo_runs_the_whole_engine_and_accounts_for_every_event(tmp_path: Path)
             "--customers",
             "1500",
             "--days",
-            "3",
+            "6",
             "--rate",
             "3000",
             "--malformed",
@@ -45,6 +45,13 @@ def test_demo_runs_the_whole_engine_and_accounts_for_every_event(tmp_path: Path)
     assert summary["valid_events"] == len(lines) - 4
     assert summary["dead_letters"] == 4  # exactly the planted malformed records
     assert summary["alerts"]["cross_sell"] > 0
+    # The planted drainers, and no one else, are flagged at churn risk.
+    assert summary["churn_customers"] == {
+        "planted_drainers": len(manifest["churn_expected"]),
+        "flagged_drainers": len(manifest["churn_expected"]),
+        "flagged_others": 0,
+    }
+    assert summary["alerts"]["churn"] == len(manifest["churn_expected"]) > 0
     assert summary["latency_ms"]["p50"] is not None
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert (out / "model" / "report.html").exists()

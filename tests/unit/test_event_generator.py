@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 
 import pandas as pd
 import pytest
 
+from rules_store.alerts import after_day_close
 from rules_store.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES
+from rules_store.churn import AssetHistory, ChurnPolicy, financial_assets, with_snapshot
+from rules_store.clocks import PartitionClocks
 from rules_store.events import InvalidEventError, decode_json, parse_transaction
 from rules_store.holdings import CustomerState, apply_transaction
 from rules_store.schema import RETAIL_SCHEMA
@@ -88,3 +92,41 @@ def test_malformed_records_are_all_refused_and_the_same_seed_gives_the_same_file
     assert generate_events(snapshot, RETAIL_SCHEMA, plan).lines == generated.lines
     other = generate_events(snapshot, RETAIL_SCHEMA, EventPlan(days=2, drainers=0, seed=5))
     assert other.lines != [line for line in generated.lines if line not in MALFORMED]
+
+
+def test_the_churn_test_flags_exactly_the_planted_drainers(snapshot: pd.DataFrame) -> None:
+    """Through the stream's own pure steps, one partition: drainers and no one else."""
+    plan = EventPlan(days=6, drainers=8, seed=3)
+    generated = generate_events(snapshot, RETAIL_SCHEMA, plan)
+    assert generated.manifest(plan)["churn_expected"] == generated.drainers
+    clocks = PartitionClocks()
+    states = {}
+    for customer, balances in _start_balances(snapshot).items():
+        assets = with_snapshot(
+            AssetHistory(),
+            financial_assets(balances),
+            as_of=plan.as_of.isoformat(),
+            months=generated.months[customer],
+        )
+        states[customer] = CustomerState(customer, balances, assets=assets)
+        clocks.add(0, customer)
+    clocks.advance(0, plan.as_of.isoformat())
+    churn = ChurnPolicy()
+    for offset, line in enumerate(generated.lines):
+        tx = parse_transaction(decode_json(line))
+        after = apply_transaction(states[tx.customer_id], tx, source="t:0", offset=offset)
+        assert after is not None
+        states[tx.customer_id] = after
+        for customer in clocks.advance(0, tx.ts.date().isoformat()):
+            closed, _ = after_day_close(states[customer], tx.ts, active=None, churn=churn)
+            states[customer] = closed or states[customer]
+    flagged = sorted(c for c, state in states.items() if state.assets.alerted_month)
+    assert len(generated.drainers) == 8
+    assert flagged == generated.drainers
+
+
+def test_drainers_are_promised_only_from_a_month_start_with_enough_days() -> None:
+    assert EventPlan(days=6).flags_drainers
+    assert not EventPlan(days=5).flags_drainers
+    assert not EventPlan(days=30, start=date(2026, 11, 2)).flags_drainers
+    assert EventPlan(start=date(2026, 1, 1)).history_months() == ["2025-12", "2025-11", "2025-10"]
