@@ -17,9 +17,11 @@ above the threshold, or the month ends.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from rules_store.catalog import FINANCIAL_ASSETS
@@ -37,22 +39,34 @@ def month_of(day: str) -> str:
     return day[:7]
 
 
+@cache
 def _previous_month(month: str) -> str:
     first = date.fromisoformat(f"{month}-01")
     return (first - timedelta(days=1)).isoformat()[:7]
 
 
-def _month_days(month: str) -> list[str]:
+@cache
+def _month_days(month: str) -> tuple[str, ...]:
     first = date.fromisoformat(f"{month}-01")
     days, day = [], first
     while day.month == first.month:
         days.append(day.isoformat())
         day += timedelta(days=1)
-    return days
+    return tuple(days)
 
 
+def _next_month(month: str) -> str:
+    return _next_day(_month_days(month)[-1])[:7]
+
+
+@cache
 def _next_day(day: str) -> str:
     return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+@cache
+def _previous_day(day: str) -> str:
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def days_between(first: str, last: str) -> int:
@@ -101,6 +115,11 @@ class AssetHistory:
     judged: str | None = None  # last closed day the drop test ran on
     alerted_month: str | None = None  # month of the last churn alert
     risk: ChurnFigures | None = None  # the alert's figures while flagged
+    # The first day whose close can change anything (an alert, the flag, a new month):
+    # a silent customer's balance is constant, so the day its month-to-date average
+    # crosses the threshold is known in advance, and the days before need no judging
+    # (judging them late gives the same result: each day is judged on its own totals).
+    due: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +130,7 @@ class AssetHistory:
             "judged": self.judged,
             "alerted_month": self.alerted_month,
             "risk": self.risk.to_dict() if self.risk else None,
+            "due": self.due,
         }
 
     @classmethod
@@ -123,6 +143,7 @@ class AssetHistory:
             judged=raw.get("judged"),
             alerted_month=raw.get("alerted_month"),
             risk=ChurnFigures.from_dict(raw["risk"]) if raw.get("risk") else None,
+            due=raw.get("due"),
         )
 
     @property
@@ -144,19 +165,39 @@ class AssetHistory:
         """(average daily total, days counted) of `month`, through `through` if given."""
         if through is None and month in self.months:
             return self.months[month], len(_month_days(month))
+        total, count = self.month_totals(month, through)
+        return (total / count, count) if count else None
+
+    def month_totals(self, month: str, through: str | None = None) -> tuple[float, int]:
+        """(sum of end-of-day totals, days counted) of `month`'s known days, through
+        `through` if given."""
         if self.since is None:
-            return None
-        changes = sorted(self.days.items())
-        at, total, totals = 0, None, []
+            return 0.0, 0
+        carried = _Carried(self)
+        total, count = 0.0, 0
         for day in _month_days(month):
             if through is not None and day > through:
                 break
-            while at < len(changes) and changes[at][0] <= day:
-                total = changes[at][1]
-                at += 1
-            if total is not None and day >= self.since:
-                totals.append(total)
-        return (sum(totals) / len(totals), len(totals)) if totals else None
+            if (value := carried.on(day)) is not None:
+                total += value
+                count += 1
+        return total, count
+
+
+class _Carried:
+    """End-of-day totals carried forward, read day by day in increasing order."""
+
+    def __init__(self, history: AssetHistory) -> None:
+        self.since = history.since
+        self.changes = sorted(history.days.items())
+        self.at = 0
+        self.value: float | None = None
+
+    def on(self, day: str) -> float | None:
+        while self.at < len(self.changes) and self.changes[self.at][0] <= day:
+            self.value = self.changes[self.at][1]
+            self.at += 1
+        return None if self.since is None or day < self.since else self.value
 
 
 def snapshot_history(record: Mapping[str, Any]) -> tuple[str | None, dict[str, float]]:
@@ -193,12 +234,14 @@ def with_snapshot(
     merged = {**history.months, **months}
     if as_of is None:
         return replace(history, months=merged)
-    return replace(
-        history,
-        days={**history.days, as_of: total},
-        months=merged,
-        since=min(filter(None, (history.since, as_of))),
-        latest=max(filter(None, (history.latest, as_of))),
+    return _due_now(
+        replace(
+            history,
+            days={**history.days, as_of: total},
+            months=merged,
+            since=min(filter(None, (history.since, as_of))),
+            latest=max(filter(None, (history.latest, as_of))),
+        )
     )
 
 
@@ -245,11 +288,13 @@ def with_event(history: AssetHistory, day: str, total: float, *, grace_days: int
     """
     now = history.now
     if now is None or day >= now or not history.days:
-        return replace(
-            history,
-            days={**history.days, day: total},
-            since=min(filter(None, (history.since, day))),
-            latest=max(filter(None, (history.latest, day))),
+        return _due_now(
+            replace(
+                history,
+                days={**history.days, day: total},
+                since=min(filter(None, (history.since, day))),
+                latest=max(filter(None, (history.latest, day))),
+            )
         )
     if days_between(day, now) > grace_days:
         msg = f"event dated {day} is more than {grace_days} days before the customer's {now}"
@@ -258,33 +303,68 @@ def with_event(history: AssetHistory, day: str, total: float, *, grace_days: int
     days = {d: (round(v + change, 2) if d >= day else v) for d, v in history.days.items()}
     if day not in days and (before := history.total_on(day)) is not None:
         days[day] = round(before + change, 2)
-    return replace(history, days=days, since=min(filter(None, (history.since, day))))
+    return _due_now(replace(history, days=days, since=min(filter(None, (history.since, day)))))
+
+
+def _baseline(history: AssetHistory, month: str) -> tuple[float, tuple[str, ...]] | None:
+    """The mean of the three previous months' averages and those months, or None when
+    one is missing or the mean is zero."""
+    months, averages, previous = [], [], month
+    for _ in range(BASELINE_MONTHS):
+        previous = _previous_month(previous)
+        average = history.month_average(previous)
+        if average is None:
+            return None
+        months.append(previous)
+        averages.append(average[0])
+    baseline = sum(averages) / len(averages)
+    return (baseline, tuple(months)) if baseline > 0 else None
+
+
+def _figures(
+    day: str, total: float, count: int, baseline: tuple[float, tuple[str, ...]]
+) -> ChurnFigures:
+    average = total / count
+    return ChurnFigures(  # rounded as they are shown, so a state's JSON form is exact
+        day=day,
+        month_avg=round(average, 2),
+        baseline_avg=round(baseline[0], 2),
+        drop=round(1 - average / baseline[0], 4),
+        days_counted=count,
+        baseline_months=baseline[1],
+    )
 
 
 def drop_on(history: AssetHistory, day: str) -> ChurnFigures | None:
     """The drop test on `day`, or None when three months of history or the month's own
     days are missing, or the baseline is zero."""
+    baseline = _baseline(history, month_of(day))
+    total, count = history.month_totals(month_of(day), through=day)
+    return _figures(day, total, count, baseline) if baseline and count else None
+
+
+Verdict = tuple[ChurnFigures | None, str | None, ChurnFigures | None]  # risk, alerted, raised
+
+
+def _verdict(
+    day: str,
+    risk: ChurnFigures | None,
+    alerted: str | None,
+    figures: ChurnFigures | None,
+    total: float | None,
+    threshold: float,
+) -> Verdict:
+    """The flag and the month's alert after judging `day` with its figures."""
     month = month_of(day)
-    baseline_months, averages, prev = [], [], month
-    for _ in range(BASELINE_MONTHS):
-        prev = _previous_month(prev)
-        average = history.month_average(prev)
-        if average is None:
-            return None
-        baseline_months.append(prev)
-        averages.append(average[0])
-    baseline = sum(averages) / len(averages)
-    current = history.month_average(month, through=day)
-    if current is None or baseline <= 0:
-        return None
-    return ChurnFigures(  # rounded as they are shown, so a state's JSON form is exact
-        day=day,
-        month_avg=round(current[0], 2),
-        baseline_avg=round(baseline, 2),
-        drop=round(1 - current[0] / baseline, 4),
-        days_counted=current[1],
-        baseline_months=tuple(baseline_months),
-    )
+    if risk is not None and month_of(risk.day) != month:
+        risk = None  # the month ended
+    if figures is None:
+        return risk, alerted, None
+    if figures.drop > threshold and alerted != month:
+        return figures, month, figures
+    if risk is not None and (total or 0.0) >= (1 - threshold) * figures.baseline_avg:
+        risk = None  # the balance is back above the threshold
+    return risk, alerted, None
 
 
 def close_days(
@@ -294,31 +374,98 @@ def close_days(
 
     At most one alert per customer per month: on the first closed day whose drop exceeds
     the threshold, `alerted_month` becomes that month and `risk` holds the figures.
+    The month-to-date sums run along the days, so judging many days costs little more
+    than judging one.
     """
     if history.since is None:
         return history, []
     day = _next_day(history.judged) if history.judged else history.since
+    if day >= until:
+        return history, []
+    risk, alerted, judged = history.risk, history.alerted_month, day
     alerts = []
+    carried = _Carried(history)
     while day < until:
-        judged = _judge(history, day, policy.threshold)
-        if (figures := new_alert(history, judged)) is not None:
-            alerts.append(figures)
-        history, day = judged, _next_day(day)
-    return _fold(history, policy.grace_days), alerts
+        month = month_of(day)
+        baseline = _baseline(history, month)
+        total, count = history.month_totals(month, through=_previous_day(day))
+        for each in _month_days(month)[int(day[8:]) - 1 :]:
+            if each >= until:
+                break
+            if (value := carried.on(each)) is not None:
+                total += value
+                count += 1
+            figures = _figures(each, total, count, baseline) if baseline and count else None
+            risk, alerted, raised = _verdict(each, risk, alerted, figures, value, policy.threshold)
+            if raised is not None:
+                alerts.append(raised)
+            judged = each
+        day = f"{_next_month(month)}-01"
+    history = replace(history, judged=judged, risk=risk, alerted_month=alerted)
+    first = _next_day(judged)
+    if _must_judge(history, first):
+        next_due = first
+    else:  # the running sums say when, with no second pass over the month
+        balance = carried.on(first)
+        through = (total + balance, count + 1) if balance is not None else (total, count)
+        next_due = _due_at_constant(history, first, baseline, *through, balance, policy.threshold)
+    return _fold(replace(history, due=next_due), policy.grace_days), alerts
+
+
+def _due_now(history: AssetHistory) -> AssetHistory:
+    """A balance moved: the next close judges from the first day not judged yet."""
+    return replace(history, due=_first_unjudged(history))
+
+
+def _first_unjudged(history: AssetHistory) -> str | None:
+    if history.since is None:
+        return None
+    return _next_day(history.judged) if history.judged else history.since
+
+
+def _must_judge(history: AssetHistory, first: str) -> bool:
+    """A new month (the baseline and the flag change), or a balance moved on a day not
+    judged yet."""
+    return first.endswith("-01") or bool(history.days and max(history.days) >= first)
+
+
+def _due_at_constant(
+    history: AssetHistory,
+    first: str,
+    baseline: tuple[float, tuple[str, ...]] | None,
+    total: float,
+    count: int,
+    balance: float | None,
+    threshold: float,
+) -> str:
+    """`due` when the balance stays at `balance` from `first` on; `total` and `count`
+    are the month's sums through `first`."""
+    month = month_of(first)
+    next_month = f"{_next_month(month)}-01"
+    if baseline is None or not count or balance is None:
+        return next_month  # a new month may bring a baseline
+    floor = (1 - threshold) * baseline[0]
+    drop = round(1 - total / count / baseline[0], 4)
+    at_risk = history.risk is not None and month_of(history.risk.day) == month
+    alerts = drop > threshold and history.alerted_month != month
+    if alerts or (at_risk and balance >= floor):  # an alert, or the flag clears
+        return first
+    if history.alerted_month == month or balance >= floor:
+        return next_month  # no second alert this month; or the average never falls
+    # Days after `first` at `balance`: (total + balance * n) / (count + n) < floor when
+    # n > (total - floor * count) / (floor - balance). One day early, against rounding.
+    n = math.floor((total - floor * count) / (floor - balance)) + 1
+    crossing = (date.fromisoformat(first) + timedelta(days=max(n - 1, 0))).isoformat()
+    return min(crossing, next_month)
 
 
 def _judge(history: AssetHistory, day: str, threshold: float) -> AssetHistory:
-    month = month_of(day)
-    risk = history.risk if history.risk and month_of(history.risk.day) == month else None
-    figures = drop_on(history, day)
-    if figures is not None and figures.drop > threshold and history.alerted_month != month:
-        risk = figures
-        history = replace(history, alerted_month=month)
-    elif risk is not None and figures is not None:
-        total = history.total_on(day) or 0.0
-        if total >= (1 - threshold) * figures.baseline_avg:
-            risk = None  # the balance is back above the threshold
-    return replace(history, judged=max(filter(None, (history.judged, day))), risk=risk)
+    """Judge one day again (a late event corrected it)."""
+    risk, alerted, _ = _verdict(
+        day, history.risk, history.alerted_month, drop_on(history, day),
+        history.total_on(day), threshold,
+    )  # fmt: skip
+    return replace(history, risk=risk, alerted_month=alerted)
 
 
 def new_alert(before: AssetHistory, after: AssetHistory) -> ChurnFigures | None:

@@ -1,8 +1,9 @@
-"""Each partition's event-time day and the customers who live in it.
+"""Each partition's event-time day, and when each of its customers is next due a judgement.
 
-Churn days close by event time: when a partition's events reach a new day, every
-customer of that partition has the days before it judged, so a customer who went silent
-after draining their accounts is still flagged. The worker and the crash tests'
+Churn days close by event time: when a partition's events reach a new day, the customers
+of that partition whose next judgement is due (`AssetHistory.due`) have their
+days before it judged, so a customer who went silent after draining their accounts is
+still flagged, and the others are not touched every day. The worker and the crash tests'
 no-crash reference both step through this.
 """
 
@@ -15,26 +16,32 @@ from rules_store.holdings import CustomerState
 
 class PartitionClocks:
     def __init__(self) -> None:
-        self.customers: dict[int, set[str]] = {}
         self.day: dict[int, str] = {}  # partition -> latest event day seen
+        self.due: dict[int, dict[str, str]] = {}  # partition -> customer -> due day
 
     def learn(self, states: Iterable[CustomerState]) -> None:
-        """Take partitions and days from stored states (after a restart or a rebalance)."""
+        """Take partitions, days and due days from stored states (after a rebalance)."""
         for state in states:
             for partition in {int(source.rpartition(":")[2]) for source in state.positions}:
-                self.add(partition, state.customer_id)
+                self.track(partition, state)
                 latest = state.assets.latest
                 if latest and latest > self.day.get(partition, ""):
                     self.day[partition] = latest
 
-    def add(self, partition: int, customer: str) -> None:
-        self.customers.setdefault(partition, set()).add(customer)
+    def track(self, partition: int, state: CustomerState) -> None:
+        """Note a customer's new state: when its next judgement is due."""
+        customers = self.due.setdefault(partition, {})
+        when = state.assets.due
+        if when is None:
+            customers.pop(state.customer_id, None)
+        else:
+            customers[state.customer_id] = when
 
     def advance(self, partition: int, day: str) -> list[str]:
-        """Note an event of `day`; the customers whose earlier days are now closed
-        (none unless the partition reached a new day)."""
+        """Note an event of `day`; the customers to judge now (none unless the partition
+        reached a new day): those due on a day now closed."""
         known = self.day.get(partition)
         self.day[partition] = max(day, known or day)
         if known is None or day <= known:
             return []
-        return sorted(self.customers.get(partition, ()))
+        return sorted(c for c, when in self.due.get(partition, {}).items() if when < day)

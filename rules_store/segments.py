@@ -7,12 +7,13 @@ the batch commands and the stream always agree, even on near ties.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+MEMO_SIZE = 200_000  # remembered profiles, at most (~150 MB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,6 +24,7 @@ class SegmentModel:
     mean: FloatArray
     scale: FloatArray
     centroids: FloatArray  # segments x features, in standardized space
+    _memo: dict[tuple[float, ...], int] = field(default_factory=dict, repr=False)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -56,10 +58,18 @@ class SegmentModel:
         return out
 
     def assign_segment(self, row: Sequence[float]) -> int:
-        """One customer's segment.
+        """One customer's segment, remembered by profile: the stream asks for the same
+        customers again and again, and a profile is a handful of small numbers.
 
         >>> m = SegmentModel(("a",), np.zeros(1), np.ones(1), np.array([[0.0], [10.0]]))
         >>> m.assign_segment([7.0])
         1
         """
-        return int(self.assign_segments(np.asarray([row], dtype=np.float64))[0])
+        key = tuple(row)
+        segment = self._memo.get(key)
+        if segment is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            segment = int(self.assign_segments(np.asarray([row], dtype=np.float64))[0])
+            self._memo[key] = segment
+        return segment

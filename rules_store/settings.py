@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         3, ge=0, le=31, description="How many days late an event may still correct balances"
     )
     batch_size: int = Field(500, ge=1, description="Events a worker takes at once, at most")
+    producer_linger_ms: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="How long a worker's producer gathers alerts and table writes into one "
+        "request (Faust's default 0 sends each on its own)",
+    )
     batch_ms: int = Field(
         5, ge=1, description="How long a worker waits to fill a batch before processing it"
     )

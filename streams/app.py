@@ -57,6 +57,7 @@ def create_app(
         "web_tables_enabled": False,
         "web_graph_enabled": False,
         "consumer_auto_offset_reset": "earliest",
+        "producer_linger": settings.producer_linger_ms / 1000,
         "autodiscover": False,
         **group_timing(endpoints),
         **overrides,

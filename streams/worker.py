@@ -147,11 +147,22 @@ def build_worker(
             )
         return clocks
 
+    # Decoded states by customer, with the stored bytes they came from: a state is decoded
+    # again only when the table holds other bytes (e.g. recovered after a rebalance).
+    decoded: dict[str, tuple[bytes, CustomerState]] = {}
+
     def state_of(customer: str, outbox: Outbox) -> CustomerState:
         if customer in outbox.states:
             return outbox.states[customer][1]
         stored = holdings.get(customer)
-        return CustomerState.from_dict(json.loads(stored)) if stored else CustomerState(customer)
+        if not stored:
+            return CustomerState(customer)
+        cached = decoded.get(customer)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        state = CustomerState.from_dict(json.loads(stored))
+        decoded[customer] = (stored, state)
+        return state
 
     def reject(outbox: Outbox, event: faust.EventT[bytes], reason: str) -> None:
         message = event.message
@@ -174,9 +185,9 @@ def build_worker(
         await asyncio.gather(*sent)  # acknowledged before any state that records them
         for customer, (partition, state) in outbox.states.items():
             value = json.dumps(state.to_dict()).encode()
+            decoded[customer] = (value, state)
             holdings.data[customer] = value
             holdings.send_changelog(partition, customer, value)
-            clocks_now().add(partition, customer)
 
     def update(
         outbox: Outbox,
@@ -207,6 +218,7 @@ def build_worker(
         )
         if stored is not None:
             outbox.store(message.partition, stored)
+            clocks_now().track(message.partition, stored)
         emit(outbox, customer, alerts)
 
     def close_days(outbox: Outbox, partition: int, ts: datetime) -> None:
@@ -218,6 +230,7 @@ def build_worker(
             )
             if stored is not None:
                 outbox.store(partition, stored)
+                clocks_now().track(partition, stored)
             emit(outbox, customer, alerts)
 
     async def on_transactions(events: list[faust.EventT[bytes]]) -> None:
@@ -236,7 +249,6 @@ def build_worker(
                 event_id=tx.event_id,
                 ts=tx.ts,
             )
-            clocks_now().add(event.message.partition, tx.customer_id)
             close_days(outbox, event.message.partition, tx.ts)
         await flush(outbox)
 
@@ -290,6 +302,7 @@ def build_worker(
         else:
             if after is not None:
                 outbox.store(message.partition, after)
+                clocks_now().track(message.partition, after)
         await flush(outbox)
 
     @app.agent(transactions)

@@ -137,8 +137,7 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         )
         assert state is not None
         expected[customer] = state
-        clocks.add(meta.partition, customer)
-    clocks.learn(expected.values())
+    clocks.learn(expected.values())  # as the worker does from its table
 
     # The snapshot goes in first, with a worker that then stops cleanly (a snapshot row
     # replaces balances); the events queue up while no worker runs.
@@ -185,9 +184,12 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         )
         assert stored is not None
         expected[tx.customer_id] = stored
+        clocks.track(partition, stored)
         for customer in clocks.advance(partition, tx.ts.date().isoformat()):
             closed, more = after_day_close(expected[customer], tx.ts, active=active, churn=churn)
-            expected[customer] = closed or expected[customer]
+            if closed is not None:
+                expected[customer] = closed
+                clocks.track(partition, closed)
             alerts += more
         for _, alert in alerts:
             expected_alerts[json.loads(alert)["alert_id"]] = alert

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from rules_store.alerts import after_day_close, after_event
 from rules_store.churn import AssetHistory, ChurnPolicy, TooLateError, close_days, with_snapshot
+from rules_store.clocks import PartitionClocks
 from rules_store.contact import ContactPolicy
 from rules_store.events import InvalidEventError, Transaction
 from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
@@ -227,3 +228,52 @@ def test_history_survives_its_json_form_and_old_months_fold() -> None:
     assert "2026-08" not in state.assets.months
     assert state.assets.days == {"2026-11-01": 1_000.0}  # the last change carries forward
     assert close_days(state.assets, "2026-12-10", POLICY) == (state.assets, [])
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 75), st.sampled_from(["credit", "debit"]), st.integers(0, 9_000)),
+        max_size=10,
+    ),
+    st.floats(0.2, 0.8),
+)
+def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
+    moves: list[tuple[int, str, int]], threshold: float
+) -> None:
+    """A silent customer is judged only on the day `due` names; nothing is missed."""
+    policy = ChurnPolicy(threshold=threshold, grace_days=3)
+    first = datetime.fromisoformat("2026-11-01T10:00:00+08:00")
+    by_day: dict[int, list[tuple[str, int]]] = {}
+    for day, kind, amount in moves:
+        by_day.setdefault(day, []).append((kind, amount))
+
+    def run(lazy: bool) -> list[dict]:
+        state, raised = _start(), []
+        clocks = PartitionClocks()
+        clocks.track(0, state)
+        clocks.advance(0, "2026-10-31")
+        for day in range(1, 91):
+            at = first + timedelta(days=day - 1)
+            judge = clocks.advance(0, at.date().isoformat())
+            if judge if lazy else True:
+                closed, alerts = after_day_close(state, at, active=None, churn=policy)
+                state = closed or state
+                raised += [json.loads(a)["figures"] for _, a in alerts]
+            for kind, amount in by_day.get(day, []):
+                tx = Transaction(
+                    f"e{day}",
+                    "c",
+                    at,
+                    "存款",
+                    kind,
+                    min(amount, state.balances["存款"]) if kind == "debit" else amount,
+                )
+                after = apply_transaction(
+                    state, tx, source="t:0", offset=next(_offsets), churn=policy
+                )
+                assert after is not None
+                state = after
+            clocks.track(0, state)
+        return raised
+
+    assert run(lazy=True) == run(lazy=False)

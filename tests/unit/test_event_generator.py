@@ -99,6 +99,7 @@ def test_the_churn_test_flags_exactly_the_planted_drainers(snapshot: pd.DataFram
     plan = EventPlan(days=6, drainers=8, seed=3)
     generated = generate_events(snapshot, RETAIL_SCHEMA, plan)
     assert generated.manifest(plan)["churn_expected"] == generated.drainers
+    churn = ChurnPolicy()
     clocks = PartitionClocks()
     states = {}
     for customer, balances in _start_balances(snapshot).items():
@@ -109,17 +110,19 @@ def test_the_churn_test_flags_exactly_the_planted_drainers(snapshot: pd.DataFram
             months=generated.months[customer],
         )
         states[customer] = CustomerState(customer, balances, assets=assets)
-        clocks.add(0, customer)
+        clocks.track(0, states[customer])
     clocks.advance(0, plan.as_of.isoformat())
-    churn = ChurnPolicy()
     for offset, line in enumerate(generated.lines):
         tx = parse_transaction(decode_json(line))
         after = apply_transaction(states[tx.customer_id], tx, source="t:0", offset=offset)
         assert after is not None
         states[tx.customer_id] = after
+        clocks.track(0, after)
         for customer in clocks.advance(0, tx.ts.date().isoformat()):
             closed, _ = after_day_close(states[customer], tx.ts, active=None, churn=churn)
-            states[customer] = closed or states[customer]
+            if closed is not None:
+                states[customer] = closed
+                clocks.track(0, closed)
     flagged = sorted(c for c, state in states.items() if state.assets.alerted_month)
     assert len(generated.drainers) == 8
     assert flagged == generated.drainers
