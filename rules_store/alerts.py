@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -31,17 +31,23 @@ def alert_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class AlertContext:
+    """What every alert says about its customer and trigger."""
+
+    customer_id: str
+    branch_id: str | None
+    ts: str
+    event_id: str
+    bundle_version: str | None
+    segment: int | None
+
+    def fields(self, alert_id: str, kind: str) -> dict[str, Any]:
+        return {"alert_id": alert_id, "type": kind, **asdict(self)}
+
+
 def cross_sell_alert(
-    *,
-    customer_id: str,
-    branch_id: str | None,
-    ts: str,
-    event_id: str,
-    bundle_version: str,
-    segment: int,
-    offer: Offer,
-    rank: int,
-    items: tuple[str, ...],
+    context: AlertContext, *, offer: Offer, rank: int, items: tuple[str, ...]
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
@@ -53,15 +59,10 @@ def cross_sell_alert(
             "confidence": offer.rule.confidence,
             "lift": offer.rule.lift,
         }
-    return {
-        "alert_id": alert_id("cross_sell", customer_id, event_id, bundle_version, product),
-        "type": "cross_sell",
-        "customer_id": customer_id,
-        "branch_id": branch_id,
-        "ts": ts,
-        "event_id": event_id,
-        "bundle_version": bundle_version,
-        "segment": segment,
+    key = alert_id(
+        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
+    )
+    return context.fields(key, "cross_sell") | {
         "rank": rank,
         "product": product,
         "evidence": evidence,
@@ -69,27 +70,11 @@ def cross_sell_alert(
 
 
 def churn_alert(
-    *,
-    customer_id: str,
-    branch_id: str | None,
-    ts: str,
-    event_id: str,
-    bundle_version: str | None,
-    segment: int | None,
-    figures: ChurnFigures,
-    threshold: float,
+    context: AlertContext, *, figures: ChurnFigures, threshold: float
 ) -> dict[str, Any]:
     """One alert per customer per month: its id is the customer and the month only."""
     month = figures.day[:7]
-    return {
-        "alert_id": alert_id("churn", customer_id, month),
-        "type": "churn",
-        "customer_id": customer_id,
-        "branch_id": branch_id,
-        "ts": ts,
-        "event_id": event_id,
-        "bundle_version": bundle_version,
-        "segment": segment,
+    return context.fields(alert_id("churn", context.customer_id, month), "churn") | {
         "month": month,
         "threshold": threshold,
         "figures": figures.to_dict(),
@@ -102,26 +87,11 @@ def churn_alert(
 
 
 def retention_alert(
-    *,
-    customer_id: str,
-    branch_id: str | None,
-    ts: str,
-    event_id: str,
-    bundle_version: str,
-    segment: int,
-    instead_of: str,
-    figures: ChurnFigures,
+    context: AlertContext, *, instead_of: str, figures: ChurnFigures
 ) -> dict[str, Any]:
     """Sent instead of a cross-sell offer while the customer is flagged at churn risk."""
-    return {
-        "alert_id": alert_id("retention", customer_id, event_id, bundle_version),
-        "type": "retention",
-        "customer_id": customer_id,
-        "branch_id": branch_id,
-        "ts": ts,
-        "event_id": event_id,
-        "bundle_version": bundle_version,
-        "segment": segment,
+    key = alert_id("retention", context.customer_id, context.event_id, str(context.bundle_version))
+    return context.fields(key, "retention") | {
         "instead_of": instead_of,
         "churn": figures.to_dict(),
     }
@@ -177,6 +147,19 @@ def segment_of(state: CustomerState, active: ActiveBundleView | None) -> int | N
     return active[1].segment_model.assign_segment(state.features)
 
 
+def _context(
+    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveBundleView | None
+) -> AlertContext:
+    return AlertContext(
+        customer_id=state.customer_id,
+        branch_id=state.branch_id,
+        ts=ts.isoformat(),
+        event_id=event_id,
+        bundle_version=active[0] if active else None,
+        segment=segment_of(state, active),
+    )
+
+
 def churned(
     state: CustomerState,
     figures: ChurnFigures,
@@ -186,17 +169,8 @@ def churned(
     active: ActiveBundleView | None,
     threshold: float,
 ) -> Outgoing:
-    alert = churn_alert(
-        customer_id=state.customer_id,
-        branch_id=state.branch_id,
-        ts=ts.isoformat(),
-        event_id=event_id,
-        bundle_version=active[0] if active else None,
-        segment=segment_of(state, active),
-        figures=figures,
-        threshold=threshold,
-    )
-    return "churn", _json(alert)
+    context = _context(state, event_id=event_id, ts=ts, active=active)
+    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold))
 
 
 def after_event(
@@ -224,28 +198,20 @@ def after_event(
                 after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
             )
         )
-    segment = segment_of(after, active)
-    if active is None or segment is None:
+    context = _context(after, event_id=event_id, ts=ts, active=active)
+    if active is None or context.segment is None:
         return after, out
-    version, bundle, index = active
-    chosen = choose_cross_sell(before, after, bundle, index, segment=segment, ts=ts, policy=policy)
+    _, bundle, index = active
+    chosen = choose_cross_sell(
+        before, after, bundle, index, segment=context.segment, ts=ts, policy=policy
+    )
     if chosen is None:
         return after, out
     rank, offer = chosen
     product = bundle.items[offer.item]
     risk = after.churn_risk
     if risk is None:
-        alert = cross_sell_alert(
-            customer_id=after.customer_id,
-            branch_id=after.branch_id,
-            ts=ts.isoformat(),
-            event_id=event_id,
-            bundle_version=version,
-            segment=segment,
-            offer=offer,
-            rank=rank,
-            items=bundle.items,
-        )
+        alert = cross_sell_alert(context, offer=offer, rank=rank, items=bundle.items)
         out.append(("cross_sell", _json(alert)))
         return record_alert(after, product=product, ts=ts), out
     last = after.last_offered.get(RETENTION)
@@ -253,16 +219,7 @@ def after_event(
         days=policy.cooldown_days
     ):
         return after, out
-    alert = retention_alert(
-        customer_id=after.customer_id,
-        branch_id=after.branch_id,
-        ts=ts.isoformat(),
-        event_id=event_id,
-        bundle_version=version,
-        segment=segment,
-        instead_of=product,
-        figures=risk,
-    )
+    alert = retention_alert(context, instead_of=product, figures=risk)
     out.append(("retention", _json(alert)))
     return record_alert(after, product=RETENTION, ts=ts), out
 

@@ -18,7 +18,8 @@
    Under load the commit (or the shutdown) then goes ahead with changelog writes still
    buffered, and a crash right after loses updates whose events will not be read again
    (seen: a customer's snapshot state missing after a clean stop and three kill -9).
-   Our flush waits until the buffer is empty and nothing is in flight.
+   Our flush waits until the buffer is empty and nothing is in flight, and first for the
+   table writes a worker still holds back (`hold_flush_until`: see streams/worker.py).
 
 3. Events dropped from the agents' queues when a worker becomes ready. Faust's flow
    control clears every stream queue on each `resume()`, suspended or not. At the end of
@@ -42,6 +43,7 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, Message
+from faust.types.transports import ProducerBufferT
 from faust.types.tuples import FutureMessage
 from mode.utils.queues import FlowControlEvent
 
@@ -97,7 +99,17 @@ async def _counted_send_pending(self: Any, fut: FutureMessage) -> None:
         self._xsell_in_flight -= 1
 
 
+def hold_flush_until(buffer: ProducerBufferT, pending: asyncio.Future[None]) -> None:
+    """Make the buffer's flush (before every commit, and at shutdown) wait for `pending`
+    first: table writes that are not in the buffer yet still count."""
+    holds: set[asyncio.Future[None]] = buffer.__dict__.setdefault("_xsell_holds", set())
+    holds.add(pending)
+    pending.add_done_callback(holds.discard)
+
+
 async def _flush_everything(self: Any) -> None:
+    while holds := getattr(self, "_xsell_holds", None):
+        await asyncio.gather(*list(holds))  # a failure fails the commit: nothing is lost
     waited = 0.0
     while self.size or getattr(self, "_xsell_in_flight", 0):
         if self.state != "running" and self.size:

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -45,7 +45,7 @@ from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
-from streams.faust_fixes import install_faust_fixes
+from streams.faust_fixes import hold_flush_until, install_faust_fixes
 from streams.tansu import (
     EMBEDDED_FETCH_WAIT_MS,
     FENCE_CUSTOMER,
@@ -180,13 +180,34 @@ def build_worker(
         for kind, alert in alerts:
             outbox.send(alert_topics[kind], customer.encode(), alert.encode())
 
+    last_write: asyncio.Future[None] | None = None
+
     async def flush(outbox: Outbox) -> None:
+        """Send the batch's alerts; store its states in the table at once (the next batch
+        reads them) but write them to the changelog only once the alerts are acknowledged,
+        in a task, so the agent does not wait: a commit waits for it (hold_flush_until),
+        and each batch's writes follow the previous batch's."""
+        nonlocal last_write
         sent = [await topic.send(key=key, value=value) for topic, key, value in outbox.messages]
-        await asyncio.gather(*sent)  # acknowledged before any state that records them
+        writes = []
         for customer, (partition, state) in outbox.states.items():
             value = json.dumps(state.to_dict()).encode()
             decoded[customer] = (value, state)
             holdings.data[customer] = value
+            writes.append((partition, customer, value))
+        if writes:
+            last_write = asyncio.ensure_future(write_after(last_write, sent, writes))
+            hold_flush_until(app.producer.buffer, last_write)
+
+    async def write_after(
+        previous: asyncio.Future[None] | None,
+        sent: list[Awaitable[Any]],
+        writes: list[tuple[int, str, bytes]],
+    ) -> None:
+        if previous is not None:
+            await previous
+        await asyncio.gather(*sent)  # acknowledged before any state that records them
+        for partition, customer, value in writes:
             holdings.send_changelog(partition, customer, value)
 
     def update(
