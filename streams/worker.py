@@ -1,9 +1,10 @@
 """The stream worker: transactions, profiles and snapshot rows -> holdings table -> alerts.
 
 Agents stay linear: decode, call the pure logic (rules_store), update the table, emit.
-Transactions come in batches: each customer's state is read once and written once per
-batch, and a batch's alerts are acknowledged by the broker before its states are stored,
-so a crash at any point re-sends (same ids) rather than loses them. An event that fails
+Transactions come in batches: each customer's state is read once and stored once per
+batch, and reaches the changelog once per commit, after the alerts it records are
+acknowledged, so a crash at any point re-sends (same ids) rather than loses them. An
+event that fails
 validation goes to the dead-letter topic and the agent goes on; it never raises, so Faust
 never restarts it.
 
