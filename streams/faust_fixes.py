@@ -18,8 +18,8 @@
    Under load the commit (or the shutdown) then goes ahead with changelog writes still
    buffered, and a crash right after loses updates whose events will not be read again
    (seen: a customer's snapshot state missing after a clean stop and three kill -9).
-   Our flush waits until the buffer is empty and nothing is in flight, after running the
-   worker's own table writes (`before_flush`: see streams/worker.py).
+   Our flush waits until the buffer is empty and nothing is in flight, and first for the
+   table writes a worker still holds back (`hold_flush_until`: see streams/worker.py).
 
 3. Events dropped from the agents' queues when a worker becomes ready. Faust's flow
    control clears every stream queue on each `resume()`, suspended or not. At the end of
@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -99,15 +99,17 @@ async def _counted_send_pending(self: Any, fut: FutureMessage) -> None:
         self._xsell_in_flight -= 1
 
 
-def before_flush(buffer: ProducerBufferT, write: Callable[[], Awaitable[None]]) -> None:
-    """Run `write` at the start of every flush of the buffer: before every commit (Faust
-    computes the offsets to commit first), at a rebalance and at shutdown."""
-    buffer.__dict__.setdefault("_xsell_before_flush", []).append(write)
+def hold_flush_until(buffer: ProducerBufferT, pending: asyncio.Future[None]) -> None:
+    """Make the buffer's flush (before every commit, and at shutdown) wait for `pending`
+    first: table writes that are not in the buffer yet still count."""
+    holds: set[asyncio.Future[None]] = buffer.__dict__.setdefault("_xsell_holds", set())
+    holds.add(pending)
+    pending.add_done_callback(holds.discard)
 
 
 async def _flush_everything(self: Any) -> None:
-    for write in getattr(self, "_xsell_before_flush", ()):
-        await write()  # a failure fails the commit: nothing is lost
+    while holds := getattr(self, "_xsell_holds", None):
+        await asyncio.gather(*list(holds))  # a failure fails the commit: nothing is lost
     waited = 0.0
     while self.size or getattr(self, "_xsell_in_flight", 0):
         if self.state != "running" and self.size:

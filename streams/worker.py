@@ -2,9 +2,8 @@
 
 Agents stay linear: decode, call the pure logic (rules_store), update the table, emit.
 Transactions come in batches: each customer's state is read once and stored once per
-batch, and reaches the changelog once per commit, after the alerts it records are
-acknowledged, so a crash at any point re-sends (same ids) rather than loses them. An
-event that fails
+batch, and reaches the changelog only after the batch's alerts are acknowledged, so a
+crash at any point re-sends (same ids) rather than loses them. An event that fails
 validation goes to the dead-letter topic and the agent goes on; it never raises, so Faust
 never restarts it.
 
@@ -46,7 +45,7 @@ from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
-from streams.faust_fixes import before_flush, install_faust_fixes
+from streams.faust_fixes import hold_flush_until, install_faust_fixes
 from streams.tansu import (
     EMBEDDED_FETCH_WAIT_MS,
     FENCE_CUSTOMER,
@@ -181,36 +180,35 @@ def build_worker(
         for kind, alert in alerts:
             outbox.send(alert_topics[kind], customer.encode(), alert.encode())
 
-    # States changed since the last commit, and the alerts sent meanwhile: the changelog
-    # gets each changed state once per commit (not once per event), and only after the
-    # alerts those states record are acknowledged. A crash before a commit re-reads its
-    # events, which re-send the same alerts.
-    dirty: dict[str, tuple[int, bytes]] = {}
-    unacked: list[Awaitable[Any]] = []
+    last_write: asyncio.Future[None] | None = None
 
     async def flush(outbox: Outbox) -> None:
-        """Send the batch's alerts and store its states in the table (the next batch reads
-        them); the changelog waits for the next commit (`write_changelog`)."""
-        for topic, key, value in outbox.messages:
-            unacked.append(await topic.send(key=key, value=value))
+        """Send the batch's alerts; store its states in the table at once (the next batch
+        reads them) but write them to the changelog only once the alerts are acknowledged,
+        in a task, so the agent does not wait: a commit waits for it (hold_flush_until),
+        and each batch's writes follow the previous batch's."""
+        nonlocal last_write
+        sent = [await topic.send(key=key, value=value) for topic, key, value in outbox.messages]
+        writes = []
         for customer, (partition, state) in outbox.states.items():
             value = json.dumps(state.to_dict()).encode()
             decoded[customer] = (value, state)
             holdings.data[customer] = value
-            dirty[customer] = (partition, value)
+            writes.append((partition, customer, value))
+        if writes:
+            last_write = asyncio.ensure_future(write_after(last_write, sent, writes))
+            hold_flush_until(app.producer.buffer, last_write)
 
-    async def write_changelog() -> None:
-        """Before a commit: the states changed so far, once their alerts are acknowledged.
-        Faust has computed the offsets to commit already, so every event they cover has
-        its state in this write."""
-        writes, sent = list(dirty.items()), list(unacked)
-        dirty.clear()
-        unacked.clear()
-        await asyncio.gather(*sent)
-        for customer, (partition, value) in writes:
+    async def write_after(
+        previous: asyncio.Future[None] | None,
+        sent: list[Awaitable[Any]],
+        writes: list[tuple[int, str, bytes]],
+    ) -> None:
+        if previous is not None:
+            await previous
+        await asyncio.gather(*sent)  # acknowledged before any state that records them
+        for partition, customer, value in writes:
             holdings.send_changelog(partition, customer, value)
-
-    before_flush(app.producer.buffer, write_changelog)
 
     def update(
         outbox: Outbox,
