@@ -9,8 +9,11 @@ no-crash reference both step through this.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
+from rules_store.alerts import ActiveBundleView, Outgoing, after_day_close
+from rules_store.churn import ChurnPolicy
 from rules_store.holdings import CustomerState
 
 
@@ -36,6 +39,25 @@ class PartitionClocks:
             customers.pop(state.customer_id, None)
         else:
             customers[state.customer_id] = when
+
+    def close_days(
+        self,
+        partition: int,
+        at: datetime,
+        state_of: Callable[[str], CustomerState],
+        *,
+        active: ActiveBundleView | None,
+        churn: ChurnPolicy,
+    ) -> list[tuple[CustomerState, list[Outgoing]]]:
+        """An event of the partition at `at`: if it starts a new day, judge the customers
+        due; their changed states (tracked here) and the churn alerts to send."""
+        changed = []
+        for customer in self.advance(partition, at.date().isoformat()):
+            stored, alerts = after_day_close(state_of(customer), at, active=active, churn=churn)
+            if stored is not None:
+                self.track(partition, stored)
+                changed.append((stored, alerts))
+        return changed
 
     def advance(self, partition: int, day: str) -> list[str]:
         """Note an event of `day`; the customers to judge now (none unless the partition

@@ -23,7 +23,7 @@ from typing import Any
 
 import faust
 
-from rules_store.alerts import Outgoing, after_day_close, after_event
+from rules_store.alerts import Outgoing, after_event
 from rules_store.bundle import Bundle
 from rules_store.churn import ChurnPolicy
 from rules_store.clocks import PartitionClocks
@@ -244,15 +244,11 @@ def build_worker(
 
     def close_days(outbox: Outbox, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
-        current = active.get()
-        for customer in clocks_now().advance(partition, ts.date().isoformat()):
-            stored, alerts = after_day_close(
-                state_of(customer, outbox), ts, active=current, churn=churn
-            )
-            if stored is not None:
-                outbox.store(partition, stored)
-                clocks_now().track(partition, stored)
-            emit(outbox, customer, alerts)
+        for stored, alerts in clocks_now().close_days(
+            partition, ts, lambda c: state_of(c, outbox), active=active.get(), churn=churn
+        ):
+            outbox.store(partition, stored)
+            emit(outbox, stored.customer_id, alerts)
 
     async def on_transactions(events: list[faust.EventT[bytes]]) -> None:
         outbox = Outbox()

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from rules_store.alerts import after_day_close, after_event
+from rules_store.alerts import after_event
 from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.churn import ChurnPolicy, financial_assets
 from rules_store.clocks import PartitionClocks
@@ -185,11 +185,10 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         assert stored is not None
         expected[tx.customer_id] = stored
         clocks.track(partition, stored)
-        for customer in clocks.advance(partition, tx.ts.date().isoformat()):
-            closed, more = after_day_close(expected[customer], tx.ts, active=active, churn=churn)
-            if closed is not None:
-                expected[customer] = closed
-                clocks.track(partition, closed)
+        for closed, more in clocks.close_days(
+            partition, tx.ts, expected.__getitem__, active=active, churn=churn
+        ):
+            expected[closed.customer_id] = closed
             alerts += more
         for _, alert in alerts:
             expected_alerts[json.loads(alert)["alert_id"]] = alert

@@ -9,7 +9,6 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from rules_store.alerts import after_day_close
 from rules_store.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES
 from rules_store.churn import AssetHistory, ChurnPolicy, financial_assets, with_snapshot
 from rules_store.clocks import PartitionClocks
@@ -118,11 +117,8 @@ def test_the_churn_test_flags_exactly_the_planted_drainers(snapshot: pd.DataFram
         assert after is not None
         states[tx.customer_id] = after
         clocks.track(0, after)
-        for customer in clocks.advance(0, tx.ts.date().isoformat()):
-            closed, _ = after_day_close(states[customer], tx.ts, active=None, churn=churn)
-            if closed is not None:
-                states[customer] = closed
-                clocks.track(0, closed)
+        for closed, _ in clocks.close_days(0, tx.ts, states.__getitem__, active=None, churn=churn):
+            states[closed.customer_id] = closed
     flagged = sorted(c for c, state in states.items() if state.assets.alerted_month)
     assert len(generated.drainers) == 8
     assert flagged == generated.drainers
