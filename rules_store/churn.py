@@ -271,7 +271,31 @@ def on_event(history: AssetHistory, day: str, total: float, policy: ChurnPolicy)
         return _judge(history, history.judged, policy.threshold)
     if history.risk and total >= (1 - policy.threshold) * history.risk.baseline_avg:
         history = replace(history, risk=None)
-    return history
+    return _put_off(history, policy.threshold)
+
+
+def _put_off(history: AssetHistory, threshold: float) -> AssetHistory:
+    """`due` after an event, when nothing can happen before the month ends: not flagged,
+    and every total from the first day not judged yet on is above the threshold's floor,
+    so the month-to-date average (at or above the floor when last judged, or new) stays
+    above it until a balance moves again. Most customers are then judged once a month,
+    not on the day after each of their events."""
+    first = history.due  # the first day not judged yet (with_event)
+    if first is None or first.endswith("-01") or history.latest is None:
+        return history
+    month = month_of(first)
+    if month_of(history.latest) != month:
+        return history
+    if history.risk is not None and month_of(history.risk.day) == month:
+        return history  # the flag may clear at a day's close
+    if history.alerted_month != month:
+        baseline = _baseline(history, month)
+        if baseline is not None:
+            floor = (1 - threshold) * baseline[0]
+            totals = [v for d, v in history.days.items() if d > first]
+            if min([history.total_on(first) or 0.0, *totals]) < floor:
+                return history
+    return replace(history, due=f"{_next_month(month)}-01")
 
 
 def is_late(history: AssetHistory, day: str) -> bool:
@@ -482,7 +506,12 @@ def _fold(history: AssetHistory, grace_days: int) -> AssetHistory:
     if now is None:
         return history
     open_from = month_of((date.fromisoformat(now) - timedelta(days=grace_days)).isoformat())
-    old = sorted({month_of(d) for d in history.days if month_of(d) < open_from})
+    # Every month from the first recorded day's, including months carried forward whole
+    # (no event in them): their average is lost once their earlier days are dropped.
+    old, month = [], month_of(min(history.days)) if history.days else open_from
+    while month < open_from:
+        old.append(month)
+        month = _next_month(month)
     if not old:
         return history
     months = dict(history.months)

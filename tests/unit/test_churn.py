@@ -7,11 +7,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_store.alerts import after_day_close, after_event
-from rules_store.churn import AssetHistory, ChurnPolicy, TooLateError, close_days, with_snapshot
+from rules_store.churn import (
+    AssetHistory,
+    ChurnPolicy,
+    TooLateError,
+    close_days,
+    drop_on,
+    with_snapshot,
+)
 from rules_store.clocks import PartitionClocks
 from rules_store.contact import ContactPolicy
 from rules_store.events import InvalidEventError, Transaction
@@ -200,6 +207,7 @@ def test_a_snapshot_row_carries_the_months_table() -> None:
     ),
     st.lists(st.integers(2, 60), max_size=6),
 )
+@settings(max_examples=400)
 def test_when_days_are_closed_does_not_change_the_outcome(
     moves: list[tuple[int, str, int]], closes: list[int]
 ) -> None:
@@ -230,6 +238,17 @@ def test_history_survives_its_json_form_and_old_months_fold() -> None:
     assert close_days(state.assets, "2026-12-10", POLICY) == (state.assets, [])
 
 
+def test_a_month_with_no_event_keeps_its_average_when_folded() -> None:
+    """November is carried forward whole (no event): its average must outlive the days
+    it was carried from, or January would have no baseline (found by the property below)."""
+    state = _apply(_start(), _tx(5, "debit", 5_533, month=12))
+    state, _ = _close(state, "2027-01-10")
+    assert state.assets.months["2026-11"] == pytest.approx(10_000.0)
+    figures = drop_on(state.assets, "2027-01-09")
+    assert figures is not None
+    assert figures.baseline_months == ("2026-12", "2026-11", "2026-10")
+
+
 @given(
     st.lists(
         st.tuples(st.integers(1, 75), st.sampled_from(["credit", "debit"]), st.integers(0, 9_000)),
@@ -237,6 +256,7 @@ def test_history_survives_its_json_form_and_old_months_fold() -> None:
     ),
     st.floats(0.2, 0.8),
 )
+@settings(max_examples=400)
 def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
     moves: list[tuple[int, str, int]], threshold: float
 ) -> None:
