@@ -16,10 +16,10 @@ it is last months' level, so it cannot give the label away). The dates are noise
 
 **Potential** (`generate_potential`): potential with probability sigmoid(z),
 
-    z = -2.1 + 1.0 * log10(注册资本 / 1e6) + 0.45 * (产品持有数 - 2)
-        + 1.0 * [行业 in 制造业, 批发和零售业] - 1.0 * [行业 = 农林牧渔业]
+    z = -2.4 + 1.8 * log10(注册资本 / 1e6) + 0.8 * (产品持有数 - 2)
+        + 1.5 * [行业 in 制造业, 批发和零售业] - 1.5 * [行业 = 农林牧渔业]
 
-(about 30%). A potential customer has 4-40 transactions a month (70%) or 0-3 worth
+(about 45%). A potential customer has 4-40 transactions a month (70%) or 0-3 worth
 3M-50M; anyone else 0-3 worth under 3M. File 2 gives addresses: 30% registered in
 广东省, the operating address in the same province 80% of the time; 广西 and 山东
 addresses are there to catch a filter that matches too loosely. 2% of file 1's customers
@@ -136,11 +136,11 @@ def generate_potential(
     frame = _profiles(rng, n)
     industry = frame["行业"]
     z = (
-        -2.1
-        + 1.0 * np.log10(frame["注册资本"].to_numpy() / 1e6)
-        + 0.45 * (frame["产品持有数"].to_numpy() - 2)
-        + 1.0 * industry.isin(ACTIVE).to_numpy()
-        - 1.0 * (industry == "农林牧渔业").to_numpy()
+        -2.4
+        + 1.8 * np.log10(frame["注册资本"].to_numpy() / 1e6)
+        + 0.8 * (frame["产品持有数"].to_numpy() - 2)
+        + 1.5 * industry.isin(ACTIVE).to_numpy()
+        - 1.5 * (industry == "农林牧渔业").to_numpy()
     )
     potential = rng.random(n) < _sigmoid(z)
     by_count = rng.random(n) < 0.7
