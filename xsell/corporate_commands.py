@@ -212,6 +212,13 @@ _train_options = [
         help="Gradient boosting iterations (at most; early stopping on large data).",
     ),
     click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="CPU threads for fitting (gradient boosting, BLAS); more helps only on idle cores.",
+    ),
+    click.option(
         "--unknown-category",
         "unknown",
         type=click.Choice(["stop", "code"]),
@@ -234,8 +241,10 @@ def _params(
     seed: int,
     trees: int,
     iterations: int,
+    threads: int,
 ) -> SelectionParams:
     return SelectionParams(
+        threads=threads,
         folds=folds,
         test_size=test_size,
         target_recall=target_recall,
@@ -335,6 +344,7 @@ def train_churn_cmd(
     seed: int,
     trees: int,
     iterations: int,
+    threads: int,
     unknown: str,
     encoding: str | None,
 ) -> None:
@@ -351,7 +361,7 @@ def train_churn_cmd(
     --target-recall) and measures it on a hold-out. Writes OUT/model.json (for --model
     and `xsell publish --churn-model`), OUT/metrics.json and OUT/report.html.
     """
-    params = _params(folds, target_recall, test_size, seed, trees, iterations)
+    params = _params(folds, target_recall, test_size, seed, trees, iterations, threads)
     with stage_progress(err) as stages:
         with stages.stage(f"load {input_path}"):
             data = load_churn(input_path, encoding=encoding, unknown=cast(UnknownPolicy, unknown))
@@ -374,6 +384,7 @@ def train_potential_cmd(
     seed: int,
     trees: int,
     iterations: int,
+    threads: int,
     unknown: str,
     encoding: str | None,
 ) -> None:
@@ -389,7 +400,7 @@ def train_potential_cmd(
     region filter applies to `xsell potential`'s output). Writes OUT/model.json,
     OUT/metrics.json and OUT/report.html.
     """
-    params = _params(folds, target_recall, test_size, seed, trees, iterations)
+    params = _params(folds, target_recall, test_size, seed, trees, iterations, threads)
     with stage_progress(err) as stages:
         with stages.stage(f"load and join {input_path} and {related_path}"):
             data = load_potential(

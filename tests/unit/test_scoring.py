@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 
 from rules_store.codec import bundle_from_dict, bundle_to_dict
 from rules_store.local_store import load_model, save_model
@@ -58,7 +59,8 @@ def churn_frame() -> pd.DataFrame:
 def _model(kind: EstimatorKind, frame: pd.DataFrame) -> tuple[Any, ScoringModel]:
     rows = encode_features(INPUTS, frame)
     params = SelectionParams(forest_trees=15, boosting_iterations=40)
-    fitted = clone(make_estimator(kind, params)).fit(rows, frame["_label"].to_numpy())
+    with threadpool_limits(limits=1):  # OpenMP threads crawl on a busy machine
+        fitted = clone(make_estimator(kind, params)).fit(rows, frame["_label"].to_numpy())
     scoring = ScoringModel(
         target="churn",
         label=CHURN.label_text,
