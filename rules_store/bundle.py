@@ -1,4 +1,4 @@
-"""The bundle: everything needed to score a retail customer, as plain values.
+"""The bundle: everything needed to score a customer, as plain values.
 
 Training builds it; the batch commands and (later) the stream load it. `recommend`
 and `assign_segment` here are the only implementations both sides use.
@@ -11,6 +11,7 @@ from typing import Any
 
 from rules_store.rules import Offer, Rule, recommend
 from rules_store.schema import Schema
+from rules_store.scoring import ScoringModel
 from rules_store.segments import SegmentModel
 
 FORMAT_VERSION = 1
@@ -40,6 +41,9 @@ class Bundle:
     format_version: int = FORMAT_VERSION
     # How holdings are derived: each item is held when any of its balances is non-zero.
     item_balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Corporate models (seed 001, 对公), attached by `xsell publish --churn-model/--potential-model`.
+    churn_model: ScoringModel | None = None
+    potential_model: ScoringModel | None = None
 
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
         rules = self.segments[segment]

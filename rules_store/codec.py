@@ -13,8 +13,10 @@ import numpy as np
 
 from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
 from rules_store.errors import XsellError
+from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.rules import RULE_FIELDS, Rule
 from rules_store.schema import SchemaError, schema_from_dict
+from rules_store.scoring import ScoringModel
 from rules_store.segments import SegmentModel
 
 
@@ -40,9 +42,12 @@ def _rule_to_list(rule: Rule) -> list[Any]:
     ]
 
 
+CORPORATE_MODELS = ("churn_model", "potential_model")
+
+
 def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
     model = bundle.segment_model
-    return {
+    doc = {
         "format_version": bundle.format_version,
         "kind": "retail",
         "items": list(bundle.items),
@@ -72,6 +77,12 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
         "created_at": bundle.created_at,
         "code_version": bundle.code_version,
     }
+    # Only when present, so a bundle without them keeps its bytes (and version id).
+    for name in CORPORATE_MODELS:
+        scoring = getattr(bundle, name)
+        if scoring is not None:
+            doc[name] = model_to_dict(scoring)
+    return doc
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -226,7 +237,10 @@ def bundle_from_dict(raw: Any) -> Bundle:
     if set(item_balances) - set(items):
         msg = f"bundle: item_balances names items outside the catalog: {sorted(set(item_balances) - set(items))}"
         raise BundleFormatError(msg)
+    churn_model, potential_model = (_corporate_model(doc, name) for name in CORPORATE_MODELS)
     return Bundle(
+        churn_model=churn_model,
+        potential_model=potential_model,
         item_balances=item_balances,
         items=items,
         schema=schema,
@@ -239,3 +253,13 @@ def bundle_from_dict(raw: Any) -> Bundle:
         created_at=_expect(doc.get("created_at", ""), str, "created_at"),
         code_version=_expect(doc.get("code_version", ""), str, "code_version"),
     )
+
+
+def _corporate_model(doc: dict[str, Any], name: str) -> ScoringModel | None:
+    if doc.get(name) is None:
+        return None  # bundles written before the corporate models had none
+    try:
+        return model_from_dict(doc[name], where=name)
+    except ModelFormatError as exc:
+        msg = f"bundle: {exc}"
+        raise BundleFormatError(msg) from exc

@@ -9,6 +9,8 @@ from pathlib import Path
 from rules_store.bundle import Bundle
 from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
 from rules_store.errors import XsellError
+from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.scoring import ScoringModel
 
 BUNDLE_FILE = "bundle.json"
 
@@ -40,3 +42,36 @@ def load_bundle(directory: Path) -> Bundle:
         "run `xsell train retail INPUT --out DIR` and pass that DIR"
     )
     raise ModelDirError(msg)
+
+
+MODEL_FILE = "model.json"
+
+
+def save_model(directory: Path, model: ScoringModel) -> Path:
+    """`DIR/model.json`: a corporate model in the safe format, for `--model DIR` and publishing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(model_to_dict(model), ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_model(directory: Path, *, target: str) -> ScoringModel:
+    """The `target` ("churn" or "potential") model written by `xsell train TARGET ... --out DIR`."""
+    path = directory / MODEL_FILE
+    if not path.is_file():
+        msg = (
+            f"{directory}: no trained model ({MODEL_FILE}); run "
+            f"`xsell train {target} ... --out DIR` and pass that DIR"
+        )
+        raise ModelDirError(msg)
+    try:
+        model = model_from_dict(json.loads(path.read_text(encoding="utf-8")), where=str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not a JSON model ({exc})"
+        raise ModelFormatError(msg) from exc
+    if model.target != target:
+        msg = f"{path}: a {model.target} model, but a {target} model is needed here"
+        raise ModelFormatError(msg)
+    return model

@@ -24,7 +24,8 @@ from rules_store.rules import format_itemset
 mpl.rcParams["svg.fonttype"] = "none"
 
 
-def _svg(figure: Figure) -> str:
+def figure_svg(figure: Figure) -> str:
+    """The figure as inline SVG (text kept as text), closed afterwards."""
     buffer = io.StringIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
@@ -42,7 +43,7 @@ def _sizes(bundle: Bundle) -> str:
     ax.set_xlabel("segment")
     ax.set_ylabel("customers")
     ax.set_title("Segment sizes")
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def _holdings(bundle: Bundle) -> str:
@@ -66,7 +67,7 @@ def _holdings(bundle: Bundle) -> str:
         )
     figure.colorbar(image, ax=ax, label="share holding")
     ax.set_title("Product holding rate by segment")
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def _profiles(bundle: Bundle) -> str:
@@ -78,7 +79,7 @@ def _profiles(bundle: Bundle) -> str:
     ax.set_yticks(range(model.n_segments), [f"segment {i}" for i in range(model.n_segments)])
     figure.colorbar(image, ax=ax, label="standard deviations from the mean")
     ax.set_title("Segment profiles (centroids of the standardized fields)")
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def _rules_scatter(bundle: Bundle) -> str:
@@ -105,7 +106,7 @@ def _rules_scatter(bundle: Bundle) -> str:
     for ax in list(axes.flat)[count:]:
         ax.axis("off")
     figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap="viridis"), ax=axes, label="lift")
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def _silhouette(scores: dict[str, float]) -> str:
@@ -115,7 +116,7 @@ def _silhouette(scores: dict[str, float]) -> str:
     ax.set_xlabel("k")
     ax.set_ylabel("silhouette")
     ax.set_title("Choosing k (higher is better)")
-    return _svg(figure)
+    return figure_svg(figure)
 
 
 def _top_rules(bundle: Bundle, per_segment: int = 8) -> str:
@@ -130,6 +131,26 @@ def _top_rules(bundle: Bundle, per_segment: int = 8) -> str:
     return (
         "<table><tr><th>segment</th><th>antecedents</th><th>consequents</th><th>support</th>"
         "<th>confidence</th><th>lift</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def page_start(title: str) -> str:
+    """The page's head: one self-contained file, no external styles or scripts."""
+    return (
+        f"<!doctype html><html lang='zh'><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "svg{max-width:100%;height:auto}</style>"
+    )
+
+
+def facts_table(facts: list[tuple[str, object]]) -> str:
+    return (
+        "<table>"
+        + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts
+        )
+        + "</table>"
     )
 
 
@@ -159,16 +180,9 @@ def write_report(path: Path, bundle: Bundle, seconds: dict[str, float]) -> None:
         ("stage seconds", ", ".join(f"{k} {v:.2f}" for k, v in seconds.items())),
     ]
     parts = [
-        "<!doctype html><html lang='zh'><meta charset='utf-8'><title>xsell retail training</title>",
-        "<style>body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        "svg{max-width:100%;height:auto}</style>",
+        page_start("xsell retail training"),
         f"<h1>Retail training report</h1><p>created {html.escape(bundle.created_at)}, xsell {html.escape(bundle.code_version)}</p>",
-        "<table>"
-        + "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts
-        )
-        + "</table>",
+        facts_table(facts),
         _sizes(bundle),
         _holdings(bundle),
         _profiles(bundle),

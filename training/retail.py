@@ -51,7 +51,7 @@ def file_fingerprint(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _code_version() -> str:
+def code_version_string() -> str:
     try:
         return version("xsell")
     except PackageNotFoundError:
@@ -177,6 +177,6 @@ def train_retail(
         },
         fingerprint=file_fingerprint(path),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        code_version=_code_version(),
+        code_version=code_version_string(),
     )
     return TrainResult(bundle, data, segmentation, stages.seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from rich.table import Table
 
 from rules_store.bundle import Bundle
 from rules_store.diff import diff_bundles
-from rules_store.local_store import load_bundle, save_bundle
+from rules_store.local_store import load_bundle, load_model, save_bundle
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.rules import format_itemset
 from rules_store.settings import Settings
@@ -43,14 +44,47 @@ def publish_bundle(settings: Settings, bundle: Bundle, *, activate: bool) -> str
     is_flag=True,
     help="Make it the active bundle right away (workers reload within a second).",
 )
+@click.option(
+    "--churn-model",
+    "churn_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Attach the corporate churn model of this `xsell train churn --out` directory.",
+)
+@click.option(
+    "--potential-model",
+    "potential_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Attach the potential-customer model of this `xsell train potential --out` directory.",
+)
 @click.pass_obj
-def publish_cmd(settings: Settings, directory: Path, activate: bool) -> None:
+def publish_cmd(
+    settings: Settings,
+    directory: Path,
+    activate: bool,
+    churn_dir: Path | None,
+    potential_dir: Path | None,
+) -> None:
     """Publish the bundle in DIR (a `xsell train retail` output or an exported bundle) to Redis.
 
+    --churn-model and --potential-model attach corporate models (replacing any the
+    bundle carries), so workers get the churn model's probability with the rules.
     Versions are immutable: publishing the same content again is a no-op that returns
     the same version id.
     """
-    publish_bundle(settings, load_bundle(directory), activate=activate)
+    publish_bundle(
+        settings, attach_models(load_bundle(directory), churn_dir, potential_dir), activate=activate
+    )
+
+
+def attach_models(bundle: Bundle, churn_dir: Path | None, potential_dir: Path | None) -> Bundle:
+    """The bundle with the corporate models of these training directories attached."""
+    if churn_dir is not None:
+        bundle = replace(bundle, churn_model=load_model(churn_dir, target="churn"))
+        out.print(f"attached the churn model of {churn_dir}")
+    if potential_dir is not None:
+        bundle = replace(bundle, potential_model=load_model(potential_dir, target="potential"))
+        out.print(f"attached the potential model of {potential_dir}")
+    return bundle
 
 
 @click.group()
@@ -115,6 +149,15 @@ def show_cmd(settings: Settings, version: str, top: int) -> None:
         f"[bold]{version}[/] created {bundle.created_at} by xsell {bundle.code_version}; data {bundle.fingerprint}"
     )
     out.print(f"parameters: {bundle.params}")
+    for model in (bundle.churn_model, bundle.potential_model):
+        if model is not None:
+            holdout = model.metrics.get("holdout", {})
+            out.print(
+                f"{model.target} model: {model.kind}, threshold {model.threshold:.4f}, "
+                f"hold-out ROC-AUC {holdout.get('roc_auc', float('nan')):.3f}, "
+                f"features {', '.join(model.feature_names)}",
+                highlight=False,
+            )
     metrics = bundle.metrics
 
     def count(name: str) -> str:

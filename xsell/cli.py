@@ -20,6 +20,7 @@ from streams.topics import TopicNames
 from xsell import (
     __version__,
     bundle_commands,
+    corporate_commands,
     event_commands,
     retail_commands,
     stream_commands,
@@ -227,6 +228,7 @@ def _print_report(report: DoctorReport) -> None:
 
 for _command in (
     *retail_commands.COMMANDS,
+    *corporate_commands.COMMANDS,
     *bundle_commands.COMMANDS,
     *stream_commands.COMMANDS,
     worker_cmd,
@@ -235,6 +237,10 @@ for _command in (
 ):
     cli.add_command(_command)
 retail_commands.generate.add_command(event_commands.generate_events_cmd)
+for _command in corporate_commands.GENERATE_COMMANDS:
+    retail_commands.generate.add_command(_command)
+for _command in corporate_commands.TRAIN_COMMANDS:
+    retail_commands.train.add_command(_command)
 
 
 def main(args: list[str] | None = None) -> None:

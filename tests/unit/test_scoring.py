@@ -1,0 +1,153 @@
+"""Published corporate models: the pure evaluator equals scikit-learn, the codec keeps it so,
+and a malformed model document is refused with the path to the fault."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from threadpoolctl import threadpool_limits
+
+from rules_store.codec import bundle_from_dict, bundle_to_dict
+from rules_store.local_store import load_model, save_model
+from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.schema import RETAIL_SCHEMA
+from rules_store.scoring import (
+    EstimatorKind,
+    FeatureError,
+    ScoringModel,
+    churn_features,
+    churn_probability,
+)
+from training.corporate_data import CHURN, encode_features, feature_inputs, prepare
+from training.corporate_generate import generate_churn
+from training.generate import generate_retail, write_retail
+from training.model_export import export_estimator
+from training.model_selection import SelectionParams, make_estimator
+from training.retail import TrainParams, train_retail
+
+KINDS: tuple[EstimatorKind, ...] = (
+    "logistic_regression",
+    "random_forest",
+    "hist_gradient_boosting",
+)
+INPUTS = feature_inputs(CHURN)
+
+
+@pytest.fixture(scope="module")
+def churn_frame() -> pd.DataFrame:
+    frame = generate_churn(1_200, seed=3, dirty_share=0.0)
+    data = prepare(
+        frame.drop(columns=["planted_churn"]),
+        CHURN,
+        source="generated",
+        lines=np.arange(1, len(frame) + 1),
+        unknown="stop",
+        with_labels=True,
+    )
+    assert data.labels is not None
+    return data.features.assign(_label=data.labels)
+
+
+def _model(kind: EstimatorKind, frame: pd.DataFrame) -> tuple[Any, ScoringModel]:
+    rows = encode_features(INPUTS, frame)
+    params = SelectionParams(forest_trees=15, boosting_iterations=40)
+    with threadpool_limits(limits=1):  # OpenMP threads crawl on a busy machine
+        fitted = clone(make_estimator(kind, params)).fit(rows, frame["_label"].to_numpy())
+    scoring = ScoringModel(
+        target="churn",
+        label=CHURN.label_text,
+        kind=kind,
+        inputs=INPUTS,
+        estimator=export_estimator(fitted),
+        threshold=0.5,
+        threshold_rule="test",
+    )
+    return fitted, scoring
+
+
+def _records(frame: pd.DataFrame, n: int) -> list[dict[str, Any]]:
+    return frame.drop(columns=["_label"]).head(n).to_dict("records")  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_exported_model_equals_sklearn_predict_proba_batch_and_per_record_and_after_json(
+    churn_frame: pd.DataFrame, kind: EstimatorKind
+) -> None:
+    fitted, scoring = _model(kind, churn_frame)
+    rows = encode_features(INPUTS, churn_frame)
+    expected = fitted.predict_proba(rows)[:, 1]
+    assert np.abs(scoring.probabilities(rows) - expected).max() <= 1e-9
+    per_record = [scoring.probability(r) for r in _records(churn_frame, 200)]
+    assert np.abs(np.array(per_record) - expected[:200]).max() <= 1e-9
+
+    text = json.dumps(model_to_dict(scoring), ensure_ascii=False)
+    assert "pickle" not in text
+    again = model_from_dict(json.loads(text))
+    assert again == scoring
+    assert np.abs(again.probabilities(rows) - expected).max() <= 1e-9
+    assert again.probability(_records(churn_frame, 1)[0]) == pytest.approx(expected[0], abs=1e-9)
+
+
+def test_a_bundle_carries_the_churn_model_through_json_and_the_stream_function_uses_it(
+    churn_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "r.del"
+    write_retail(generate_retail(400, seed=2, dirty_share=0.0), path, "del")
+    bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=2)).bundle
+    assert "churn_model" not in bundle_to_dict(bundle)  # old bundles keep their bytes
+    assert churn_probability(bundle, {}) is None
+    assert churn_features(bundle) == ()
+
+    fitted, scoring = _model("random_forest", churn_frame)
+    with_model = replace(bundle, churn_model=scoring)
+    loaded = bundle_from_dict(json.loads(json.dumps(bundle_to_dict(with_model))))
+    assert loaded == with_model
+    assert churn_features(loaded) == tuple(s.name for s in INPUTS)
+    record = _records(churn_frame, 1)[0]
+    expected = fitted.predict_proba(encode_features(INPUTS, churn_frame.head(1)))[0, 1]
+    assert churn_probability(loaded, record) == pytest.approx(expected, abs=1e-9)
+
+    save_model(tmp_path / "run", scoring)
+    assert load_model(tmp_path / "run", target="churn") == scoring
+    with pytest.raises(ModelFormatError, match="a churn model, but a potential model"):
+        load_model(tmp_path / "run", target="potential")
+
+
+def test_a_record_without_a_feature_is_refused_by_name(churn_frame: pd.DataFrame) -> None:
+    _, scoring = _model("logistic_regression", churn_frame)
+    record = _records(churn_frame, 1)[0]
+    del record["近一年交易天数"]
+    with pytest.raises(FeatureError, match="近一年交易天数"):
+        scoring.probability(record)
+    with pytest.raises(FeatureError, match="行业"):
+        scoring.probability(_records(churn_frame, 1)[0] | {"行业": "炼丹业"})
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["estimator"]["trees"][0]["left"].__setitem__(0, 0), "must come after it"),
+        (lambda d: d["estimator"]["trees"][0]["feature"].__setitem__(0, 99), "outside the"),
+        (lambda d: d["estimator"]["trees"][0]["value"].__setitem__(0, "x"), "value[0]"),
+        (lambda d: d.__setitem__("kind", "pickle"), "kind is 'pickle'"),
+        (lambda d: d.__setitem__("threshold", 2.0), "not a probability"),
+        (lambda d: d["inputs"][0].__setitem__("kind", "code"), "inputs[0].kind"),
+    ],
+)
+def test_a_malformed_model_document_is_refused_with_its_path(
+    churn_frame: pd.DataFrame, edit: Any, expected: str
+) -> None:
+    _, scoring = _model("random_forest", churn_frame)
+    doc = copy.deepcopy(model_to_dict(scoring))
+    edit(doc)
+    with pytest.raises(ModelFormatError) as caught:
+        model_from_dict(doc)
+    assert expected in str(caught.value)
