@@ -13,11 +13,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from rules_store.bundle import Bundle
+from rules_store.catalog import PRODUCTS_HELD_FIELD
 from rules_store.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
 from rules_store.contact import ContactPolicy, pick_offer
 from rules_store.holdings import CustomerState, record_alert
 from rules_store.offers import OfferIndex
 from rules_store.rules import Offer, format_itemset
+from rules_store.scoring import FeatureError
 
 ActiveBundleView = tuple[str, Bundle, OfferIndex]  # (version, bundle, its offer index)
 
@@ -70,19 +72,61 @@ def cross_sell_alert(
 
 
 def churn_alert(
-    context: AlertContext, *, figures: ChurnFigures, threshold: float
+    context: AlertContext,
+    *,
+    figures: ChurnFigures,
+    threshold: float,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One alert per customer per month: its id is the customer and the month only."""
+    """One alert per customer per month: its id is the customer and the month only.
+    `model` is the churn model's opinion (`churn_model_opinion`), when the bundle has one."""
     month = figures.day[:7]
-    return context.fields(alert_id("churn", context.customer_id, month), "churn") | {
+    explanation = (
+        f"average daily financial assets {figures.month_avg:,.2f} over {figures.days_counted}"
+        f" days of {month} fell {figures.drop:.1%} against {figures.baseline_avg:,.2f},"
+        f" the average of {', '.join(sorted(figures.baseline_months))}"
+    )
+    alert = context.fields(alert_id("churn", context.customer_id, month), "churn") | {
         "month": month,
         "threshold": threshold,
         "figures": figures.to_dict(),
-        "explanation": (
-            f"average daily financial assets {figures.month_avg:,.2f} over {figures.days_counted}"
-            f" days of {month} fell {figures.drop:.1%} against {figures.baseline_avg:,.2f},"
-            f" the average of {', '.join(sorted(figures.baseline_months))}"
-        ),
+    }
+    if model is not None:
+        alert["model"] = model
+        if model["probability"] is not None:
+            explanation += (
+                f"; the churn model gives {model['probability']:.1%}"
+                f" (threshold {model['threshold']:.1%})"
+            )
+    return alert | {"explanation": explanation}
+
+
+def churn_model_opinion(state: CustomerState, bundle: Bundle) -> dict[str, Any] | None:
+    """The bundle's churn model on this customer, or None when it has none.
+
+    The stream knows the products held now; every other input comes from the last
+    snapshot row that carried the corporate fields, and the alert says so. A customer
+    whose snapshot lacked them gets no probability, with the reason.
+    """
+    model = bundle.churn_model
+    if model is None:
+        return None
+    inputs = {**state.corporate, PRODUCTS_HELD_FIELD: float(state.held.bit_count())}
+    names = model.feature_names
+    opinion: dict[str, Any] = {
+        "kind": model.kind,
+        "threshold": model.threshold,
+        "from_stream": [n for n in names if n == PRODUCTS_HELD_FIELD],
+        "from_snapshot": [n for n in names if n != PRODUCTS_HELD_FIELD],
+        "snapshot_as_of": state.corporate_as_of,
+    }
+    try:
+        probability = model.probability(inputs)
+    except FeatureError as exc:
+        return opinion | {"probability": None, "predicted": None, "reason": str(exc)}
+    return opinion | {
+        "probability": round(probability, 4),
+        "predicted": probability >= model.threshold,
     }
 
 
@@ -170,7 +214,8 @@ def churned(
     threshold: float,
 ) -> Outgoing:
     context = _context(state, event_id=event_id, ts=ts, active=active)
-    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold))
+    model = churn_model_opinion(state, active[1]) if active else None
+    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold, model=model))
 
 
 def after_event(

@@ -28,6 +28,22 @@ PRODUCTS: tuple[str, ...] = tuple(PRODUCT_BALANCES)
 # What the customer owns with the bank, for the churn measure (金融资产): every product but
 # the liabilities (loans and card instalments).
 FINANCIAL_ASSETS: tuple[str, ...] = tuple(p for p in PRODUCTS if p != "贷款和信用卡")
+
+# Seed 001's corporate churn file without its id, dates and labels: the churn model's
+# inputs. A snapshot row may carry them; the stream keeps them for the model's probability.
+CORPORATE_FIELDS: tuple[str, ...] = (
+    "行业",
+    "成立年限",
+    "注册资本",
+    "员工人数",
+    "存款月日均",
+    "贷款余额",
+    "产品持有数",
+    "近一年交易天数",
+)
+CORPORATE_TEXT_FIELDS = frozenset({"行业"})
+# The one input the stream knows better than the snapshot: the catalog products held now.
+PRODUCTS_HELD_FIELD = "产品持有数"
 BALANCE_COLUMNS: tuple[str, ...] = (
     "存款余额",
     "保险余额",

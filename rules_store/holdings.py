@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCT_BIT, PRODUCTS
+from rules_store.catalog import (
+    CORPORATE_FIELDS,
+    CORPORATE_TEXT_FIELDS,
+    PRODUCT_BALANCES,
+    PRODUCT_BIT,
+    PRODUCTS,
+)
 from rules_store.churn import (
     DEFAULT_CHURN,
     AssetHistory,
@@ -40,6 +46,10 @@ class CustomerState:
     alert_day: str | None = None  # event-time day of `alerts_on_day`
     alerts_on_day: int = 0
     assets: AssetHistory = field(default_factory=AssetHistory)  # for the churn test
+    # Corporate fields of the last snapshot row that carried any (the churn model's
+    # inputs), and that row's `as_of`.
+    corporate: Mapping[str, float | str] = field(default_factory=dict)
+    corporate_as_of: str | None = None
 
     @property
     def churn_risk(self) -> ChurnFigures | None:
@@ -66,6 +76,8 @@ class CustomerState:
             "alert_day": self.alert_day,
             "alerts_on_day": self.alerts_on_day,
             "assets": self.assets.to_dict(),
+            "corporate": dict(self.corporate),
+            "corporate_as_of": self.corporate_as_of,
         }
 
     @classmethod
@@ -80,6 +92,8 @@ class CustomerState:
             alert_day=raw.get("alert_day"),
             alerts_on_day=int(raw.get("alerts_on_day", 0)),
             assets=AssetHistory.from_dict(raw.get("assets") or {}),
+            corporate=dict(raw.get("corporate") or {}),
+            corporate_as_of=raw.get("corporate_as_of"),
         )
 
 
@@ -140,9 +154,11 @@ def apply_snapshot(
 
     A product's balance is the sum of its balance columns, so it is held exactly when the
     batch's `holdings_from_balances` says it is (balances are not negative). The row may
-    carry balance history for the churn test: `as_of` and `months` (see churn.py).
+    carry balance history for the churn test: `as_of` and `months` (see churn.py), and
+    the corporate fields the churn model reads (`CORPORATE_FIELDS`).
     """
     as_of, months = snapshot_history(record)
+    corporate = corporate_fields(record)
     balances = {}
     for product, columns in PRODUCT_BALANCES.items():
         total = 0.0
@@ -157,7 +173,29 @@ def apply_snapshot(
     if profiled is None:
         return None
     assets = with_snapshot(profiled.assets, financial_assets(balances), as_of=as_of, months=months)
+    if corporate:
+        profiled = replace(profiled, corporate=corporate, corporate_as_of=as_of)
     return replace(profiled, balances=balances, assets=assets)
+
+
+def corporate_fields(record: Mapping[str, Any]) -> dict[str, float | str]:
+    """The corporate fields a snapshot row carries (blank ones left out), checked."""
+    kept: dict[str, float | str] = {}
+    for name in CORPORATE_FIELDS:
+        value = record.get(name)
+        if value is None or value == "":
+            continue
+        if name in CORPORATE_TEXT_FIELDS:
+            if not isinstance(value, str):
+                msg = f"snapshot field {name!r} must be text, got {value!r}"
+                raise InvalidEventError(msg)
+            kept[name] = value.strip()
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            msg = f"snapshot field {name!r} must be a number, got {value!r}"
+            raise InvalidEventError(msg)
+        else:
+            kept[name] = float(value)
+    return kept
 
 
 def record_alert(state: CustomerState, *, product: str, ts: datetime) -> CustomerState:

@@ -18,15 +18,12 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from rules_store.errors import XsellError
-
-if TYPE_CHECKING:
-    from rules_store.bundle import Bundle
 
 FloatArray = npt.NDArray[np.float64]
 EstimatorKind = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
@@ -257,16 +254,3 @@ class ScoringModel:
             msg = f"expected rows with {len(self.columns)} encoded columns, got shape {rows.shape}"
             raise FeatureError(msg)
         return self.estimator.predict(rows)
-
-
-def churn_features(bundle: Bundle) -> tuple[str, ...]:
-    """The raw fields the bundle's churn model reads (empty when it has none)."""
-    model = bundle.churn_model
-    return model.feature_names if model is not None else ()
-
-
-def churn_probability(bundle: Bundle, record: Mapping[str, Any]) -> float | None:
-    """The churn model's probability for one customer, or None when the bundle has no
-    churn model. Raises FeatureError naming the fields that are missing or malformed."""
-    model = bundle.churn_model
-    return None if model is None else model.probability(record)

@@ -94,10 +94,14 @@ class History:
 
 
 def snapshot_lines(
-    frame: pd.DataFrame, id_column: str, history: History | None = None
+    frame: pd.DataFrame,
+    id_column: str,
+    history: History | None = None,
+    corporate: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[bytes], int]:
     """One JSON line per complete snapshot row (the bank's field names, plus `as_of` and
-    `months` when a history is given), and how many rows were left out for empty fields."""
+    `months` when a history is given, and the customer's corporate fields when given),
+    and how many rows were left out for empty fields."""
     complete = frame.notna().all(axis=1)
     lines = []
     for record in frame[complete].to_dict("records"):
@@ -106,6 +110,8 @@ def snapshot_lines(
             row["as_of"] = history.as_of.isoformat()
             if months := history.months.get(str(row[id_column])):
                 row["months"] = dict(months)
+        if corporate is not None and (fields := corporate.get(str(row[id_column]))):
+            row |= {k: _plain(v) for k, v in fields.items()}
         lines.append(json.dumps(row, ensure_ascii=False).encode())
     return lines, int((~complete).sum())
 

@@ -16,6 +16,7 @@ from rules_store.schema import RETAIL_SCHEMA, load_schema
 from rules_store.settings import Settings
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
+from training.corporate_data import load_churn
 from training.loading import read_months_table, read_snapshot
 from xsell.click_types import DATE
 from xsell.console import err, out
@@ -54,6 +55,13 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     "last day of the table's latest month.",
 )
 @click.option(
+    "--corporate",
+    "corporate_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Corporate churn file (seed 001's columns; label columns optional): its fields "
+    "join the rows by 客户编号, so churn alerts can carry the churn model's probability.",
+)
+@click.option(
     "--wait",
     "wait_s",
     type=click.FloatRange(min=0, min_open=True),
@@ -68,6 +76,7 @@ def load_snapshot_cmd(
     encoding: str | None,
     months_path: Path | None,
     as_of: date | None,
+    corporate_path: Path | None,
     wait_s: float | None,
 ) -> None:
     """Publish a retail snapshot (.del/.csv/.parquet) as the workers' initial holdings.
@@ -84,7 +93,11 @@ def load_snapshot_cmd(
     elif as_of is not None:
         history = History(as_of, {})
     frame = read_snapshot(path, schema, encoding=encoding)
-    lines, incomplete = snapshot_lines(frame, schema.id_column, history)
+    corporate = None
+    if corporate_path is not None:
+        data = load_churn(corporate_path, encoding=encoding, unknown="code", need_labels=False)
+        corporate = dict(zip(data.ids, data.features.to_dict("records"), strict=True))
+    lines, incomplete = snapshot_lines(frame, schema.id_column, history, corporate)
     producer, names = _producer(settings)
     sent = send_lines(
         producer,
@@ -104,6 +117,9 @@ def load_snapshot_cmd(
             f"{len(set(history.months) & known):,} customers"
             + (f" ({unmatched:,} in the table are not in the snapshot)" if unmatched else "")
         )
+    if corporate is not None:
+        joined = len(set(corporate) & set(frame[schema.id_column].astype(str)))
+        out.print(f"corporate fields for {joined:,} customers ({len(corporate):,} in the file)")
     if wait_s is not None:
         _wait_until_read(settings, names.holdings_snapshot, sent, wait_s)
 

@@ -1,8 +1,9 @@
 """Churn alerts through a running worker, from the commands a bank's engineer would type.
 
-A snapshot with its months table, a week of generated events with planted drainers, a
-reversal and two late events: exactly the drainers are flagged, the reversal is not,
-the event past the grace period is dead-lettered with the reason.
+A snapshot with its months table and corporate fields, a bundle with a churn model, a
+week of generated events with planted drainers, a reversal and two late events: exactly
+the drainers are flagged (each alert with the churn model's probability), the reversal
+is not, the event past the grace period is dead-lettered with the reason.
 """
 
 from __future__ import annotations
@@ -51,15 +52,30 @@ def test_exactly_the_planted_drainers_are_flagged_and_late_events_are_handled(
     monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
     monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
     snapshot, events = tmp_path / "customers.del", tmp_path / "events.jsonl"
+    corporate = tmp_path / "corporate.csv"
     for args in (
         ["generate", "retail", "-n", "800", "--out", str(snapshot), "--seed", "6"],
-        ["train", "retail", str(snapshot), "--out", str(tmp_path / "run"), "--segments", "3",
-         "--publish", "--activate"],
+        ["train", "retail", str(snapshot), "--out", str(tmp_path / "run"), "--segments", "3"],
         ["generate", "events", "--snapshot", str(snapshot), "--days", "7", "--drainers", "6",
          "--out", str(events)],
+        ["generate", "corporate", "-n", "800", "--out", str(corporate), "--dirty-share", "0"],
     ):  # fmt: skip
         code, output = run_cli(args, capsys)
         assert code == 0, output
+    # The same customers, as the corporate file knows them.
+    rows = pd.read_csv(snapshot, header=None, dtype={0: str})
+    firms = pd.read_csv(corporate, dtype={"客户编号": str})
+    firms["客户编号"] = rows[0].to_numpy()
+    firms.to_csv(corporate, index=False)
+    for args in (
+        ["train", "churn", str(corporate), "--out", str(tmp_path / "churn-run"), "--folds", "3",
+         "--trees", "20", "--iterations", "30"],
+        ["publish", str(tmp_path / "run"), "--churn-model", str(tmp_path / "churn-run"),
+         "--activate"],
+    ):  # fmt: skip
+        code, output = run_cli(args, capsys)
+        assert code == 0, output
+    threshold = json.loads((tmp_path / "churn-run" / "model.json").read_text())["threshold"]
     manifest = json.loads(events.with_name("events.jsonl.manifest.json").read_text())
     drainers = manifest["churn_expected"]
     assert len(drainers) == 6
@@ -68,7 +84,6 @@ def test_exactly_the_planted_drainers_are_flagged_and_late_events_are_handled(
     # An ordinary customer's mistaken withdrawal of all their deposits, reversed the same
     # day; then, once the stream is on Nov 7: a late deposit dated Nov 5 (within the grace
     # period) and one dated Nov 2 (past it).
-    rows = pd.read_csv(snapshot, header=None, dtype={0: str})
     deposits = dict(zip(rows[0], rows[29], strict=True))  # 客户编号, 存款余额
     ordinary = next(c for c, d in deposits.items() if c not in drainers and d > 50_000)
     lines = events.read_text(encoding="utf-8").splitlines()
@@ -91,10 +106,13 @@ def test_exactly_the_planted_drainers_are_flagged_and_late_events_are_handled(
     endpoints = resolve_endpoints(settings)
     try:
         code, output = run_cli(
-            ["load-snapshot", str(snapshot), "--months", str(months_file), "--wait", "120"], capsys
-        )
+            ["load-snapshot", str(snapshot), "--months", str(months_file),
+             "--corporate", str(corporate), "--wait", "120"],
+            capsys,
+        )  # fmt: skip
         assert code == 0, output
         assert "balances as of 2026-10-31" in output
+        assert "corporate fields for 800 customers" in output
         code, output = run_cli(["replay", str(events), "--rate", "2000"], capsys)
         assert code == 0, output
         dead = read_json(settings, endpoints, f"{prefix}.dead_letters", want=1)
@@ -118,6 +136,14 @@ def test_exactly_the_planted_drainers_are_flagged_and_late_events_are_handled(
         assert alert["segment"] in (0, 1, 2)
         assert alert["bundle_version"]
         assert alert["event_id"] == f"day-closed:{figures['day']}"
+        model = alert["model"]
+        assert 0.0 <= model["probability"] <= 1.0
+        if abs(model["probability"] - threshold) > 1e-4:  # shown rounded to 4 places
+            assert model["predicted"] == (model["probability"] >= threshold)
+        assert model["threshold"] == threshold
+        assert model["snapshot_as_of"] == "2026-10-31"
+        assert model["from_stream"] == ["产品持有数"]
+        assert "近一年交易天数" in model["from_snapshot"]
     assert len({a["alert_id"] for a in churn}) == len(drainers)
     too_late = [d for d in dead if b"late-too-old" in json.dumps(d).encode()]
     assert len(too_late) == 1, dead

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -10,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules_store.alerts import after_day_close, after_event
+from rules_store.alerts import ActiveBundleView, after_day_close, after_event
+from rules_store.catalog import CORPORATE_FIELDS
 from rules_store.churn import (
     AssetHistory,
     ChurnPolicy,
@@ -25,7 +27,9 @@ from rules_store.events import InvalidEventError, Transaction
 from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.offers import OfferIndex
 from rules_store.schema import RETAIL_SCHEMA
+from rules_store.scoring import LogisticModel, ScoringModel, encoded_columns
 from tests.unit.test_contact_policy import _two_segment_bundle
+from training.corporate_data import CHURN, feature_inputs
 
 POLICY = ChurnPolicy(threshold=0.5, grace_days=3)
 # Three months at 10,000 a day on average: the baseline.
@@ -297,3 +301,85 @@ def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
         return raised
 
     assert run(lazy=True) == run(lazy=False)
+
+
+CORPORATE_ROW = {
+    "行业": "制造业",
+    "成立年限": 8,
+    "注册资本": 5_000_000,
+    "员工人数": 40,
+    "存款月日均": 900_000.5,
+    "贷款余额": 0,
+    "产品持有数": 6,  # the stream's own count replaces it
+    "近一年交易天数": 120,
+}
+
+
+def _churn_model(threshold: float) -> ScoringModel:
+    """p = sigmoid(0.5 * products held - 1): nothing else counts."""
+    inputs = feature_inputs(CHURN)
+    columns = encoded_columns(inputs)
+    n = len(columns)
+    coef = tuple(0.5 if c == "产品持有数" else 0.0 for c in columns)
+    estimator = LogisticModel((0.0,) * n, (1.0,) * n, coef, -1.0)
+    return ScoringModel("churn", "test", "logistic_regression", inputs, estimator, threshold, "t")
+
+
+def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_stream() -> None:
+    from training.generate import generate_retail
+
+    bundle = _two_segment_bundle()
+    with_model = replace(bundle, churn_model=_churn_model(0.3))
+    row = generate_retail(1, seed=3, dirty_share=0.0).to_dict("records")[0]
+    row |= {"as_of": "2026-10-31", "months": MONTHS, **CORPORATE_ROW}
+    loaded = apply_snapshot(
+        CustomerState(row["客户编号"]), row, RETAIL_SCHEMA, unknown="stop", source="s:0", offset=0
+    )
+    assert loaded is not None
+    assert loaded.corporate == {k: v if k == "行业" else float(v) for k, v in CORPORATE_ROW.items()}
+    assert loaded.corporate_as_of == "2026-10-31"
+    drained = loaded
+    for product, balance in loaded.balances.items():
+        if product != "贷款和信用卡" and balance:
+            drained = _apply(drained, replace(_tx(1, "debit", balance), product=product))
+    held = drained.held.bit_count()
+
+    def churn_alert_with(active: ActiveBundleView | None, state: CustomerState) -> dict:
+        stored, alerts = after_day_close(
+            state, datetime.fromisoformat("2026-11-02T08:00:00+08:00"), active=active, churn=POLICY
+        )
+        assert stored is not None
+        assert [kind for kind, _ in alerts] == ["churn"]
+        return json.loads(alerts[0][1])
+
+    alert = churn_alert_with(("v2", with_model, OfferIndex(with_model)), drained)
+    expected = 1 / (1 + math.exp(-(0.5 * held - 1.0)))
+    assert alert["model"] == {
+        "kind": "logistic_regression",
+        "threshold": 0.3,
+        "from_stream": ["产品持有数"],
+        "from_snapshot": [n for n in CORPORATE_ROW if n != "产品持有数"],
+        "snapshot_as_of": "2026-10-31",
+        "probability": round(expected, 4),
+        "predicted": expected >= 0.3,
+    }
+    assert f"the churn model gives {expected:.1%}" in alert["explanation"]
+    # Without corporate fields: no probability, and why; without a model: no "model" at all.
+    bare = replace(drained, corporate={}, corporate_as_of=None)
+    missing = churn_alert_with(("v2", with_model, OfferIndex(with_model)), bare)["model"]
+    assert missing["probability"] is None
+    assert "行业" in missing["reason"]
+    assert "model" not in churn_alert_with(("v1", bundle, OfferIndex(bundle)), drained)
+    with pytest.raises(InvalidEventError, match="'员工人数' must be a number"):
+        apply_snapshot(
+            CustomerState("c"),
+            row | {"员工人数": "forty"},
+            RETAIL_SCHEMA,
+            unknown="stop",
+            source="s:0",
+            offset=1,
+        )
+
+
+def test_the_stream_keeps_every_input_of_the_trained_churn_model() -> None:
+    assert tuple(s.name for s in feature_inputs(CHURN)) == CORPORATE_FIELDS

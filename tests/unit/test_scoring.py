@@ -23,8 +23,6 @@ from rules_store.scoring import (
     EstimatorKind,
     FeatureError,
     ScoringModel,
-    churn_features,
-    churn_probability,
 )
 from training.corporate_data import CHURN, encode_features, feature_inputs, prepare
 from training.corporate_generate import generate_churn
@@ -96,24 +94,24 @@ def test_exported_model_equals_sklearn_predict_proba_batch_and_per_record_and_af
     assert again.probability(_records(churn_frame, 1)[0]) == pytest.approx(expected[0], abs=1e-9)
 
 
-def test_a_bundle_carries_the_churn_model_through_json_and_the_stream_function_uses_it(
+def test_a_bundle_carries_the_churn_model_through_json(
     churn_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     path = tmp_path / "r.del"
     write_retail(generate_retail(400, seed=2, dirty_share=0.0), path, "del")
     bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=2)).bundle
     assert "churn_model" not in bundle_to_dict(bundle)  # old bundles keep their bytes
-    assert churn_probability(bundle, {}) is None
-    assert churn_features(bundle) == ()
+    assert bundle.churn_model is None
 
     fitted, scoring = _model("random_forest", churn_frame)
     with_model = replace(bundle, churn_model=scoring)
     loaded = bundle_from_dict(json.loads(json.dumps(bundle_to_dict(with_model))))
     assert loaded == with_model
-    assert churn_features(loaded) == tuple(s.name for s in INPUTS)
+    assert loaded.churn_model is not None
+    assert loaded.churn_model.feature_names == tuple(s.name for s in INPUTS)
     record = _records(churn_frame, 1)[0]
     expected = fitted.predict_proba(encode_features(INPUTS, churn_frame.head(1)))[0, 1]
-    assert churn_probability(loaded, record) == pytest.approx(expected, abs=1e-9)
+    assert loaded.churn_model.probability(record) == pytest.approx(expected, abs=1e-9)
 
     save_model(tmp_path / "run", scoring)
     assert load_model(tmp_path / "run", target="churn") == scoring
