@@ -227,24 +227,6 @@ def snapshot_history(record: Mapping[str, Any]) -> tuple[str | None, dict[str, f
     return as_of, parsed
 
 
-def with_snapshot(
-    history: AssetHistory, total: float, *, as_of: str | None, months: Mapping[str, float]
-) -> AssetHistory:
-    """The snapshot's balances (end of day `as_of`) and months table (month -> average)."""
-    merged = {**history.months, **months}
-    if as_of is None:
-        return replace(history, months=merged)
-    return _due_now(
-        replace(
-            history,
-            days={**history.days, as_of: total},
-            months=merged,
-            since=min(filter(None, (history.since, as_of))),
-            latest=max(filter(None, (history.latest, as_of))),
-        )
-    )
-
-
 @dataclass(frozen=True)
 class ChurnPolicy:
     threshold: float = 0.5  # a drop above this share raises an alert
@@ -252,6 +234,35 @@ class ChurnPolicy:
 
 
 DEFAULT_CHURN = ChurnPolicy()
+
+
+def with_snapshot(
+    history: AssetHistory,
+    total: float,
+    *,
+    as_of: str | None,
+    months: Mapping[str, float],
+    policy: ChurnPolicy = DEFAULT_CHURN,
+) -> AssetHistory:
+    """The snapshot's balances (end of day `as_of`) and months table (month -> average)."""
+    merged = {**history.months, **months}
+    if as_of is None:
+        return replace(history, months=merged)
+    return _put_off(
+        _due_now(
+            replace(
+                history,
+                days={**history.days, as_of: total},
+                months=merged,
+                since=min(filter(None, (history.since, as_of))),
+                latest=max(filter(None, (history.latest, as_of))),
+            )
+        ),
+        policy.threshold,
+    )
+
+
+PUT_OFF_MONTHS = 2  # months `_put_off` looks ahead: each costs a baseline, per event
 
 
 class TooLateError(InvalidEventError):
@@ -275,27 +286,28 @@ def on_event(history: AssetHistory, day: str, total: float, policy: ChurnPolicy)
 
 
 def _put_off(history: AssetHistory, threshold: float) -> AssetHistory:
-    """`due` after an event, when nothing can happen before the month ends: not flagged,
-    and every total from the first day not judged yet on is above the threshold's floor,
-    so the month-to-date average (at or above the floor when last judged, or new) stays
-    above it until a balance moves again. Most customers are then judged once a month,
-    not on the day after each of their events."""
-    first = history.due  # the first day not judged yet (with_event)
-    if first is None or first.endswith("-01") or history.latest is None:
-        return history
-    month = month_of(first)
-    if month_of(history.latest) != month:
-        return history
-    if history.risk is not None and month_of(history.risk.day) == month:
-        return history  # the flag may clear at a day's close
-    if history.alerted_month != month:
-        baseline = _baseline(history, month)
-        if baseline is not None:
+    """`due` moved past the months in which nothing can happen: with no flag set and every
+    total (the days known, the balance carried between them) above a month's floor, no
+    month-to-date average of that month can fall below it, so it raises no alert until a
+    balance moves again (and then `due` is worked out anew). Looks at the month of the
+    first day not judged yet and the next one, so most customers are judged about every
+    other month instead of the day after each event. In the first month, the average
+    through the last day judged was at or above the floor, or no day was judged yet."""
+    first = history.due
+    if first is None or history.risk is not None:
+        return history  # a flag clears (or its month ends) only at a judged day
+    start = first
+    for _ in range(PUT_OFF_MONTHS):
+        month = month_of(start)
+        end = f"{_next_month(month)}-01"
+        if history.alerted_month != month and (baseline := _baseline(history, month)):
             floor = (1 - threshold) * baseline[0]
-            totals = [v for d, v in history.days.items() if d > first]
-            if min([history.total_on(first) or 0.0, *totals]) < floor:
-                return history
-    return replace(history, due=f"{_next_month(month)}-01")
+            inside = (v for d, v in history.days.items() if start < d < end)
+            totals = [history.total_on(start), *inside]
+            if any(total is None or total < floor for total in totals):
+                break
+        start = end
+    return history if start == first else replace(history, due=start)
 
 
 def is_late(history: AssetHistory, day: str) -> bool:
@@ -433,7 +445,8 @@ def close_days(
         balance = carried.on(first)
         through = (total + balance, count + 1) if balance is not None else (total, count)
         next_due = _due_at_constant(history, first, baseline, *through, balance, policy.threshold)
-    return _fold(replace(history, due=next_due), policy.grace_days), alerts
+    history = _put_off(replace(history, due=next_due), policy.threshold)
+    return _fold(history, policy.grace_days), alerts
 
 
 def _due_now(history: AssetHistory) -> AssetHistory:

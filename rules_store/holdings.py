@@ -149,6 +149,7 @@ def apply_snapshot(
     unknown: str,
     source: str,
     offset: int,
+    churn: ChurnPolicy = DEFAULT_CHURN,
 ) -> CustomerState | None:
     """A snapshot row (the bank's field names) sets balances and profile; None if a repeat.
 
@@ -172,7 +173,9 @@ def apply_snapshot(
     profiled = apply_profile(state, record, schema, unknown=unknown, source=source, offset=offset)
     if profiled is None:
         return None
-    assets = with_snapshot(profiled.assets, financial_assets(balances), as_of=as_of, months=months)
+    assets = with_snapshot(
+        profiled.assets, financial_assets(balances), as_of=as_of, months=months, policy=churn
+    )
     if corporate:
         profiled = replace(profiled, corporate=corporate, corporate_as_of=as_of)
     return replace(profiled, balances=balances, assets=assets)

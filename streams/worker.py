@@ -313,6 +313,7 @@ def build_worker(
                 unknown=bundle.unknown_policy,
                 source=source,
                 offset=message.offset,
+                churn=churn,
             )
         except InvalidEventError as exc:
             reject(outbox, event, str(exc))

@@ -29,7 +29,6 @@ have no row in file 2.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +36,6 @@ import pandas as pd
 
 from rules_store.schema import ID_COLUMN
 from training.corporate_data import CHURN_SCHEMA, INDUSTRIES, POTENTIAL_SCHEMA, RELATED_SCHEMA
-from training.loading import FileFormat
 
 AS_OF = date(2026, 10, 31)
 CHURN_PRONE = ("批发和零售业", "住宿和餐饮业")
@@ -185,30 +183,6 @@ def _addresses(rng: np.random.Generator, ids: npt.NDArray[np.str_]) -> pd.DataFr
             "注册地址": [street(p) for p in registered],
             "经营地址": [street(p) for p in operating],
         }
-    )
-
-
-def write_corporate(
-    frame: pd.DataFrame,
-    columns: tuple[str, ...],
-    path: Path,
-    fmt: FileFormat,
-    *,
-    encoding: str = "utf-8",
-) -> None:
-    """The bank's formats: `.del` has no header and quotes strings, CSV has a header."""
-    data = frame[list(columns)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        data.to_parquet(path, index=False)
-        return
-    data.to_csv(
-        path,
-        index=False,
-        header=fmt == "csv",
-        quoting=2 if fmt == "del" else 0,  # csv.QUOTE_NONNUMERIC for DB2 exports
-        encoding=encoding,
-        lineterminator="\n",
     )
 
 

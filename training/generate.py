@@ -230,8 +230,21 @@ def generate_retail(n: int, *, seed: int = 7, dirty_share: float = DIRTY_SHARE) 
 def write_retail(
     frame: pd.DataFrame, path: Path, fmt: FileFormat, *, encoding: str = "utf-8"
 ) -> None:
-    """Write in the bank's formats: `.del` has no header and quotes strings, CSV has a header."""
-    data = frame[list(RETAIL_SCHEMA.columns)]
+    """Write in the bank's formats (`write_table`)."""
+    write_table(frame, RETAIL_SCHEMA.columns, path, fmt, encoding=encoding)
+
+
+def write_table(
+    frame: pd.DataFrame,
+    columns: tuple[str, ...],
+    path: Path,
+    fmt: FileFormat,
+    *,
+    encoding: str = "utf-8",
+) -> None:
+    """`columns` of `frame` in the bank's formats: `.del` has no header and quotes
+    strings, CSV has a header."""
+    data = frame[list(columns)]
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         data.to_parquet(path, index=False)

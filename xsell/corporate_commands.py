@@ -29,9 +29,10 @@ from training.corporate_data import (
     load_churn,
     load_potential,
 )
-from training.corporate_generate import generate_churn, generate_potential, write_corporate
+from training.corporate_generate import generate_churn, generate_potential
 from training.corporate_report import write_corporate_report
 from training.encoding import UnknownPolicy
+from training.generate import write_table
 from training.loading import file_format
 from training.model_selection import Scores, SelectionParams
 from training.outputs import write_csv
@@ -114,7 +115,7 @@ def generate_corporate_cmd(
         with stages.stage(f"generate {customers:,} corporate customers"):
             frame = generate_churn(customers, seed=seed, dirty_share=dirty_share)
         with stages.stage(f"write {out_path}"):
-            write_corporate(frame, CHURN_SCHEMA.columns, out_path, fmt, encoding=encoding)
+            write_table(frame, CHURN_SCHEMA.columns, out_path, fmt, encoding=encoding)
     _say(
         f"wrote {len(frame):,} customers to {out_path} ({fmt}, {encoding}); "
         f"{int(frame['planted_churn'].sum()):,} churn"
@@ -142,10 +143,10 @@ def generate_potential_cmd(
         with stages.stage(f"generate {customers:,} corporate customers"):
             frame, addresses = generate_potential(customers, seed=seed, dirty_share=dirty_share)
         with stages.stage(f"write {out_path} and {related_path}"):
-            write_corporate(
+            write_table(
                 frame, POTENTIAL_SCHEMA.columns, out_path, file_format(out_path), encoding=encoding
             )
-            write_corporate(
+            write_table(
                 addresses,
                 RELATED_SCHEMA.columns,
                 related_path,

@@ -36,9 +36,13 @@ POLICY = ChurnPolicy(threshold=0.5, grace_days=3)
 MONTHS = {"2026-08": 9_000.0, "2026-09": 10_000.0, "2026-10": 11_000.0}
 
 
-def _start(balance: float = 10_000.0, months: dict[str, float] = MONTHS) -> CustomerState:
+def _start(
+    balance: float = 10_000.0, months: dict[str, float] = MONTHS, policy: ChurnPolicy = POLICY
+) -> CustomerState:
     """A customer loaded from a snapshot as of Oct 31, with its months table."""
-    assets = with_snapshot(AssetHistory(), balance, as_of="2026-10-31", months=months)
+    assets = with_snapshot(
+        AssetHistory(), balance, as_of="2026-10-31", months=months, policy=policy
+    )
     return CustomerState("c", balances={"存款": balance}, assets=assets)
 
 
@@ -272,7 +276,7 @@ def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
         by_day.setdefault(day, []).append((kind, amount))
 
     def run(lazy: bool) -> list[dict]:
-        state, raised = _start(), []
+        state, raised = _start(policy=policy), []
         clocks = PartitionClocks()
         clocks.track(0, state)
         clocks.advance(0, "2026-10-31")
@@ -383,3 +387,26 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
 
 def test_the_stream_keeps_every_input_of_the_trained_churn_model() -> None:
     assert tuple(s.name for s in feature_inputs(CHURN)) == CORPORATE_FIELDS
+
+
+@pytest.mark.parametrize(("daily_credit", "most"), [(None, 1), (10.0, 2)])
+def test_a_customer_far_above_the_floor_is_judged_about_every_other_month(
+    daily_credit: float | None, most: int
+) -> None:
+    """90 days from a snapshot, silent or with a small credit every day: the days when
+    the partition's clock hands the customer over for judging."""
+    state, clocks, judged_on = _start(), PartitionClocks(), []
+    clocks.track(0, state)
+    clocks.advance(0, "2026-10-31")
+    first = datetime.fromisoformat("2026-11-01T10:00:00+08:00")
+    for day in range(90):
+        at = first + timedelta(days=day)
+        for closed, _ in clocks.close_days(
+            0, at, {"c": state}.__getitem__, active=None, churn=POLICY
+        ):
+            state = closed
+            judged_on.append(at.date().isoformat())
+        if daily_credit is not None:
+            state = _apply(state, replace(_tx(1, "credit", daily_credit), ts=at))
+            clocks.track(0, state)
+    assert 1 <= len(judged_on) <= most, judged_on

@@ -23,7 +23,8 @@ from training.corporate_data import (
     load_churn,
     load_potential,
 )
-from training.corporate_generate import generate_churn, generate_potential, write_corporate
+from training.corporate_generate import generate_churn, generate_potential
+from training.generate import write_table
 from training.model_selection import SelectionParams, TrainingDataError, select_model
 
 FAST = SelectionParams(folds=3, forest_trees=25, boosting_iterations=40, repeats=2)
@@ -32,7 +33,7 @@ FAST = SelectionParams(folds=3, forest_trees=25, boosting_iterations=40, repeats
 @pytest.fixture(scope="module")
 def churn_data(tmp_path_factory: pytest.TempPathFactory) -> CorporateData:
     path = tmp_path_factory.mktemp("corporate") / "churn.del"
-    write_corporate(generate_churn(2_500, seed=11), CHURN_SCHEMA.columns, path, "del")
+    write_table(generate_churn(2_500, seed=11), CHURN_SCHEMA.columns, path, "del")
     return load_churn(path)
 
 
@@ -40,8 +41,8 @@ def churn_data(tmp_path_factory: pytest.TempPathFactory) -> CorporateData:
 def potential_data(tmp_path_factory: pytest.TempPathFactory) -> CorporateData:
     folder = tmp_path_factory.mktemp("potential")
     frame, related = generate_potential(2_500, seed=12)
-    write_corporate(frame, POTENTIAL_SCHEMA.columns, folder / "p.csv", "csv")
-    write_corporate(related, RELATED_SCHEMA.columns, folder / "r.csv", "csv")
+    write_table(frame, POTENTIAL_SCHEMA.columns, folder / "p.csv", "csv")
+    write_table(related, RELATED_SCHEMA.columns, folder / "r.csv", "csv")
     return load_potential(folder / "p.csv", folder / "r.csv")
 
 
