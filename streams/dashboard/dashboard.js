@@ -106,7 +106,7 @@ let pending = false;
 function scheduleRender() {
   if (pending) return;
   pending = true;
-  requestAnimationFrame(() => { pending = false; renderCounts(); });
+  requestAnimationFrame(() => { pending = false; renderCounts(); renderChart(); });
 }
 
 function renderCounts() {
@@ -154,7 +154,7 @@ function renderChart() {
   ctx.fillText("now", width - 28 * ratio, height - 6 * ratio);
   const x = (i) => pad + (i + 0.5) * (width - pad) / BUCKETS;
   const y = (v) => height - pad - v / max * (height - 2 * pad);
-  for (const t of TYPES) {
+  for (const t of [...TYPES].reverse()) { // cross-sell, the busiest, drawn last: on top
     ctx.strokeStyle = COLORS[t];
     ctx.lineWidth = 2 * ratio;
     ctx.beginPath();
