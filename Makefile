@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KCAT   := $(BIN)/kcat
+CHROMIUM_STAMP := $(VENV)/.chromium
 
 
 .PHONY: demo test test-stream lint typecheck bench up doctor compose-check clean
@@ -18,16 +19,21 @@ $(STAMP): pyproject.toml
 $(KCAT): $(STAMP) tools/install-kcat.sh
 	tools/install-kcat.sh $(VENV)
 
+# Debian's chromium and chromedriver, for the dashboard's browser test (see the script).
+$(CHROMIUM_STAMP): $(STAMP) tools/install-chromium.sh
+	tools/install-chromium.sh
+	touch $(CHROMIUM_STAMP)
+
 ## demo: the whole engine once on its own embedded broker and Redis (xsell demo), then exit
 demo: $(STAMP)
 	$(BIN)/xsell demo
 
 ## test: lint, type-check, import contracts, then unit + integration tests
-test: $(STAMP) $(KCAT) lint typecheck
+test: $(STAMP) $(KCAT) $(CHROMIUM_STAMP) lint typecheck
 	$(BIN)/pytest
 
 ## test-stream: only the stream worker's integration tests
-test-stream: $(STAMP) $(KCAT)
+test-stream: $(STAMP) $(KCAT) $(CHROMIUM_STAMP)
 	$(BIN)/pytest -m stream
 
 lint: $(STAMP)

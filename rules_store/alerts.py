@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -101,24 +102,27 @@ def churn_alert(
     return alert | {"explanation": explanation}
 
 
-def churn_model_opinion(state: CustomerState, bundle: Bundle) -> dict[str, Any] | None:
-    """The bundle's churn model on this customer, or None when it has none.
+def churn_model_opinion(
+    bundle: Bundle, corporate: Mapping[str, float | str], *, held: int, as_of: str | None
+) -> dict[str, Any] | None:
+    """The bundle's churn model on a customer, or None when it has none.
 
-    The stream knows the products held now; every other input comes from the last
-    snapshot row that carried the corporate fields, and the alert says so. A customer
-    whose snapshot lacked them gets no probability, with the reason.
+    The products held (`held`, a catalog bitmask) are known now; every other input comes
+    from `corporate` (in the stream: the last snapshot row that carried the corporate
+    fields, as of `as_of`), and the answer says which came from where. Missing inputs
+    give no probability, with the reason.
     """
     model = bundle.churn_model
     if model is None:
         return None
-    inputs = {**state.corporate, PRODUCTS_HELD_FIELD: float(state.held.bit_count())}
+    inputs = {**corporate, PRODUCTS_HELD_FIELD: float(held.bit_count())}
     names = model.feature_names
     opinion: dict[str, Any] = {
         "kind": model.kind,
         "threshold": model.threshold,
-        "from_stream": [n for n in names if n == PRODUCTS_HELD_FIELD],
-        "from_snapshot": [n for n in names if n != PRODUCTS_HELD_FIELD],
-        "snapshot_as_of": state.corporate_as_of,
+        "from_holdings": [n for n in names if n == PRODUCTS_HELD_FIELD],
+        "from_corporate": [n for n in names if n != PRODUCTS_HELD_FIELD],
+        "corporate_as_of": as_of,
     }
     try:
         probability = model.probability(inputs)
@@ -214,7 +218,13 @@ def churned(
     threshold: float,
 ) -> Outgoing:
     context = _context(state, event_id=event_id, ts=ts, active=active)
-    model = churn_model_opinion(state, active[1]) if active else None
+    model = (
+        churn_model_opinion(
+            active[1], state.corporate, held=state.held, as_of=state.corporate_as_of
+        )
+        if active
+        else None
+    )
     return "churn", _json(churn_alert(context, figures=figures, threshold=threshold, model=model))
 
 

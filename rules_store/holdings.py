@@ -181,8 +181,10 @@ def apply_snapshot(
     return replace(profiled, balances=balances, assets=assets)
 
 
-def corporate_fields(record: Mapping[str, Any]) -> dict[str, float | str]:
-    """The corporate fields a snapshot row carries (blank ones left out), checked."""
+def corporate_fields(
+    record: Mapping[str, Any], *, where: str = "snapshot field"
+) -> dict[str, float | str]:
+    """The corporate fields a record carries (blank ones left out), checked."""
     kept: dict[str, float | str] = {}
     for name in CORPORATE_FIELDS:
         value = record.get(name)
@@ -190,11 +192,11 @@ def corporate_fields(record: Mapping[str, Any]) -> dict[str, float | str]:
             continue
         if name in CORPORATE_TEXT_FIELDS:
             if not isinstance(value, str):
-                msg = f"snapshot field {name!r} must be text, got {value!r}"
+                msg = f"{where} {name!r} must be text, got {value!r}"
                 raise InvalidEventError(msg)
             kept[name] = value.strip()
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            msg = f"snapshot field {name!r} must be a number, got {value!r}"
+            msg = f"{where} {name!r} must be a number, got {value!r}"
             raise InvalidEventError(msg)
         else:
             kept[name] = float(value)

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the REST API and dashboard ask for; unset = no token asked",
+    )
+    api_max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request body the API reads"
+    )
 
     state_dir: Path = Field(default_factory=_default_state_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -56,6 +56,8 @@ def create_app(
         # Faust's table views would serve customers' holdings to anyone who can connect.
         "web_tables_enabled": False,
         "web_graph_enabled": False,
+        # aiohttp refuses larger bodies (413); the API checks the same limit itself first.
+        "web_application_options": {"client_max_size": settings.api_max_body_bytes},
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": settings.producer_linger_ms / 1000,
         "autodiscover": False,

@@ -40,6 +40,7 @@ from rules_store.holdings import (
     apply_snapshot,
     apply_transaction,
 )
+from rules_store.metrics import EngineMetrics
 from rules_store.offers import OfferIndex
 from rules_store.schema import SchemaError, encode_profile
 from rules_store.settings import Endpoints, Settings
@@ -53,6 +54,7 @@ from streams.tansu import (
     install_fetch_wait,
 )
 from streams.topics import TopicNames
+from streams.web_api import register_web
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ def build_worker(
     settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
 ) -> faust.App:
     names = TopicNames(settings.topic_prefix)
+    metrics = EngineMetrics()
     install_faust_fixes()
     if endpoints.embedded_broker:
         install_changelog_fence()
@@ -175,6 +178,7 @@ def build_worker(
             offset=message.offset,
         )
         outbox.send(dead_letters, event.key, record)
+        metrics.count_dead_letter()
 
     def emit(outbox: Outbox, customer: str, alerts: list[Outgoing]) -> None:
         for kind, alert in alerts:
@@ -241,6 +245,7 @@ def build_worker(
             outbox.store(message.partition, stored)
             clocks_now().track(message.partition, stored)
         emit(outbox, customer, alerts)
+        metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=message.timestamp)
 
     def close_days(outbox: Outbox, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
@@ -249,9 +254,11 @@ def build_worker(
         ):
             outbox.store(partition, stored)
             emit(outbox, stored.customer_id, alerts)
+            metrics.count_alerts(kind for kind, _ in alerts)  # a day close: no event to time
 
     async def on_transactions(events: list[faust.EventT[bytes]]) -> None:
         outbox = Outbox()
+        metrics.count_events("transactions", len(events))
         for event in events:
             try:
                 tx = parse_transaction(decode_json(event.value))
@@ -271,6 +278,7 @@ def build_worker(
 
     async def on_profile(event: faust.EventT[bytes]) -> None:
         outbox = Outbox()
+        metrics.count_events("profiles")
         current = active.get()
         try:
             if current is None:
@@ -296,6 +304,7 @@ def build_worker(
 
     async def on_snapshot_row(event: faust.EventT[bytes]) -> None:
         outbox = Outbox()
+        metrics.count_events("snapshot")
         message = event.message
         source = f"{message.topic}:{message.partition}"
         current = active.get()
@@ -346,4 +355,12 @@ def build_worker(
                 await on_snapshot_row(event)
             yield None
 
+    register_web(
+        app,
+        holdings=holdings,
+        active=active,
+        settings=settings,
+        endpoints=endpoints,
+        metrics=metrics,
+    )
     return app

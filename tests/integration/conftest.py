@@ -19,6 +19,8 @@ STREAM_FILES = (
     "test_demo.py",
     "test_kill9.py",
     "test_churn_stream.py",
+    "test_web_api.py",
+    "test_dashboard_browser.py",
 )
 
 

@@ -141,9 +141,9 @@ def test_exactly_the_planted_drainers_are_flagged_and_late_events_are_handled(
         if abs(model["probability"] - threshold) > 1e-4:  # shown rounded to 4 places
             assert model["predicted"] == (model["probability"] >= threshold)
         assert model["threshold"] == threshold
-        assert model["snapshot_as_of"] == "2026-10-31"
-        assert model["from_stream"] == ["产品持有数"]
-        assert "近一年交易天数" in model["from_snapshot"]
+        assert model["corporate_as_of"] == "2026-10-31"
+        assert model["from_holdings"] == ["产品持有数"]
+        assert "近一年交易天数" in model["from_corporate"]
     assert len({a["alert_id"] for a in churn}) == len(drainers)
     too_late = [d for d in dead if b"late-too-old" in json.dumps(d).encode()]
     assert len(too_late) == 1, dead

@@ -361,9 +361,9 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
     assert alert["model"] == {
         "kind": "logistic_regression",
         "threshold": 0.3,
-        "from_stream": ["产品持有数"],
-        "from_snapshot": [n for n in CORPORATE_ROW if n != "产品持有数"],
-        "snapshot_as_of": "2026-10-31",
+        "from_holdings": ["产品持有数"],
+        "from_corporate": [n for n in CORPORATE_ROW if n != "产品持有数"],
+        "corporate_as_of": "2026-10-31",
         "probability": round(expected, 4),
         "predicted": expected >= 0.3,
     }

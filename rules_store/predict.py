@@ -1,0 +1,234 @@
+"""`POST /predict` (seed 000's predict API): a customer's profile and holdings in, the
+segment, offers with their rules and the churn figures out. Validation names the field
+and what was expected; no I/O here, the web view only decodes and encodes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from rules_store.alerts import ActiveBundleView, churn_model_opinion
+from rules_store.catalog import CORPORATE_FIELDS, PRODUCT_BALANCES, PRODUCTS, products_to_mask
+from rules_store.churn import BASELINE_MONTHS
+from rules_store.customer_view import NO_CHURN_MODEL, offers_json
+from rules_store.errors import XsellError
+from rules_store.events import InvalidEventError
+from rules_store.holdings import corporate_fields
+from rules_store.schema import Schema, SchemaError, encode_profile
+
+MAX_TOP_K = len(PRODUCTS)
+MAX_MONTHS = 36
+BALANCE_FIELDS: tuple[str, ...] = tuple(c for cols in PRODUCT_BALANCES.values() for c in cols)
+KNOWN_KEYS = frozenset(
+    {"customer_id", "profile", "holdings", "balances", "asset_months", "corporate", "top_k"}
+)
+
+
+class RequestError(XsellError, ValueError):
+    """A request the API refuses: `field` names where, the message what was expected."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": "invalid_request", "field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    customer_id: str | None
+    profile: Mapping[str, Any]
+    held: int
+    asset_months: Mapping[str, float]
+    top_k: int
+    corporate: Mapping[str, float | str] = field(default_factory=dict)
+
+
+def _holdings(body: Mapping[str, Any]) -> int:
+    if ("holdings" in body) == ("balances" in body):
+        raise RequestError(
+            "holdings",
+            "give exactly one of 'holdings' (a list of product names) or 'balances' "
+            f"(balance column -> number, columns {list(BALANCE_FIELDS)})",
+        )
+    if "holdings" in body:
+        products = body["holdings"]
+        if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
+            raise RequestError("holdings", f"expected a list of product names, got {products!r}")
+        unknown = sorted(set(products) - set(PRODUCTS))
+        if unknown:
+            raise RequestError(
+                "holdings", f"unknown products {unknown}; expected some of {list(PRODUCTS)}"
+            )
+        return products_to_mask(products)
+    balances = body["balances"]
+    if not isinstance(balances, Mapping):
+        raise RequestError(
+            "balances", f"expected an object of balance column -> number, got {balances!r}"
+        )
+    unknown = sorted(set(balances) - set(BALANCE_FIELDS))
+    if unknown:
+        raise RequestError(
+            "balances", f"unknown columns {unknown}; expected some of {list(BALANCE_FIELDS)}"
+        )
+    held = 0
+    for product, columns in PRODUCT_BALANCES.items():
+        for column in columns:
+            value = balances.get(column, 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise RequestError(f"balances.{column}", f"expected a number >= 0, got {value!r}")
+            if value:
+                held |= products_to_mask([product])
+    return held
+
+
+def _asset_months(body: Mapping[str, Any]) -> dict[str, float]:
+    raw = body.get("asset_months", {})
+    if not isinstance(raw, Mapping):
+        raise RequestError(
+            "asset_months",
+            f"expected an object YYYY-MM -> average daily financial assets, got {raw!r}",
+        )
+    if len(raw) > MAX_MONTHS:
+        raise RequestError("asset_months", f"at most {MAX_MONTHS} months, got {len(raw)}")
+    months = {}
+    for month, value in raw.items():
+        if not re.fullmatch(r"\d{4}-\d{2}", str(month)):
+            raise RequestError("asset_months", f"{month!r} is not a month YYYY-MM")
+        try:
+            date.fromisoformat(f"{month}-01")
+        except ValueError:
+            raise RequestError("asset_months", f"{month!r} is not a month YYYY-MM") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise RequestError(f"asset_months.{month}", f"expected a number >= 0, got {value!r}")
+        months[str(month)] = float(value)
+    return months
+
+
+def parse_predict_request(body: object, schema: Schema) -> PredictRequest:
+    """Validate a decoded JSON body against the active bundle's schema.
+
+    >>> from rules_store.schema import RETAIL_SCHEMA
+    >>> parse_predict_request({"holdings": []}, RETAIL_SCHEMA)
+    Traceback (most recent call last):
+    ...
+    rules_store.predict.RequestError: profile: expected an object with the segmentation fields ...
+    """
+    if not isinstance(body, Mapping):
+        raise RequestError("body", f"expected a JSON object, got {type(body).__name__}")
+    extra = sorted(set(body) - KNOWN_KEYS)
+    if extra:
+        raise RequestError(extra[0], f"unknown field; expected some of {sorted(KNOWN_KEYS)}")
+    customer_id = body.get("customer_id")
+    if customer_id is not None and (
+        not isinstance(customer_id, str) or not 0 < len(customer_id) <= 64
+    ):
+        raise RequestError(
+            "customer_id", f"expected a string of 1 to 64 characters, got {customer_id!r}"
+        )
+    fields = [f.name for f in schema.segment_fields]
+    profile = body.get("profile")
+    if not isinstance(profile, Mapping):
+        raise RequestError(
+            "profile", f"expected an object with the segmentation fields {fields}, got {profile!r}"
+        )
+    missing = [name for name in fields if name not in profile]
+    if missing:
+        raise RequestError(f"profile.{missing[0]}", f"missing; every one of {missing} is required")
+    top_k = body.get("top_k", 3)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise RequestError("top_k", f"expected an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+    return PredictRequest(
+        customer_id=customer_id,
+        profile=dict(profile),
+        held=_holdings(body),
+        asset_months=_asset_months(body),
+        top_k=top_k,
+        corporate=_corporate(body),
+    )
+
+
+def _corporate(body: Mapping[str, Any]) -> dict[str, float | str]:
+    raw = body.get("corporate", {})
+    if not isinstance(raw, Mapping):
+        raise RequestError(
+            "corporate", f"expected an object of the churn model's fields, got {raw!r}"
+        )
+    unknown = sorted(set(raw) - set(CORPORATE_FIELDS))
+    if unknown:
+        raise RequestError(
+            "corporate", f"unknown fields {unknown}; expected some of {list(CORPORATE_FIELDS)}"
+        )
+    try:
+        return corporate_fields(raw, where="corporate field")
+    except InvalidEventError as exc:
+        raise RequestError("corporate", str(exc)) from exc
+
+
+def _encode(schema: Schema, profile: Mapping[str, Any], unknown: str) -> tuple[float, ...]:
+    try:
+        return encode_profile(schema, profile, unknown=unknown)
+    except SchemaError as exc:
+        found = re.match(r"field '([^']+)'", str(exc))
+        raise RequestError(f"profile.{found[1]}" if found else "profile", str(exc)) from exc
+
+
+def churn_figures(months: Mapping[str, float], threshold: float) -> dict[str, Any] | None:
+    """Seed 001's test on monthly averages: the latest month against the three before it.
+
+    >>> churn_figures({"2026-08": 100, "2026-09": 100, "2026-10": 100, "2026-11": 40}, 0.5)["at_risk"]
+    True
+    """
+    if not months:
+        return None
+    latest = max(months)
+    year, month = int(latest[:4]), int(latest[5:])
+    previous = []
+    for _ in range(BASELINE_MONTHS):
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        previous.append(f"{year:04d}-{month:02d}")
+    if any(m not in months for m in previous):
+        return {
+            "month": latest,
+            "at_risk": None,
+            "reason": f"needs the three months before {latest}: {sorted(previous)}",
+        }
+    baseline = sum(months[m] for m in previous) / BASELINE_MONTHS
+    drop = 1 - months[latest] / baseline if baseline > 0 else 0.0
+    return {
+        "month": latest,
+        "month_avg": round(months[latest], 2),
+        "baseline_avg": round(baseline, 2),
+        "baseline_months": sorted(previous),
+        "drop": round(drop, 4),
+        "threshold": threshold,
+        "at_risk": baseline > 0 and drop > threshold,
+    }
+
+
+def predict(
+    request: PredictRequest, active: ActiveBundleView, *, threshold: float
+) -> dict[str, Any]:
+    """Segment, offers (with their rules) and churn figures for one customer."""
+    version, bundle, _ = active
+    features = _encode(bundle.schema, request.profile, bundle.unknown_policy)
+    segment = bundle.segment_model.assign_segment(features)
+    offers = bundle.recommend(request.held, segment, top_k=request.top_k)
+    return {
+        "customer_id": request.customer_id,
+        "bundle_version": version,
+        "segment": segment,
+        "holdings": [p for p in PRODUCTS if request.held & products_to_mask([p])],
+        "offers": offers_json(offers, bundle.items),
+        "churn": {
+            "figures": churn_figures(request.asset_months, threshold),
+            "model": churn_model_opinion(bundle, request.corporate, held=request.held, as_of=None)
+            or NO_CHURN_MODEL,
+        },
+    }

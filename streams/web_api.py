@@ -1,0 +1,467 @@
+"""The worker's REST API and dashboard, served by Faust's web server (aiohttp driver).
+
+`register_web` adds, on XSELL_WEB_HOST:XSELL_WEB_PORT:
+  GET /                 the dashboard (static files shipped in streams/dashboard/)
+  GET /health           liveness and what this worker serves
+  GET /metrics          Prometheus text: events, alerts, dead letters, lag, latency, bundle
+  GET /customers/{id}   a customer's holdings, segment, offers and churn figures, answered
+                        by the worker that owns the customer's partition (others forward)
+  POST /predict         profile and holdings in, segment, offers and churn figures out
+  GET /bundle           the active bundle's metrics and rules (the rules explorer)
+  GET /alerts/stream    server-sent events of live alerts (?type=&branch=&segment=)
+
+With XSELL_API_TOKEN set, every path but /, /static/ and /health wants
+`Authorization: Bearer <token>` (401 otherwise); EventSource cannot send headers, so
+/alerts/stream also takes `?access_token=`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import faust
+from aiohttp import web as aioweb
+from faust.types import TP
+from faust.web import Request, Response, View
+from kafka.partitioner.default import murmur2
+from yarl import URL
+
+from rules_store.customer_view import bundle_json, customer_json
+from rules_store.holdings import CustomerState
+from rules_store.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
+from rules_store.predict import RequestError, parse_predict_request, predict
+from rules_store.settings import Endpoints, Settings
+from streams.live_alerts import AlertFilter, LiveAlerts
+from streams.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+DASHBOARD_DIR = Path(__file__).with_name("dashboard")
+ROUTED_HEADER = "X-Xsell-Routed-From"  # set on a forwarded request: never forwarded again
+SERVED_BY_HEADER = "X-Xsell-Worker"
+PUBLIC_PATHS = frozenset({"/", "/health"})
+CUSTOMER_ID = re.compile(r"^[\w.-]{1,64}$")
+HEARTBEAT_S = 15.0
+FORWARD_TIMEOUT_S = 10.0
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def error_body(error: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "message": message, **extra}
+
+
+def _token_of(request: aioweb.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    if request.path == "/alerts/stream":  # EventSource cannot send an Authorization header
+        return request.query.get("access_token")
+    return None
+
+
+def auth_middleware(settings: Settings) -> Callable[..., Awaitable[aioweb.StreamResponse]]:
+    """401 without the bearer token (when one is configured); security headers on every answer."""
+    token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+
+    @aioweb.middleware
+    async def guard(
+        request: aioweb.Request,
+        handler: Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]],
+    ) -> aioweb.StreamResponse:
+        public = request.path in PUBLIC_PATHS or request.path.startswith("/static/")
+        if token is not None and not public:
+            given = _token_of(request)
+            if given is None or not hmac.compare_digest(given.encode(), token):
+                return aioweb.Response(
+                    body=_json_bytes(
+                        error_body(
+                            "unauthorized",
+                            "this API wants 'Authorization: Bearer <XSELL_API_TOKEN>'"
+                            + (" or ?access_token=" if request.path == "/alerts/stream" else ""),
+                        )
+                    ),
+                    status=401,
+                    content_type="application/json",
+                    headers={"WWW-Authenticate": 'Bearer realm="xsell"'},
+                )
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    return guard
+
+
+def parse_filter(query: Any) -> AlertFilter:
+    """?type=cross_sell,churn&branch=b1&segment=2 (repeatable or comma-separated)."""
+
+    def values(name: str) -> set[str]:
+        return {v.strip() for raw in query.getall(name, []) for v in raw.split(",") if v.strip()}
+
+    types = values("type")
+    unknown = sorted(types - set(ALERT_TYPES))
+    if unknown:
+        raise RequestError(
+            "type", f"unknown alert types {unknown}; expected some of {list(ALERT_TYPES)}"
+        )
+    branches = values("branch")
+    if any(len(b) > 64 for b in branches):
+        raise RequestError("branch", "a branch id is at most 64 characters")
+    segments = set()
+    for raw in values("segment"):
+        if not raw.isdigit():
+            raise RequestError("segment", f"expected segment numbers, got {raw!r}")
+        segments.add(int(raw))
+    return AlertFilter(frozenset(types), frozenset(branches), frozenset(segments))
+
+
+def sse_event(alert: dict[str, Any]) -> bytes:
+    """One alert as a server-sent event; its `alert_id` is the event id."""
+    return (
+        f"id: {alert.get('alert_id', '')}\nevent: alert\ndata: {json.dumps(alert, ensure_ascii=False)}\n\n"
+    ).encode()
+
+
+class ApiError(Exception):
+    """An answer other than 200, raised from inside a view and turned into JSON there."""
+
+    def __init__(self, status: int, body: dict[str, Any], **headers: str) -> None:
+        super().__init__(body.get("message"))
+        self.status, self.body, self.headers = status, body, headers
+
+    @classmethod
+    def bad_request(cls, exc: RequestError) -> ApiError:
+        return cls(400, exc.to_json())
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The decoded JSON body; 415, 413 or 400 as an ApiError."""
+    if not request.headers.get("Content-Type", "").startswith("application/json"):
+        raise ApiError(
+            415, error_body("unsupported_media_type", "send the body as application/json")
+        )
+    too_large = ApiError(
+        413,
+        error_body(
+            "too_large", f"the body is larger than {limit} bytes (XSELL_API_MAX_BODY_BYTES)"
+        ),
+    )
+    length = request.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    content = request.content  # type: ignore[attr-defined]  # aiohttp's stream (chunked too)
+    raw = b""
+    try:
+        while len(raw) <= limit and (more := await content.read(limit + 1 - len(raw))):
+            raw += more
+    except aioweb.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError.bad_request(RequestError("body", f"not JSON: {exc}")) from None
+
+
+def _same_worker(a: URL, b: URL) -> bool:
+    return (a.host, a.port) == (b.host, b.port)
+
+
+def register_web(
+    app: faust.App,
+    *,
+    holdings: faust.types.TableT[str, bytes],
+    active: Any,  # streams.worker.ActiveBundle (not imported: worker imports this module)
+    settings: Settings,
+    endpoints: Endpoints,
+    metrics: EngineMetrics,
+) -> LiveAlerts:
+    """Add the API, the dashboard and the live alert feed to a worker's Faust app."""
+    names = TopicNames(settings.topic_prefix)
+    live = LiveAlerts(settings, endpoints, (names.cross_sell_alerts, names.churn_alerts))
+    web = app.web
+    # Faust's own "/" (a status stub) and /router views would shadow the dashboard and
+    # show the group's layout to anyone; the API says what an operator needs instead.
+    web.blueprints._enabled = [
+        (prefix, bp) for prefix, bp in web.blueprints._enabled if prefix not in ("", "/router")
+    ]
+    aio: aioweb.Application = web.web_app  # type: ignore[attr-defined]
+    aio.middlewares.append(auth_middleware(settings))
+    web.add_static("/static/", DASHBOARD_DIR)
+    changelog = holdings.changelog_topic.get_topic_name()
+    session: aiohttp.ClientSession | None = None
+    bundle_cache: dict[str, bytes] = {}
+
+    def here() -> URL:
+        return URL(str(app.conf.canonical_url))
+
+    def answer(view: View, value: Any, status: int = 200, **headers: str) -> Response:
+        return view.bytes(
+            _json_bytes(value),
+            content_type="application/json",
+            status=status,
+            headers={SERVED_BY_HEADER: str(here()), **headers},
+        )
+
+    def partition_of(customer: str) -> int:
+        # The producers' partitioner (kafka-python and aiokafka both: Java's murmur2), so
+        # the partition the customer's events, and so their state, live in.
+        return int(murmur2(customer.encode()) & 0x7FFFFFFF) % settings.topic_partitions
+
+    def owner_of(partition: int) -> URL | None:
+        for url, topics in app.router.table_metadata(holdings.name).items():
+            if partition in topics.get(changelog, ()):
+                return URL(url)
+        return None
+
+    async def forward(request: Request, owner: URL) -> tuple[int, bytes, dict[str, str]]:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
+        headers = {ROUTED_HEADER: str(here())}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        url = owner.with_path(request.url.path)
+        async with session.get(url, headers=headers) as resp:
+            body = await resp.read()
+            served = resp.headers.get(SERVED_BY_HEADER, str(owner))
+            return resp.status, body, {SERVED_BY_HEADER: served, ROUTED_HEADER: str(here())}
+
+    @app.page("/")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes((DASHBOARD_DIR / "index.html").read_bytes(), content_type="text/html")
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            current = active.get()
+            problems = []
+            if current is None:
+                problems.append("no active bundle: alerts wait for `xsell train ... --activate`")
+            if not live.connected:
+                problems.append("the live alert feed is not reading yet")
+            return answer(
+                self,
+                {
+                    "status": "degraded" if problems else "ok",
+                    "problems": problems,
+                    "worker": str(here()),
+                    "bundle_version": current[0] if current else None,
+                    "partitions": sorted(
+                        tp.partition
+                        for tp in app.assignor.assigned_actives()
+                        if tp.topic == changelog
+                    ),
+                    "stream_subscribers": live.subscribers,
+                },
+            )
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            lag: dict[str, int] = {}
+            committed = app.monitor.tp_committed_offsets
+            for tp in app.consumer.assignment():
+                if tp.topic not in (names.transactions, names.profiles, names.holdings_snapshot):
+                    continue
+                try:
+                    end = app.consumer.highwater(tp)
+                except Exception as exc:  # not fetched yet: lag unknown, not an error
+                    log.debug("no end offset for %s yet: %s", tp, exc)
+                    continue
+                if end is None:
+                    continue
+                done = committed.get(tp)
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(
+                    0, end - (done if done is not None else 0)
+                )
+            current = active.get()
+            text = render_prometheus(
+                metrics, bundle_version=current[0] if current else None, lag=lag
+            )
+            return cast(
+                Response,
+                aioweb.Response(
+                    body=text.encode(),
+                    headers={
+                        "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+                        SERVED_BY_HEADER: str(here()),
+                    },
+                ),
+            )
+
+    def local_customer(customer_id: str, partition: int) -> dict[str, Any]:
+        if TP(changelog, partition) not in app.assignor.assigned_actives():
+            raise ApiError(
+                503,
+                error_body("not_assigned", f"partition {partition} moved; retry"),
+                **{"Retry-After": "2"},
+            )
+        raw = holdings.data.get(customer_id)
+        if not raw:
+            raise ApiError(
+                404,
+                error_body(
+                    "not_found",
+                    f"no customer {customer_id!r} in partition {partition}: no snapshot "
+                    "row, profile or transaction of theirs has reached the engine",
+                ),
+            )
+        state = CustomerState.from_dict(json.loads(raw))
+        return customer_json(state, active.get()) | {"partition": partition}
+
+    @app.page("/customers/{customer_id}")
+    class Customer(View):
+        async def get(self, request: Request, customer_id: str) -> Response:
+            try:
+                if not CUSTOMER_ID.match(customer_id):
+                    raise ApiError.bad_request(
+                        RequestError(
+                            "customer_id", "expected 1 to 64 letters, digits, '_', '.' or '-'"
+                        )
+                    )
+                partition = partition_of(customer_id)
+                owner = owner_of(partition)
+                if owner is None:
+                    raise ApiError(
+                        503,
+                        error_body(
+                            "not_assigned",
+                            f"no worker owns partition {partition} right now (the group is "
+                            "starting or rebalancing); retry in a few seconds",
+                        ),
+                        **{"Retry-After": "2"},
+                    )
+                if _same_worker(owner, here()) or ROUTED_HEADER in request.headers:
+                    return answer(self, local_customer(customer_id, partition))
+                try:
+                    status, body, headers = await forward(request, owner)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    log.warning("forwarding customer lookup to %s failed: %s", owner, exc)
+                    raise ApiError(
+                        502,
+                        error_body(
+                            "owner_unreachable",
+                            f"the worker owning partition {partition} ({owner}) did not "
+                            f"answer ({type(exc).__name__}); retry, or check that worker",
+                        ),
+                    ) from None
+                return self.bytes(
+                    body, content_type="application/json", status=status, headers=headers
+                )
+            except ApiError as exc:
+                return answer(self, exc.body, exc.status, **exc.headers)
+
+    @app.page("/predict")
+    class Predict(View):
+        async def post(self, request: Request) -> Response:
+            try:
+                body = await read_json_body(request, settings.api_max_body_bytes)
+                current = active.get()
+                if current is None:
+                    raise ApiError(
+                        503,
+                        error_body(
+                            "no_bundle",
+                            "no active bundle yet: publish and activate one "
+                            "(xsell train retail FILE --out DIR --publish --activate)",
+                        ),
+                    )
+                try:
+                    parsed = parse_predict_request(body, current[1].schema)
+                    result = predict(parsed, current, threshold=settings.churn_threshold)
+                except RequestError as exc:
+                    raise ApiError.bad_request(exc) from None
+                return answer(self, result)
+            except ApiError as exc:
+                return answer(self, exc.body, exc.status, **exc.headers)
+
+    @app.page("/bundle")
+    class ActiveBundleView(View):
+        async def get(self, request: Request) -> Response:
+            current = active.get()
+            if current is None:
+                return answer(self, error_body("no_bundle", "no active bundle yet"), 404)
+            version, bundle, _ = current
+            if version not in bundle_cache:
+                bundle_cache.clear()
+                bundle_cache[version] = _json_bytes(bundle_json(version, bundle))
+            return self.bytes(bundle_cache[version], content_type="application/json")
+
+    @app.page("/alerts/stream")
+    class AlertStream(View):
+        async def get(self, request: Request) -> Any:
+            try:
+                wanted = parse_filter(request.query)
+            except RequestError as exc:
+                return answer(self, exc.to_json(), 400)
+            response = aioweb.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream; charset=utf-8",
+                    "Cache-Control": "no-store",
+                    "X-Accel-Buffering": "no",
+                    "X-Content-Type-Options": "nosniff",
+                    SERVED_BY_HEADER: str(here()),
+                }
+            )
+            await response.prepare(request)  # type: ignore[arg-type]
+            current = active.get()
+            hello = {"worker": str(here()), "bundle_version": current[0] if current else None}
+            await response.write(
+                f"retry: 2000\nevent: hello\ndata: {json.dumps(hello)}\n\n".encode()
+            )
+            sub = live.subscribe(wanted)
+            try:
+                while True:
+                    try:
+                        alert = await asyncio.wait_for(sub.queue.get(), timeout=HEARTBEAT_S)
+                    except TimeoutError:
+                        await response.write(b": keep-alive\n\n")
+                        continue
+                    if alert is None:  # shutting down, or too slow a reader
+                        break
+                    await response.write(sse_event(alert))
+            except ConnectionResetError:
+                pass  # the browser went away
+            finally:
+                live.unsubscribe(sub)
+            return response
+
+    async def end_streams(_aio: aioweb.Application) -> None:
+        """Close open event streams first, so a stopping worker does not wait for them."""
+        live.close_all()
+        if session is not None:
+            await session.close()
+
+    aio.on_shutdown.append(end_streams)
+
+    @app.task
+    async def run_live_feed() -> None:
+        live.start(asyncio.get_running_loop())
+        try:
+            await asyncio.Event().wait()  # until the app cancels its tasks at shutdown
+        finally:
+            live.stop()
+
+    return live
