@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/kill9.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/faust_ceiling.py
 
 up: $(STAMP)
 	$(BIN)/xsell up

@@ -3,9 +3,11 @@ browsers and programs subscribed to `GET /alerts/stream`.
 
 It reads the alert topics with its own kafka-python consumer, outside the workers'
 consumer group (each worker must see all partitions, not its share), in a thread, so the
-worker's hot path and its Faust consumer are untouched. At start it goes back a little
-(`RECENT` alerts per partition at most) so a dashboard opened just after a worker
-restart is not empty; a subscriber gets those first, then live ones.
+worker's hot path and its Faust consumer are untouched. The thread starts with the first
+subscriber: reading and decoding every alert holds the interpreter lock, which cost a
+worker a third of its events/s in bench/stream.py while nobody was watching. At start it
+goes back a little (`RECENT` alerts per partition at most) so a dashboard opened just
+after a worker restart is not empty; a subscriber gets those first, then live ones.
 """
 
 from __future__ import annotations
@@ -70,10 +72,16 @@ class LiveAlerts:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run, name="xsell-live-alerts", daemon=True)
-        self._thread.start()
+        """Start reading (once): called with the first subscriber."""
+        if self._thread is None:
+            self._loop = loop
+            self._thread = threading.Thread(target=self._run, name="xsell-live-alerts", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()

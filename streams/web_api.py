@@ -259,7 +259,7 @@ def register_web(
             problems = []
             if current is None:
                 problems.append("no active bundle: alerts wait for `xsell train ... --activate`")
-            if not live.connected:
+            if live.started and not live.connected:
                 problems.append("the live alert feed is not reading yet")
             return answer(
                 self,
@@ -431,6 +431,7 @@ def register_web(
             await response.write(
                 f"retry: 2000\nevent: hello\ndata: {json.dumps(hello)}\n\n".encode()
             )
+            live.start(asyncio.get_running_loop())
             sub = live.subscribe(wanted)
             try:
                 while True:
@@ -457,8 +458,7 @@ def register_web(
     aio.on_shutdown.append(end_streams)
 
     @app.task
-    async def run_live_feed() -> None:
-        live.start(asyncio.get_running_loop())
+    async def stop_live_feed() -> None:
         try:
             await asyncio.Event().wait()  # until the app cancels its tasks at shutdown
         finally:
