@@ -92,6 +92,19 @@ def test_after_a_new_generation_nothing_is_sought_faust_restarts_from_committed_
     assert consumer.seeks == []
 
 
+def test_nothing_is_sought_once_faust_began_seeking_to_the_committed_offsets() -> None:
+    """A recovery's seek to the committed offsets started after the fetch: ours would land
+    after it and move the partition off its committed offset."""
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 882)}, active={A})
+
+    def faust_seeks(*_: Any) -> None:
+        consumer._xsell_seeks = 1  # what the wrapped perform_seek counts
+
+    consumer.app.monitor.track_tp_end_offset = faust_seeks
+    assert _run(consumer) == [(A, 1)]
+    assert consumer.seeks == []
+
+
 def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:
     from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
