@@ -41,7 +41,7 @@ from training.stages import Stages
 from xsell.bundle_commands import open_store
 from xsell.console import err, out
 from xsell.progress import stage_progress
-from xsell.retail_commands import _encoding
+from xsell.retail_commands import _encoding, input_encoding_option
 
 log = logging.getLogger(__name__)
 SHORT_NAMES = {
@@ -227,11 +227,7 @@ _train_options = [
         show_default=True,
         help="行业 values outside the list: stop with a report, or let them through as 'unknown'.",
     ),
-    click.option(
-        "--encoding",
-        callback=_encoding,
-        help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
-    ),
+    input_encoding_option,
 ]
 
 
@@ -472,11 +468,7 @@ _score_options = [
         "bundle_ref",
         help="Use the model attached to a published bundle: `active` or a version id.",
     ),
-    click.option(
-        "--encoding",
-        callback=_encoding,
-        help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
-    ),
+    input_encoding_option,
 ]
 
 

@@ -59,6 +59,12 @@ def _schema(path: Path | None) -> Schema:
     return load_schema(path) if path else RETAIL_SCHEMA
 
 
+input_encoding_option = click.option(
+    "--encoding",
+    callback=_encoding,
+    help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
+)
+
 input_options = [
     click.option(
         "--schema",
@@ -66,11 +72,7 @@ input_options = [
         type=click.Path(path_type=Path, dir_okay=False),
         help="JSON schema file (names, order, kinds, value lists) instead of the default retail layout.",
     ),
-    click.option(
-        "--encoding",
-        callback=_encoding,
-        help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
-    ),
+    input_encoding_option,
 ]
 
 

@@ -12,22 +12,10 @@ from kafka import KafkaProducer
 
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
+from tests.integration.test_tail import _alert
 from xsell.embedded import EmbeddedStack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "branch_client.py"
-
-
-def _alert(n: int, branch: str) -> dict[str, object]:
-    return {
-        "alert_id": f"a{n}",
-        "type": "cross_sell",
-        "customer_id": f"c{n}",
-        "branch_id": branch,
-        "ts": f"2026-11-02T09:{n:02d}:00+08:00",
-        "product": "国债",
-        "segment": 1,
-        "evidence": {"antecedents": ["存款"], "confidence": 0.5, "lift": 1.5},
-    }
 
 
 def test_branch_client_prints_its_branchs_alerts_once_and_resumes_after_them(
