@@ -26,6 +26,7 @@ from typing import Any
 
 from rules_store.catalog import FINANCIAL_ASSETS
 from rules_store.events import InvalidEventError
+from rules_store.validation import finite_number, plausible_day, show
 
 BASELINE_MONTHS = 3
 
@@ -206,24 +207,30 @@ def snapshot_history(record: Mapping[str, Any]) -> tuple[str | None, dict[str, f
     as_of, months = record.get("as_of"), record.get("months") or {}
     if as_of is not None:
         try:
-            as_of = date.fromisoformat(str(as_of)).isoformat()
-        except ValueError as exc:
-            msg = f"snapshot field 'as_of' must be a date YYYY-MM-DD, got {as_of!r}"
-            raise InvalidEventError(msg) from exc
+            day = date.fromisoformat(as_of) if isinstance(as_of, str) else None
+        except ValueError:
+            day = None
+        if day is None:
+            msg = f"snapshot field 'as_of' must be a date YYYY-MM-DD, got {show(as_of)}"
+            raise InvalidEventError(msg)
+        as_of = plausible_day(day, "snapshot field 'as_of'", InvalidEventError).isoformat()
     if not isinstance(months, Mapping):
-        msg = f"snapshot field 'months' must map YYYY-MM to an average, got {months!r}"
+        msg = f"snapshot field 'months' must map YYYY-MM to an average, got {show(months)}"
         raise InvalidEventError(msg)
     parsed = {}
     for month, value in months.items():
         try:
-            date.fromisoformat(f"{month}-01")
+            first = date.fromisoformat(f"{month}-01")
         except (TypeError, ValueError) as exc:
-            msg = f"snapshot field 'months': {month!r} is not a month YYYY-MM"
+            msg = f"snapshot field 'months': {show(month)} is not a month YYYY-MM"
             raise InvalidEventError(msg) from exc
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            msg = f"snapshot field 'months': {month} must be a number >= 0, got {value!r}"
+        where = f"snapshot field 'months': {month}"
+        plausible_day(first, where, InvalidEventError)
+        average = finite_number(value, where, InvalidEventError)
+        if average < 0:
+            msg = f"{where} must be a number >= 0, got {average!r}"
             raise InvalidEventError(msg)
-        parsed[str(month)] = float(value)
+        parsed[str(month)] = average
     return as_of, parsed
 
 

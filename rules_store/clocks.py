@@ -10,10 +10,11 @@ no-crash reference both step through this.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 
 from rules_store.alerts import ActiveBundleView, Outgoing, after_day_close
 from rules_store.churn import ChurnPolicy
+from rules_store.events import InvalidEventError
 from rules_store.holdings import CustomerState
 
 
@@ -58,6 +59,30 @@ class PartitionClocks:
                 self.track(partition, stored)
                 changed.append((stored, alerts))
         return changed
+
+    def refuse_far_ahead(
+        self, partition: int, day: date, *, today: date, max_future_days: int
+    ) -> None:
+        """Refuse an event dated more than `max_future_days` after both the partition's
+        clock and today: taken, it would move the clock ahead, judge days that have not
+        happened and make the partition's next events look late.
+
+        >>> clocks = PartitionClocks()
+        >>> clocks.refuse_far_ahead(0, date(2026, 12, 2), today=date(2026, 12, 1), max_future_days=1)
+        >>> clocks.refuse_far_ahead(0, date(2027, 12, 1), today=date(2026, 12, 1), max_future_days=1)
+        Traceback (most recent call last):
+        ...
+        rules_store.events.InvalidEventError: event dated 2027-12-01 is more than 1 day(s) after 2026-12-01, the later of the partition's clock and today (XSELL_MAX_FUTURE_DAYS)
+        """
+        known = self.day.get(partition)
+        latest = max(today, date.fromisoformat(known)) if known else today
+        if (day - latest).days > max_future_days:
+            msg = (
+                f"event dated {day.isoformat()} is more than {max_future_days} day(s) after "
+                f"{latest.isoformat()}, the later of the partition's clock and today "
+                "(XSELL_MAX_FUTURE_DAYS)"
+            )
+            raise InvalidEventError(msg)
 
     def advance(self, partition: int, day: str) -> list[str]:
         """Note an event of `day`; the customers to judge now (none unless the partition

@@ -7,7 +7,6 @@ what was expected: the stream routes it, with the raw bytes, to the dead-letter 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +14,10 @@ from typing import Any
 
 from rules_store.catalog import PRODUCTS
 from rules_store.errors import XsellError
+from rules_store.validation import finite_number, plausible_day, short_text, show
 
 KINDS = ("open", "close", "credit", "debit")
+MAX_RECORD_BYTES = 64 * 1024  # a transaction is ~300 bytes, a snapshot row with history ~3 KB
 
 
 class InvalidEventError(XsellError, ValueError):
@@ -38,11 +39,31 @@ class Transaction:
     channel: str | None = None
 
 
-def decode_json(raw: bytes | str) -> dict[str, Any]:
-    """A JSON object, or an InvalidEventError saying why not."""
+def _refuse_constant(name: str) -> Any:
+    msg = f"not JSON: {name} is not a number in JSON"
+    raise InvalidEventError(msg)
+
+
+def decode_json(raw: bytes | str | None) -> dict[str, Any]:
+    """A JSON object, or an InvalidEventError saying why not (whatever arrived).
+
+    >>> decode_json(None)
+    Traceback (most recent call last):
+    ...
+    rules_store.events.InvalidEventError: empty record (a tombstone): expected a JSON object
+    """
+    if raw is None:
+        msg = "empty record (a tombstone): expected a JSON object"
+        raise InvalidEventError(msg)
+    if len(raw) > MAX_RECORD_BYTES:
+        msg = f"record of {len(raw)} bytes; at most {MAX_RECORD_BYTES} expected"
+        raise InvalidEventError(msg)
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        msg = "not JSON the engine reads: nested too deep"
+        raise InvalidEventError(msg) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long
         msg = f"not JSON: {exc}"
         raise InvalidEventError(msg) from exc
     if not isinstance(value, dict):
@@ -58,10 +79,7 @@ def _text(event: Mapping[str, Any], name: str, *, required: bool = True) -> str 
             msg = f"missing field {name!r}"
             raise InvalidEventError(msg)
         return None
-    if not isinstance(value, str) or not value.strip():
-        msg = f"field {name!r} must be a non-empty string, got {value!r}"
-        raise InvalidEventError(msg)
-    return value
+    return short_text(value, f"field {name!r}", InvalidEventError)
 
 
 def _number(event: Mapping[str, Any], name: str, *, required: bool = True) -> float | None:
@@ -71,16 +89,13 @@ def _number(event: Mapping[str, Any], name: str, *, required: bool = True) -> fl
             msg = f"missing field {name!r}"
             raise InvalidEventError(msg)
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        msg = f"field {name!r} must be a finite number, got {value!r}"
-        raise InvalidEventError(msg)
-    return float(value)
+    return finite_number(value, f"field {name!r}", InvalidEventError)
 
 
 def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     """ISO 8601 with a UTC offset; a time without an offset is ambiguous and refused."""
-    if not isinstance(value, str):
-        msg = f"field {name!r} must be an ISO 8601 string, got {value!r}"
+    if not isinstance(value, str) or len(value) > 64:
+        msg = f"field {name!r} must be an ISO 8601 string, got {show(value)}"
         raise InvalidEventError(msg)
     try:
         parsed = datetime.fromisoformat(value)
@@ -90,6 +105,7 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         msg = f"field {name!r}: {value!r} has no UTC offset (e.g. +08:00)"
         raise InvalidEventError(msg)
+    plausible_day(parsed.date(), f"field {name!r}", InvalidEventError)
     return parsed
 
 
@@ -108,11 +124,11 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
         raise InvalidEventError(msg)
     product = event.get("product")
     if product not in PRODUCTS:
-        msg = f"unknown product {product!r}; expected one of {list(PRODUCTS)}"
+        msg = f"unknown product {show(product)}; expected one of {list(PRODUCTS)}"
         raise InvalidEventError(msg)
     kind = event.get("kind")
     if kind not in KINDS:
-        msg = f"unknown kind {kind!r}; expected one of {list(KINDS)}"
+        msg = f"unknown kind {show(kind)}; expected one of {list(KINDS)}"
         raise InvalidEventError(msg)
     amount = _number(event, "amount")
     assert amount is not None  # noqa: S101 - required=True

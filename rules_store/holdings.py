@@ -33,6 +33,7 @@ from rules_store.churn import (
 )
 from rules_store.events import InvalidEventError, Transaction
 from rules_store.schema import Schema, SchemaError, encode_profile
+from rules_store.validation import finite_number, short_text
 
 
 @dataclass(frozen=True)
@@ -165,10 +166,7 @@ def apply_snapshot(
         total = 0.0
         for column in columns:
             value = record.get(column, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                msg = f"snapshot field {column!r} must be a number, got {value!r}"
-                raise InvalidEventError(msg)
-            total += float(value)
+            total += finite_number(value, f"snapshot field {column!r}", InvalidEventError)
         balances[product] = total
     profiled = apply_profile(state, record, schema, unknown=unknown, source=source, offset=offset)
     if profiled is None:
@@ -188,18 +186,12 @@ def corporate_fields(
     kept: dict[str, float | str] = {}
     for name in CORPORATE_FIELDS:
         value = record.get(name)
-        if value is None or value == "":
+        if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if name in CORPORATE_TEXT_FIELDS:
-            if not isinstance(value, str):
-                msg = f"{where} {name!r} must be text, got {value!r}"
-                raise InvalidEventError(msg)
-            kept[name] = value.strip()
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            msg = f"{where} {name!r} must be a number, got {value!r}"
-            raise InvalidEventError(msg)
+            kept[name] = short_text(value, f"{where} {name!r}", InvalidEventError).strip()
         else:
-            kept[name] = float(value)
+            kept[name] = finite_number(value, f"{where} {name!r}", InvalidEventError)
     return kept
 
 

@@ -340,6 +340,9 @@ class BundleWatcher:
         self.version: str | None = None
         self.bundle: Bundle | None = None
         self.refused: set[str] = set()
+        # Why Redis could not be read the last time, None when it could: /health says
+        # "degraded" while the cached bundle serves.
+        self.problem: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -352,6 +355,7 @@ class BundleWatcher:
         """Load the active version if it changed; True when a new bundle was taken."""
         try:
             active = self.store.active_version()
+            self.problem = None
             if active is None or active == self.version or active in self.refused:
                 return False
             version, bundle = self.store.load(active)
@@ -362,6 +366,7 @@ class BundleWatcher:
             )
             return False
         except Exception as exc:  # Redis down, or anything else: keep serving
+            self.problem = f"Redis: {exc}"
             log.warning("keeping bundle version=%s: %s", self.version, exc)
             return False
         with self._lock:
@@ -396,6 +401,7 @@ class BundleWatcher:
                         self.refresh()
                         next_poll = time.monotonic() + self.poll_s
             except Exception as exc:  # the watcher must outlive any Redis trouble
+                self.problem = f"Redis: {exc}"
                 log.warning("bundle watcher lost Redis (%s); retrying in 1s", exc)
                 self._stop.wait(1.0)
             finally:

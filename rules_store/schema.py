@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from rules_store.catalog import BALANCE_COLUMNS
 from rules_store.errors import XsellError
+from rules_store.validation import finite_number, show
 
 FieldKind = Literal["id", "number", "category", "balance", "text"]
 
@@ -191,6 +192,9 @@ def encode_profile(
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             msg = f"field {spec.name!r} is missing"
             raise SchemaError(msg)
+        if isinstance(raw, (list, dict)):
+            msg = f"field {spec.name!r} must be a single value, got {show(raw)}"
+            raise SchemaError(msg)
         if spec.kind == "category":
             # A JSON flag may arrive as 1 or 1.0 where the file had "1".
             text = (
@@ -201,7 +205,7 @@ def encode_profile(
             elif unknown == "code":
                 values.append(float(len(spec.values)))
             else:
-                msg = f"field {spec.name!r}: {raw!r} is not one of {list(spec.values)}"
+                msg = f"field {spec.name!r}: {show(raw)} is not one of {list(spec.values)}"
                 raise SchemaError(msg)
         else:
             if isinstance(raw, bool):
@@ -209,8 +213,8 @@ def encode_profile(
                 raise SchemaError(msg)
             try:
                 number = float(raw)
-            except (TypeError, ValueError):
-                msg = f"field {spec.name!r} must be a number, got {raw!r}"
+            except (TypeError, ValueError, OverflowError):
+                msg = f"field {spec.name!r} must be a number, got {show(raw)}"
                 raise SchemaError(msg) from None
-            values.append(number)
+            values.append(finite_number(number, f"field {spec.name!r}", SchemaError))
     return tuple(values)

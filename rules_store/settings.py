@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     churn_grace_days: int = Field(
         3, ge=0, le=31, description="How many days late an event may still correct balances"
     )
+    max_future_days: int = Field(
+        1,
+        ge=0,
+        le=366,
+        description="How many days after the later of the partition's clock and today an event "
+        "may be dated; later ones are dead-lettered",
+    )
+    health_stall_s: float = Field(
+        30.0,
+        gt=0,
+        description="/health reports an agent stalled when records wait and it took none for this long",
+    )
     batch_size: int = Field(500, ge=1, description="Events a worker takes at once, at most")
     producer_linger_ms: int = Field(
         5,

@@ -76,6 +76,11 @@ class LiveAlerts:
     def started(self) -> bool:
         return self._thread is not None
 
+    @property
+    def alive(self) -> bool:
+        """Not started yet (it starts with its first subscriber), or its reader runs."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start reading (once): called with the first subscriber."""
         if self._thread is None:

@@ -22,7 +22,8 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,6 +40,13 @@ from rules_store.holdings import CustomerState
 from rules_store.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
 from rules_store.predict import RequestError, parse_predict_request, predict
 from rules_store.settings import Endpoints, Settings
+from streams.health import (
+    AgentProgress,
+    HealthReport,
+    agent_problem,
+    broker_problem,
+    waiting_records,
+)
 from streams.live_alerts import AlertFilter, LiveAlerts
 from streams.topics import TopicNames
 
@@ -195,6 +203,8 @@ def register_web(
     settings: Settings,
     endpoints: Endpoints,
     metrics: EngineMetrics,
+    progress: Mapping[str, AgentProgress],
+    store_problem: Callable[[], str | None],
 ) -> LiveAlerts:
     """Add the API, the dashboard and the live alert feed to a worker's Faust app."""
     names = TopicNames(settings.topic_prefix)
@@ -252,20 +262,60 @@ def register_web(
         async def get(self, request: Request) -> Response:
             return self.bytes((DASHBOARD_DIR / "index.html").read_bytes(), content_type="text/html")
 
+    def agent_problems() -> list[str]:
+        committed = app.monitor.tp_committed_offsets
+        assigned = app.consumer.assignment()
+        now = time.monotonic()
+        problems = []
+        for agent in progress.values():
+            ends = {}
+            for tp in assigned:
+                if tp.topic != agent.topic:
+                    continue
+                try:
+                    end = app.consumer.highwater(tp)
+                except Exception as exc:  # not fetched yet: nothing known
+                    log.debug("no end offset for %s yet: %s", tp, exc)
+                    continue
+                if end is not None:
+                    ends[tp.partition] = end
+            ours = {tp.partition: o for tp, o in committed.items() if tp.topic == agent.topic}
+            waiting = waiting_records(agent, ends, ours)
+            problem = agent_problem(agent, waiting, now=now, stall_s=settings.health_stall_s)
+            if problem:
+                problems.append(problem)
+        return problems
+
+    async def assess() -> HealthReport:
+        failing, degraded = [], []
+        if app.rebalancing or app.in_recovery:
+            degraded.append("rebalancing or recovering tables: records wait until it ends")
+        else:
+            failing += agent_problems()
+        broker = await broker_problem(endpoints.kafka_bootstrap)
+        if broker:
+            failing.append(broker)
+        store = store_problem()
+        if store:
+            degraded.append(f"{store}; serving the cached bundle, if any")
+        if active.get() is None:
+            degraded.append("no active bundle: alerts wait for `xsell train ... --activate`")
+        if not live.alive:
+            failing.append("the live alert feed's reader stopped: restart the worker")
+        elif live.started and not live.connected:
+            degraded.append("the live alert feed is not reading yet")
+        return HealthReport(tuple(failing), tuple(degraded))
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
             current = active.get()
-            problems = []
-            if current is None:
-                problems.append("no active bundle: alerts wait for `xsell train ... --activate`")
-            if live.started and not live.connected:
-                problems.append("the live alert feed is not reading yet")
+            report = await assess()
             return answer(
                 self,
                 {
-                    "status": "degraded" if problems else "ok",
-                    "problems": problems,
+                    "status": report.status,
+                    "problems": [*report.failing, *report.degraded],
                     "worker": str(here()),
                     "bundle_version": current[0] if current else None,
                     "partitions": sorted(
@@ -275,6 +325,7 @@ def register_web(
                     ),
                     "stream_subscribers": live.subscribers,
                 },
+                report.http_status,
             )
 
     @app.page("/metrics")

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -47,6 +47,7 @@ from rules_store.settings import Endpoints, Settings
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
 from streams.faust_fixes import hold_flush_until, install_faust_fixes
+from streams.health import AgentProgress
 from streams.tansu import (
     EMBEDDED_FETCH_WAIT_MS,
     FENCE_CUSTOMER,
@@ -101,8 +102,15 @@ class Outbox:
 
 
 def build_worker(
-    settings: Settings, endpoints: Endpoints, active: ActiveBundle, *, app_id: str | None = None
+    settings: Settings,
+    endpoints: Endpoints,
+    active: ActiveBundle,
+    *,
+    app_id: str | None = None,
+    store_problem: Callable[[], str | None] = lambda: None,
 ) -> faust.App:
+    """The worker's Faust app. `store_problem` says why the bundle store cannot be read
+    right now (None when it can), for /health."""
     names = TopicNames(settings.topic_prefix)
     metrics = EngineMetrics()
     install_faust_fixes()
@@ -134,10 +142,18 @@ def build_worker(
     # is never changed by another agent in between.
     lock = asyncio.Lock()
 
+    progress = {
+        "transactions": AgentProgress("transactions", names.transactions),
+        "profiles": AgentProgress("profiles", names.profiles),
+        "snapshot": AgentProgress("snapshot", names.holdings_snapshot),
+    }
+
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     def _on_assigned(_sender: object, *_args: object, **_kwargs: object) -> None:
         nonlocal clocks
         clocks = None  # rebuilt from the recovered table with the next batch
+        for agent in progress.values():
+            agent.reassigned()
 
     def clocks_now() -> PartitionClocks:
         nonlocal clocks
@@ -180,11 +196,56 @@ def build_worker(
         outbox.send(dead_letters, event.key, record)
         metrics.count_dead_letter()
 
+    def refuse_far_ahead(partition: int, day: date) -> None:
+        # Today in UTC: an event's own offset puts its day at most 14 hours ahead of it.
+        clocks_now().refuse_far_ahead(
+            partition,
+            day,
+            today=datetime.now(UTC).date(),
+            max_future_days=settings.max_future_days,
+        )
+
+    def guarded(outbox: Outbox, event: faust.EventT[bytes], take: Callable[[], None]) -> None:
+        """Take one record: applied, or dead-lettered with the reason; never raised.
+
+        Anything but an InvalidEventError is a defect of ours, not the record's alone: it
+        is logged with its position and the record dead-lettered, so it can be replayed
+        once fixed, and the worker goes on with the next record.
+        """
+        message = event.message
+        try:
+            take()
+        except InvalidEventError as exc:
+            reject(outbox, event, str(exc))
+        except Exception as exc:
+            log.exception(
+                "could not apply record topic=%s partition=%s offset=%s; dead-lettered",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            reject(outbox, event, f"internal error ({type(exc).__name__}): {exc}")
+        progress_of[message.topic].took(message.partition, message.offset)
+
+    progress_of = {agent.topic: agent for agent in progress.values()}
+
     def emit(outbox: Outbox, customer: str, alerts: list[Outgoing]) -> None:
         for kind, alert in alerts:
             outbox.send(alert_topics[kind], customer.encode(), alert.encode())
 
     last_write: asyncio.Future[None] | None = None
+
+    async def send(topic: faust.TopicT, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Hand a record to the producer, retrying while it refuses (the broker is away):
+        the batch waits, and /health shows the agent stalled, rather than lose it."""
+        delay = 0.5
+        while True:
+            try:
+                return await topic.send(key=key, value=value)
+            except Exception as exc:
+                log.warning("send to %s failed (%s); retrying in %.1f s", topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def flush(outbox: Outbox) -> None:
         """Send the batch's alerts; store its states in the table at once (the next batch
@@ -192,7 +253,7 @@ def build_worker(
         in a task, so the agent does not wait: a commit waits for it (hold_flush_until),
         and each batch's writes follow the previous batch's."""
         nonlocal last_write
-        sent = [await topic.send(key=key, value=value) for topic, key, value in outbox.messages]
+        sent = [await send(topic, key, value) for topic, key, value in outbox.messages]
         writes = []
         for customer, (partition, state) in outbox.states.items():
             value = json.dumps(state.to_dict()).encode()
@@ -256,104 +317,112 @@ def build_worker(
             emit(outbox, stored.customer_id, alerts)
             metrics.count_alerts(kind for kind, _ in alerts)  # a day close: no event to time
 
-    async def on_transactions(events: list[faust.EventT[bytes]]) -> None:
-        outbox = Outbox()
-        metrics.count_events("transactions", len(events))
-        for event in events:
-            try:
-                tx = parse_transaction(decode_json(event.value))
-            except InvalidEventError as exc:
-                reject(outbox, event, str(exc))
-                continue
-            update(
-                outbox,
-                event,
-                tx.customer_id,
-                partial(apply_transaction, tx=tx, churn=churn),
-                event_id=tx.event_id,
-                ts=tx.ts,
-            )
-            close_days(outbox, event.message.partition, tx.ts)
-        await flush(outbox)
+    def take_transaction(outbox: Outbox, event: faust.EventT[bytes]) -> None:
+        tx = parse_transaction(decode_json(event.value))
+        partition = event.message.partition
+        refuse_far_ahead(partition, tx.ts.date())
+        update(
+            outbox,
+            event,
+            tx.customer_id,
+            partial(apply_transaction, tx=tx, churn=churn),
+            event_id=tx.event_id,
+            ts=tx.ts,
+        )
+        close_days(outbox, partition, tx.ts)
 
-    async def on_profile(event: faust.EventT[bytes]) -> None:
-        outbox = Outbox()
-        metrics.count_events("profiles")
+    def take_profile(outbox: Outbox, event: faust.EventT[bytes]) -> None:
         current = active.get()
+        if current is None:
+            msg = "no active bundle yet: a profile cannot be encoded without its schema"
+            raise InvalidEventError(msg)
+        schema, unknown = current[1].schema, current[1].unknown_policy
+        record = decode_json(event.value)
+        customer = _customer_of(record, schema.id_column)
+        ts = parse_timestamp(record.get("ts"))
+        refuse_far_ahead(event.message.partition, ts.date())
         try:
-            if current is None:
-                msg = "no active bundle yet: a profile cannot be encoded without its schema"
-                raise InvalidEventError(msg)
-            schema, unknown = current[1].schema, current[1].unknown_policy
-            record = decode_json(event.value)
-            customer = _customer_of(record, schema.id_column)
-            ts = parse_timestamp(record.get("ts"))
             encode_profile(schema, record, unknown=unknown)  # validate before touching state
-        except (InvalidEventError, SchemaError) as exc:
-            reject(outbox, event, f"profile: {exc}" if isinstance(exc, SchemaError) else str(exc))
-        else:
-            update(
-                outbox,
-                event,
-                customer,
-                partial(apply_profile, record=record, schema=schema, unknown=unknown),
-                event_id=str(record.get("event_id") or f"profile:{customer}:{ts.isoformat()}"),
-                ts=ts,
-            )
+        except SchemaError as exc:
+            raise InvalidEventError(f"profile: {exc}") from exc
+        update(
+            outbox,
+            event,
+            customer,
+            partial(apply_profile, record=record, schema=schema, unknown=unknown),
+            event_id=str(record.get("event_id") or f"profile:{customer}:{ts.isoformat()}"),
+            ts=ts,
+        )
+
+    def take_snapshot_row(outbox: Outbox, event: faust.EventT[bytes]) -> None:
+        message = event.message
+        current = active.get()
+        if current is None:
+            msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
+            raise InvalidEventError(msg)
+        bundle = current[1]
+        record = decode_json(event.value)
+        customer = _customer_of(record, bundle.schema.id_column)
+        as_of = record.get("as_of")
+        after = apply_snapshot(
+            state_of(customer, outbox),
+            record,
+            bundle.schema,
+            unknown=bundle.unknown_policy,
+            source=f"{message.topic}:{message.partition}",
+            offset=message.offset,
+            churn=churn,
+        )
+        if as_of is not None:  # checked by apply_snapshot: a valid day
+            refuse_far_ahead(message.partition, date.fromisoformat(as_of))
+        if after is not None:
+            outbox.store(message.partition, after)
+            clocks_now().track(message.partition, after)
+
+    async def take(
+        events: list[faust.EventT[bytes]],
+        agent: str,
+        take_one: Callable[[Outbox, faust.EventT[bytes]], None],
+    ) -> None:
+        outbox = Outbox()
+        metrics.count_events(agent, len(events))
+        for event in list(events):
+            guarded(outbox, event, partial(take_one, outbox, event))
         await flush(outbox)
 
-    async def on_snapshot_row(event: faust.EventT[bytes]) -> None:
-        outbox = Outbox()
-        metrics.count_events("snapshot")
-        message = event.message
-        source = f"{message.topic}:{message.partition}"
-        current = active.get()
+    async def run_agent(
+        name: str,
+        batches: AsyncIterator[list[faust.EventT[bytes]]],
+        take_one: Callable[[Outbox, faust.EventT[bytes]], None],
+    ) -> AsyncIterator[None]:
         try:
-            if current is None:
-                msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
-                raise InvalidEventError(msg)
-            bundle = current[1]
-            record = decode_json(event.value)
-            customer = _customer_of(record, bundle.schema.id_column)
-            after = apply_snapshot(
-                state_of(customer, outbox),
-                record,
-                bundle.schema,
-                unknown=bundle.unknown_policy,
-                source=source,
-                offset=message.offset,
-                churn=churn,
-            )
-        except InvalidEventError as exc:
-            reject(outbox, event, str(exc))
-        else:
-            if after is not None:
-                outbox.store(message.partition, after)
-                clocks_now().track(message.partition, after)
-        await flush(outbox)
+            async for events in batches:
+                async with lock:
+                    await take(events, name, take_one)
+                yield None
+        finally:
+            progress[name].running = False  # only at shutdown: take() never raises for a record
+
+    async def singles(stream: faust.StreamT[bytes]) -> AsyncIterator[list[faust.EventT[bytes]]]:
+        async for event in stream.events():
+            yield [event]
 
     @app.agent(transactions)
     async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         within = settings.batch_ms / 1000
         batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
-        async for events in batches:
-            async with lock:
-                await on_transactions(list(events))
-            yield None
+        async for done in run_agent("transactions", batches, take_transaction):
+            yield done
 
     @app.agent(profiles)
     async def process_profiles(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            async with lock:
-                await on_profile(event)
-            yield None
+        async for done in run_agent("profiles", singles(stream), take_profile):
+            yield done
 
     @app.agent(snapshots)
     async def load_snapshot_rows(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            async with lock:
-                await on_snapshot_row(event)
-            yield None
+        async for done in run_agent("snapshot", singles(stream), take_snapshot_row):
+            yield done
 
     register_web(
         app,
@@ -362,5 +431,7 @@ def build_worker(
         settings=settings,
         endpoints=endpoints,
         metrics=metrics,
+        progress=progress,
+        store_problem=store_problem,
     )
     return app

@@ -37,7 +37,7 @@ def worker_cmd(settings: Settings) -> None:
         err.print(
             "no active bundle yet: events update holdings, alerts start once one is activated"
         )
-    app = build_worker(settings, endpoints, active)
+    app = build_worker(settings, endpoints, active, store_problem=lambda: watcher.problem)
     # Faust reads its own command line, which would override the app's web settings.
     sys.argv = [
         sys.argv[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ STREAM_FILES = (
     "test_churn_stream.py",
     "test_web_api.py",
     "test_dashboard_browser.py",
+    "test_poison_records.py",
 )
 
 
@@ -45,3 +47,12 @@ def stack_env(stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XSELL_STATE_DIR", str(stack.settings.state_dir))
     monkeypatch.setenv("XSELL_WEB_PORT", str(free_port()))  # each test's worker its own
     return stack.settings.state_dir
+
+
+@pytest.fixture
+def isolated(stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Own topic and key prefixes, so this worker's group and bundles are its own."""
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
+    return prefix

@@ -9,7 +9,8 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from rules_store.settings import Endpoints, Settings
-from streams.kafka_clients import kafka_python_options
+from streams.kafka_clients import group_offsets, kafka_python_options
+from streams.topics import TopicNames
 
 
 def read_json(
@@ -30,3 +31,21 @@ def read_json(
     finally:
         consumer.close()
     return found
+
+
+def table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> list[dict[str, Any]]:
+    """The worker's holdings-table updates so far (its changelog), without recovery fences."""
+    names = TopicNames(prefix)
+    deadline = time.monotonic() + 90
+    updates: list[dict[str, Any]] = []
+    while len(updates) < want and time.monotonic() < deadline:
+        updates = [
+            r
+            for r in read_json(settings, endpoints, names.holdings_changelog, want=want, within_s=2)
+            if "customer_id" in r
+        ]
+    if len(updates) < want:  # say whether the worker read its input at all
+        for topic in (names.holdings_snapshot, names.transactions):
+            committed = group_offsets(settings, endpoints, names.engine_group, topic)
+            print(f"{len(updates)} of {want} updates; worker committed on {topic}: {committed}")
+    return updates

@@ -7,9 +7,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -19,9 +17,9 @@ from rules_store.errors import ServiceUnavailableError
 from rules_store.redis_store import BundleStore, encode_bundle, open_redis
 from rules_store.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.settings import Endpoints
-from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
+from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
-from tests.integration.reading import read_json
+from tests.integration.reading import read_json, table_updates
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, load_retail, train_retail
@@ -74,36 +72,9 @@ BAD_EVENTS = {
 }
 
 
-def _table_updates(settings: Any, endpoints: Any, prefix: str, want: int) -> list[dict[str, Any]]:
-    """The worker's holdings-table updates so far (its changelog), without recovery fences."""
-    names = TopicNames(prefix)
-    deadline = time.monotonic() + 90
-    updates: list[dict[str, Any]] = []
-    while len(updates) < want and time.monotonic() < deadline:
-        updates = [
-            r
-            for r in read_json(settings, endpoints, names.holdings_changelog, want=want, within_s=2)
-            if "customer_id" in r
-        ]
-    if len(updates) < want:  # say whether the worker read its input at all
-        for topic in (names.holdings_snapshot, names.transactions):
-            committed = group_offsets(settings, endpoints, names.engine_group, topic)
-            print(f"{len(updates)} of {want} updates; worker committed on {topic}: {committed}")
-    return updates
-
-
 def output_of(worker: subprocess.Popen[bytes]) -> str:
     worker.terminate()
     return worker.communicate(timeout=60)[0].decode(errors="replace")[-3000:]
-
-
-@pytest.fixture
-def isolated(stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Own topic and key prefixes, so this worker's group and bundles are its own."""
-    prefix = f"w{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("XSELL_TOPIC_PREFIX", prefix)
-    monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", prefix)
-    return prefix
 
 
 def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_events(
@@ -143,7 +114,7 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
     try:
         # Wait until every snapshot row is in the holdings table (its changelog), so the
         # credits below find the customers' profiles.
-        applied = _table_updates(settings, endpoints, prefix, want=len(rows))
+        applied = table_updates(settings, endpoints, prefix, want=len(rows))
         assert len({r["customer_id"] for r in applied}) == len(rows), output_of(worker)
         for i, row in enumerate(rows):
             event = {
@@ -283,7 +254,7 @@ def test_contact_policy_caps_alerts_per_customer_per_day(
         [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        assert _table_updates(settings, endpoints, prefix, want=1), output_of(worker)
+        assert table_updates(settings, endpoints, prefix, want=1), output_of(worker)
         for i, product in enumerate(("保险", "国债", "积存金", "理财")):
             event = {
                 "event_id": f"cap{i}",
@@ -304,7 +275,7 @@ def test_contact_policy_caps_alerts_per_customer_per_day(
         # changelog: a batch writes a customer's state once), then read alerts.
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            updates = _table_updates(settings, endpoints, prefix, want=1)
+            updates = table_updates(settings, endpoints, prefix, want=1)
             if updates[-1]["balances"].get("理财", 0) >= 1000:
                 break
         else:
@@ -362,7 +333,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
         [XSELL, "worker"], env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        assert len(_table_updates(settings, endpoints, prefix, want=len(rows))) >= len(rows), (
+        assert len(table_updates(settings, endpoints, prefix, want=len(rows))) >= len(rows), (
             output_of(worker)
         )
         redis_server.stop()  # Redis goes away mid-stream
@@ -382,7 +353,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
             )
         producer.flush()
         producer.close()
-        updates = _table_updates(settings, endpoints, prefix, want=2 * len(rows))
+        updates = table_updates(settings, endpoints, prefix, want=2 * len(rows))
         alerts = read_json(settings, endpoints, names.cross_sell_alerts, want=1, within_s=20)
     finally:
         worker.terminate()

@@ -374,7 +374,7 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
     assert missing["probability"] is None
     assert "行业" in missing["reason"]
     assert "model" not in churn_alert_with(("v1", bundle, OfferIndex(bundle)), drained)
-    with pytest.raises(InvalidEventError, match="'员工人数' must be a number"):
+    with pytest.raises(InvalidEventError, match="'员工人数' must be a finite number"):
         apply_snapshot(
             CustomerState("c"),
             row | {"员工人数": "forty"},

@@ -164,7 +164,7 @@ def test_a_snapshot_row_gives_the_batchs_holdings_and_encoding() -> None:
 
 def test_a_snapshot_row_with_a_bad_balance_or_field_is_an_invalid_event() -> None:
     row = generate_retail(1, seed=3, dirty_share=0.0).to_dict("records")[0]
-    with pytest.raises(InvalidEventError, match="'国债余额' must be a number"):
+    with pytest.raises(InvalidEventError, match="'国债余额' must be a finite number"):
         apply_snapshot(
             CustomerState("c"),
             {**row, "国债余额": "many"},

@@ -1,0 +1,76 @@
+"""Bounds every parser of outside input shares: numbers, text, days, and a bounded echo.
+
+Records come from systems we do not control. Anything the state or the standard library
+cannot hold (an integer of 400 digits, 9999-12-31 plus a day, a string of a megabyte in
+an error message) is refused here with the caller's error class, never raised later as
+an OverflowError deep inside the pure steps.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from datetime import date
+from typing import Any
+
+MAX_MAGNITUDE = 1e15  # above any balance a bank holds; well inside float's exact integers
+MAX_TEXT = 256  # ids, product names, branches, channels
+FIRST_DAY = date(1970, 1, 1)  # event days outside [FIRST_DAY, LAST_DAY) are refused
+LAST_DAY = date(2200, 1, 1)
+
+_echo = reprlib.Repr()
+_echo.maxstring = _echo.maxother = 80
+_echo.maxlevel, _echo.maxlist, _echo.maxdict = 2, 4, 4
+
+
+def show(value: Any) -> str:
+    """A short repr for error messages, whatever arrived (a 1 MB string, JSON 900 deep).
+
+    >>> show("x" * 1000)[:12], len(show("x" * 1000)) <= 80
+    ("'xxxxxxxxxxx", True)
+    """
+    try:
+        return _echo.repr(value)
+    except (RecursionError, ValueError):  # ValueError: int too long to print
+        return f"<{type(value).__name__}>"
+
+
+def finite_number(value: Any, where: str, error: type[Exception]) -> float:
+    """`value` as a float when it is a number within `MAX_MAGNITUDE`, else `error`.
+
+    >>> finite_number(12, "field 'amount'", ValueError)
+    12.0
+    >>> finite_number(10**400, "field 'amount'", ValueError)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'amount' must be a finite number within ±1e+15, got 1000...000
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"{where} must be a finite number, got {show(value)}"
+        raise error(msg)
+    # Compared before any float(): a 400-digit integer would overflow.
+    if not (-MAX_MAGNITUDE <= value <= MAX_MAGNITUDE) or not math.isfinite(value):
+        msg = f"{where} must be a finite number within ±{MAX_MAGNITUDE:g}, got {show(value)}"
+        raise error(msg)
+    return float(value)
+
+
+def short_text(value: Any, where: str, error: type[Exception]) -> str:
+    """A non-empty string of at most `MAX_TEXT` characters, else `error`."""
+    if not isinstance(value, str) or not value.strip():
+        msg = f"{where} must be a non-empty string, got {show(value)}"
+        raise error(msg)
+    if len(value) > MAX_TEXT:
+        msg = f"{where} must be at most {MAX_TEXT} characters, got {len(value)}"
+        raise error(msg)
+    return value
+
+
+def plausible_day(day: date, where: str, error: type[Exception]) -> date:
+    """`day` when it lies in [FIRST_DAY, LAST_DAY): date arithmetic stays far from year 1 and 9999."""
+    if not FIRST_DAY <= day < LAST_DAY:
+        msg = (
+            f"{where}: {day.isoformat()} is outside {FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}"
+        )
+        raise error(msg)
+    return day

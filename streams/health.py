@@ -1,0 +1,114 @@
+"""What `/health` reports: each agent taking its records, the broker, Redis, the live feed.
+
+Two levels of trouble. *Failing* (503): the worker cannot do its job and a restart or an
+operator is needed: an agent has records waiting and took none for `XSELL_HEALTH_STALL_S`,
+an agent's loop ended, the broker does not answer, the live feed's reader died.
+*Degraded* (200, with the problems): it does its job with something missing that will
+come back by itself or needs no restart: Redis unreachable while the cached bundle
+serves, no bundle yet, a recovery in progress, the live feed reconnecting. A load
+balancer or an orchestrator's liveness probe should act on the status code only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AgentProgress:
+    """What one agent took: per partition the next offset, and when it last took a record."""
+
+    name: str
+    topic: str
+    next_offset: dict[int, int] = field(default_factory=dict)
+    last_taken: float = field(default_factory=time.monotonic)  # starting counts as progress
+    running: bool = True  # false once its loop has ended
+
+    def took(self, partition: int, offset: int) -> None:
+        self.next_offset[partition] = offset + 1
+        self.last_taken = time.monotonic()
+
+    def reassigned(self) -> None:
+        """After a rebalance: offsets of partitions it had say nothing any more."""
+        self.next_offset.clear()
+        self.last_taken = time.monotonic()
+
+
+def waiting_records(
+    progress: AgentProgress, ends: Mapping[int, int], committed: Mapping[int, int]
+) -> int:
+    """Records at the end of the agent's partitions that it has not taken.
+
+    A partition it has not taken from since the last rebalance counts from its committed
+    offset; one with neither is skipped (nothing known, nothing claimed).
+
+    >>> p = AgentProgress("transactions", "t")
+    >>> p.took(0, 9)
+    >>> waiting_records(p, {0: 10, 1: 5, 2: 7}, {1: 3})
+    2
+    """
+    waiting = 0
+    for partition, end in ends.items():
+        start = progress.next_offset.get(partition, committed.get(partition))
+        if start is not None:
+            waiting += max(0, end - start)
+    return waiting
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    failing: tuple[str, ...] = ()
+    degraded: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return "failing" if self.failing else "degraded" if self.degraded else "ok"
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.failing else 200
+
+
+def agent_problem(
+    progress: AgentProgress, waiting: int, *, now: float, stall_s: float
+) -> str | None:
+    """Why this agent fails, or None.
+
+    >>> p = AgentProgress("transactions", "t", last_taken=0.0)
+    >>> agent_problem(p, 120, now=31.0, stall_s=30.0)
+    'agent transactions: 120 record(s) waiting on t and none taken for 31 s'
+    >>> agent_problem(p, 0, now=31.0, stall_s=30.0) is None
+    True
+    """
+    if not progress.running:
+        return f"agent {progress.name}: its loop ended; restart the worker"
+    idle = now - progress.last_taken
+    if waiting > 0 and idle > stall_s:
+        return (
+            f"agent {progress.name}: {waiting} record(s) waiting on {progress.topic} "
+            f"and none taken for {idle:.0f} s"
+        )
+    return None
+
+
+async def broker_problem(bootstrap: str, timeout_s: float = 1.0) -> str | None:
+    """None when a TCP connection to any bootstrap server opens within `timeout_s`."""
+    tried = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout_s
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            tried.append(f"{server} ({type(exc).__name__})")
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+    return f"broker unreachable: {', '.join(tried) or 'no bootstrap server configured'}"
