@@ -20,6 +20,7 @@ from rules_store.settings import Endpoints
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from tests.integration.reading import read_json, table_updates
+from tests.integration.web_engine import request
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, load_retail, train_retail
@@ -355,6 +356,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
         producer.close()
         updates = table_updates(settings, endpoints, prefix, want=2 * len(rows))
         alerts = read_json(settings, endpoints, names.cross_sell_alerts, want=1, within_s=20)
+        health = request(f"http://127.0.0.1:{os.environ['XSELL_WEB_PORT']}/health", token=None)
     finally:
         worker.terminate()
         output = worker.communicate(timeout=60)[0].decode(errors="replace")
@@ -362,3 +364,7 @@ def test_processing_goes_on_with_the_cached_bundle_when_redis_stops(
     assert len(updates) >= 2 * len(rows), output[-2000:]  # every credit applied without Redis
     assert alerts, output[-2000:]  # and alerts still come, from the cached bundle
     assert {a["bundle_version"] for a in alerts} == {encode_bundle(bundle)[2]}
+    # Still serving, so 200, but /health says what is missing.
+    assert health.status == 200
+    assert health.json()["status"] == "degraded"
+    assert any(p.startswith("Redis:") for p in health.json()["problems"]), health.json()
