@@ -60,6 +60,8 @@ def decode_json(raw: bytes | str | None) -> dict[str, Any]:
         raise InvalidEventError(msg)
     try:
         value = json.loads(raw, parse_constant=_refuse_constant)
+    except InvalidEventError:  # a NaN or Infinity literal, refused by _refuse_constant
+        raise
     except RecursionError:
         msg = "not JSON the engine reads: nested too deep"
         raise InvalidEventError(msg) from None
