@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_json
 from rules_store.errors import ServiceUnavailableError, XsellError
 from rules_store.keys import StoreKeys
 from rules_store.settings import Endpoints, Settings
@@ -71,7 +71,7 @@ class VersionInfo:
 
 def encode_bundle(bundle: Bundle) -> tuple[bytes, str, str]:
     """The bundle's canonical bytes, their SHA-256 and the version id derived from both."""
-    payload = json.dumps(bundle_to_dict(bundle), ensure_ascii=False, sort_keys=True).encode()
+    payload = bundle_to_json(bundle)
     digest = hashlib.sha256(payload).hexdigest()
     stamp = "".join(ch for ch in bundle.created_at if ch.isdigit())[:14] or "0"
     return payload, digest, f"v{stamp}-{digest[:10]}"
@@ -263,10 +263,12 @@ class BundleStore:
             msg = f"bundle {version}: stored bytes do not match their SHA-256; refusing to load it"
             raise BundleIntegrityError(msg)
         try:
-            return version, bundle_from_dict(json.loads(payload))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = json.loads(payload)
+        # ValueError: also bad UTF-8 and an integer too long to convert; RecursionError: too deep
+        except (ValueError, RecursionError) as exc:
             msg = f"bundle {version}: not JSON ({exc})"
             raise BundleFormatError(msg) from exc
+        return version, bundle_from_dict(raw)
 
     def versions(self) -> list[VersionInfo]:
         """Every version, newest first."""
