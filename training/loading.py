@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rules_store.errors import XsellError
+from rules_store.files import atomic_path
 from rules_store.schema import Schema
 
 FileFormat = Literal["del", "csv", "parquet"]
@@ -298,4 +299,7 @@ def read_months_table(
 
 def write_months_table(months: dict[str, dict[str, float]], path: Path, id_column: str) -> None:
     rows = [(c, m, v) for c, history in months.items() for m, v in sorted(history.items())]
-    pd.DataFrame(rows, columns=[id_column, MONTH_COLUMN, AVERAGE_COLUMN]).to_csv(path, index=False)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=[id_column, MONTH_COLUMN, AVERAGE_COLUMN]).to_csv(
+            tmp, index=False
+        )
