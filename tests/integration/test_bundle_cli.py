@@ -106,6 +106,7 @@ def test_a_version_with_malformed_metadata_or_a_non_utf8_active_pointer_is_one_l
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.setenv("XSELL_REDIS_KEY_PREFIX", "cli-bad")
     # An earlier test's `xsell` run left log handlers on its (now closed) captured stderr;
@@ -113,7 +114,9 @@ def test_a_version_with_malformed_metadata_or_a_non_utf8_active_pointer_is_one_l
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
     data = tmp_path / "c.del"
     write_retail(generate_retail(400, seed=9, dirty_share=0.0), data, "del")
-    store = BundleStore(open_redis(stack.settings, stack.endpoints), "cli-bad")
+    client = open_redis(stack.settings, stack.endpoints)
+    request.addfinalizer(client.close)
+    store = BundleStore(client, "cli-bad")
     good, other = (
         store.publish(train_retail(data, RETAIL_SCHEMA, TrainParams(segments=k)).bundle)
         for k in (2, 3)
