@@ -4,7 +4,7 @@ Generates N synthetic customers (training/generate.py) to a DB2 `.del` file in a
 directory (generation is timed on its own, outside both pipelines), then on that file:
 
 1. ours: `train_retail` (pyarrow parse, vectorized encode, KMeans fitted on a sample,
-   exact bitmask mining), then the write stage (`write_training_outputs` + `write_report`).
+   exact bitmask mining), then the write stage (`write_training_outputs` + `write_report` + `save_run_bundle`).
 2. the seed-001 way, the bank's original batch script written plainly with pandas, sklearn
    and mlxtend: `pd.read_csv`, `dropna()`, category codes by `values.index` per value,
    products from balances, StandardScaler + KMeans on every row, then per cluster
@@ -41,7 +41,7 @@ from rules_store.rules import Rule
 from rules_store.schema import RETAIL_SCHEMA
 from training.generate import generate_retail, write_retail
 from training.mining import apriori, association_rules, masks_from_table, mine_table_mlxtend
-from training.outputs import write_training_outputs
+from training.outputs import save_run_bundle, write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, TrainResult, train_retail
 from training.stages import Stages
@@ -67,6 +67,7 @@ def run_ours(path: Path, out: Path, params: TrainParams, stages: Stages) -> Trai
     with stages.stage("write"):
         write_training_outputs(out, result.bundle, result.data.ids, result.segmentation.labels)
         write_report(out / "report.html", result.bundle, stages.seconds)
+        save_run_bundle(out, result.bundle)
     return result
 
 

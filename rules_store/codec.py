@@ -1,11 +1,13 @@
 """The bundle as JSON and back: plain values only, every field checked on the way in.
 
 Nothing here can execute code: no pickle, no class names taken from the data. A value
-of the wrong type or shape is refused with the path to it.
+of the wrong type or shape, or a number that is not finite, is refused with the path to
+it, on the way in and (`bundle_to_json`) on the way out.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
 from rules_store.errors import XsellError
+from rules_store.figures import as_finite, find_non_finite, not_finite
 from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.rules import RULE_FIELDS, Rule
 from rules_store.schema import SchemaError, schema_from_dict
@@ -85,12 +88,35 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
     return doc
 
 
+def bundle_to_json(bundle: Bundle) -> bytes:
+    """The bundle's canonical bytes (UTF-8 JSON, sorted keys), the one way a bundle is stored.
+
+    The bytes are read back with the readers' checks first, so a bundle that no reader
+    would take (a NaN lift, say) is refused here and never reaches Redis or a file.
+    """
+    payload = json.dumps(bundle_to_dict(bundle), ensure_ascii=False, sort_keys=True).encode()
+    try:
+        bundle_from_dict(json.loads(payload))
+    except BundleFormatError as exc:
+        msg = f"{exc}; refusing to write this bundle"
+        raise BundleFormatError(msg) from exc
+    return payload
+
+
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         msg = f"bundle: {where} should be {names}, found {type(value).__name__}"
         raise BundleFormatError(msg)
     return value
+
+
+def _finite(value: Any, where: str) -> float:
+    number = as_finite(_expect(value, (int, float), where))
+    if number is None:
+        msg = f"bundle: {not_finite(where, value)}"
+        raise BundleFormatError(msg)
+    return number
 
 
 def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
@@ -105,14 +131,10 @@ def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
         msg = f"bundle: {where} has itemsets outside the {n_items}-item catalog or overlapping"
         raise BundleFormatError(msg)
     numbers = [
-        float(_expect(v, (int, float), f"{where}.{name}"))
-        for v, name in zip(values[2:8], RULE_FIELDS[2:8], strict=True)
+        _finite(v, f"{where}.{name}") for v, name in zip(values[2:8], RULE_FIELDS[2:8], strict=True)
     ]
-    conviction = (
-        math.inf
-        if values[8] is None
-        else float(_expect(values[8], (int, float), f"{where}.conviction"))
-    )
+    # An infinite conviction (confidence 1) is stored as null, the only way JSON can say it.
+    conviction = math.inf if values[8] is None else _finite(values[8], f"{where}.conviction")
     support_a, support_c, support, confidence, lift, leverage = numbers
     return Rule(
         antecedents,
@@ -130,7 +152,7 @@ def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:
 def _matrix(raw: Any, where: str, shape: tuple[int | None, ...]) -> np.ndarray:
     try:
         array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         msg = f"bundle: {where} is not a numeric array"
         raise BundleFormatError(msg) from exc
     if array.ndim != len(shape) or any(
@@ -139,7 +161,9 @@ def _matrix(raw: Any, where: str, shape: tuple[int | None, ...]) -> np.ndarray:
         msg = f"bundle: {where} has shape {array.shape}, expected {shape}"
         raise BundleFormatError(msg)
     if not np.isfinite(array).all():
-        msg = f"bundle: {where} holds non-finite numbers"
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        at = where + "".join(f"[{i}]" for i in first)
+        msg = f"bundle: {where} holds non-finite numbers ({not_finite(at, float(array[first]))})"
         raise BundleFormatError(msg)
     return array
 
@@ -159,7 +183,7 @@ def _popularity(raw: Any, n_items: int, where: str) -> tuple[tuple[int, float], 
             msg = f"bundle: {where}[{j}] should be [item, rate], found {len(pair)} values"
             raise BundleFormatError(msg)
         item = _expect(pair[0], int, f"{where}[{j}].item")
-        rate = float(_expect(pair[1], (int, float), f"{where}[{j}].rate"))
+        rate = _finite(pair[1], f"{where}[{j}].rate")
         if not 0 <= item < n_items or not 0.0 <= rate <= 1.0:
             msg = f"bundle: {where}[{j}] = {pair!r} is outside the catalog or not a share"
             raise BundleFormatError(msg)
@@ -238,6 +262,10 @@ def bundle_from_dict(raw: Any) -> Bundle:
         msg = f"bundle: item_balances names items outside the catalog: {sorted(set(item_balances) - set(items))}"
         raise BundleFormatError(msg)
     churn_model, potential_model = (_corporate_model(doc, name) for name in CORPORATE_MODELS)
+    problem = find_non_finite(doc, "")  # params, metrics, and anything not checked above
+    if problem is not None:
+        msg = f"bundle: {problem.removeprefix('.')}"
+        raise BundleFormatError(msg)
     return Bundle(
         churn_model=churn_model,
         potential_model=potential_model,

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_json
 from rules_store.errors import XsellError
-from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.files import atomic_path
+from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_json
 from rules_store.scoring import ScoringModel
 
 BUNDLE_FILE = "bundle.json"
@@ -20,11 +21,11 @@ class ModelDirError(XsellError, FileNotFoundError):
 
 
 def save_bundle(directory: Path, bundle: Bundle) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    """`DIR/bundle.json`, complete or not at all (a bundle a reader would refuse is not written)."""
+    payload = bundle_to_json(bundle)
     path = directory / BUNDLE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(bundle_to_dict(bundle), ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
     return path
 
 
@@ -33,10 +34,12 @@ def load_bundle(directory: Path) -> Bundle:
     for candidate in (directory / BUNDLE_FILE, directory / "model" / BUNDLE_FILE):
         if candidate.is_file():
             try:
-                return bundle_from_dict(json.loads(candidate.read_text(encoding="utf-8")))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raw = json.loads(candidate.read_text(encoding="utf-8"))
+            # ValueError: also an integer too long to convert; RecursionError: nested too deep
+            except (ValueError, RecursionError) as exc:
                 msg = f"{candidate}: not a JSON bundle ({exc})"
                 raise BundleFormatError(msg) from exc
+            return bundle_from_dict(raw)
     msg = (
         f"{directory}: no trained model ({BUNDLE_FILE} or model/{BUNDLE_FILE}); "
         "run `xsell train retail INPUT --out DIR` and pass that DIR"
@@ -49,11 +52,10 @@ MODEL_FILE = "model.json"
 
 def save_model(directory: Path, model: ScoringModel) -> Path:
     """`DIR/model.json`: a corporate model in the safe format, for `--model DIR` and publishing."""
-    directory.mkdir(parents=True, exist_ok=True)
+    payload = model_to_json(model)
     path = directory / MODEL_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(model_to_dict(model), ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
     return path
 
 
@@ -67,10 +69,11 @@ def load_model(directory: Path, *, target: str) -> ScoringModel:
         )
         raise ModelDirError(msg)
     try:
-        model = model_from_dict(json.loads(path.read_text(encoding="utf-8")), where=str(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
         msg = f"{path}: not a JSON model ({exc})"
         raise ModelFormatError(msg) from exc
+    model = model_from_dict(raw, where=str(path))
     if model.target != target:
         msg = f"{path}: a {model.target} model, but a {target} model is needed here"
         raise ModelFormatError(msg)

@@ -3,15 +3,17 @@
 Used for a training run's `model.json` and for the bundle's `churn_model` and
 `potential_model`. Besides types and shapes, the loader checks what evaluation relies
 on: feature indices inside the row, children after their parent (so a traversal always
-ends) and finite numbers. A malformed document is refused with the path to the fault.
+ends) and finite numbers. A malformed document is refused with the path to the fault;
+`model_to_json` refuses to write one that the loader would refuse.
 """
 
 from __future__ import annotations
 
-import math
+import json
 from typing import Any, cast
 
 from rules_store.errors import XsellError
+from rules_store.figures import as_finite, find_non_finite, not_finite
 from rules_store.scoring import (
     BoostingModel,
     EstimatorKind,
@@ -80,6 +82,17 @@ def model_to_dict(model: ScoringModel) -> dict[str, Any]:
     }
 
 
+def model_to_json(model: ScoringModel) -> bytes:
+    """The model as UTF-8 JSON, read back with the loader's checks before it is written."""
+    payload = json.dumps(model_to_dict(model), ensure_ascii=False).encode()
+    try:
+        model_from_dict(json.loads(payload))
+    except ModelFormatError as exc:
+        msg = f"{exc}; refusing to write this model"
+        raise ModelFormatError(msg) from exc
+    return payload
+
+
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -89,10 +102,9 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 
 def _number(value: Any, where: str) -> float:
-    number = float(_expect(value, (int, float), where))
-    if not math.isfinite(number):
-        msg = f"{where} is not a finite number"
-        raise ModelFormatError(msg)
+    number = as_finite(_expect(value, (int, float), where))
+    if number is None:
+        raise ModelFormatError(not_finite(where, value))
     return number
 
 
@@ -207,6 +219,9 @@ def model_from_dict(raw: Any, *, where: str = "model") -> ScoringModel:
     if not 0.0 <= threshold <= 1.0:
         msg = f"{where}.threshold {threshold} is not a probability"
         raise ModelFormatError(msg)
+    problem = find_non_finite(doc, where)  # metrics, and anything not checked above
+    if problem is not None:
+        raise ModelFormatError(problem)
     return ScoringModel(
         target=_expect(doc.get("target"), str, f"{where}.target"),
         label=_expect(doc.get("label", ""), str, f"{where}.label"),

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
+from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_json
 from rules_store.errors import ServiceUnavailableError, XsellError
 from rules_store.keys import StoreKeys
 from rules_store.settings import Endpoints, Settings
@@ -46,6 +46,10 @@ class VersionConflictError(XsellError, ValueError):
     """A version id already exists with other content (versions are immutable)."""
 
 
+class StoredPointerError(XsellError, ValueError):
+    """The active pointer holds something that is not a version id (not written by xsell)."""
+
+
 def open_redis(settings: Settings, endpoints: Endpoints, *, timeout_s: float = 5.0) -> redis.Redis:
     """A client for the configured (or embedded) Redis; credentials come only from settings."""
     options: dict[str, object] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
@@ -67,11 +71,44 @@ class VersionInfo:
     published_at: float
     summary: dict[str, Any]
     active: bool = False
+    problem: str = ""  # why its metadata cannot be read; the other fields are then empty
+
+
+def _version_info(name: bytes, meta: dict[bytes, bytes], active: bool) -> VersionInfo:
+    """One version's metadata, or a VersionInfo saying what is wrong with it."""
+    try:
+        version = name.decode()
+    except UnicodeDecodeError:
+        version = name.decode(errors="backslashreplace")
+        return VersionInfo(version, "", 0, "", 0.0, {}, active, "its id is not UTF-8")
+    if not meta:
+        return VersionInfo(
+            version, "", 0, "", 0.0, {}, active, "no metadata (its meta hash is missing)"
+        )
+    try:
+        summary = json.loads(meta[b"summary"])
+        if not isinstance(summary, dict):
+            msg = f"summary is a JSON {type(summary).__name__}, not an object"
+            raise ValueError(msg)
+        return VersionInfo(
+            version=version,
+            sha256=meta[b"sha256"].decode(),
+            size=int(meta[b"size"]),
+            created_at=meta[b"created_at"].decode(),
+            published_at=float(meta[b"published_at"]),
+            summary=summary,
+            active=active,
+        )
+    except KeyError as exc:
+        problem = f"metadata lacks {exc.args[0].decode()!r}"
+    except (ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
+        problem = f"malformed metadata ({exc})"
+    return VersionInfo(version, "", 0, "", 0.0, {}, active, problem)
 
 
 def encode_bundle(bundle: Bundle) -> tuple[bytes, str, str]:
     """The bundle's canonical bytes, their SHA-256 and the version id derived from both."""
-    payload = json.dumps(bundle_to_dict(bundle), ensure_ascii=False, sort_keys=True).encode()
+    payload = bundle_to_json(bundle)
     digest = hashlib.sha256(payload).hexdigest()
     stamp = "".join(ch for ch in bundle.created_at if ch.isdigit())[:14] or "0"
     return payload, digest, f"v{stamp}-{digest[:10]}"
@@ -210,7 +247,9 @@ class BundleStore:
             msg = f"cannot activate {version}: it was deleted or changed while activating; retry"
             raise BundleNotFoundError(msg) from exc
         log.info("activated bundle version=%s previous=%s", version, previous or None)
-        return (previous.decode() if isinstance(previous, bytes) else previous) or None
+        if isinstance(previous, bytes):  # a pointer not written by xsell may not be UTF-8
+            previous = previous.decode(errors="backslashreplace")
+        return previous or None
 
     def rollback(self) -> str:
         """Re-activate the version that was active before the current one."""
@@ -232,7 +271,16 @@ class BundleStore:
 
     def active_version(self) -> str | None:
         value = self._call("read the active version", lambda: self.client.get(self.keys.active))
-        return value.decode() if value is not None else None
+        if value is None:
+            return None
+        try:
+            return str(value.decode())
+        except UnicodeDecodeError as exc:
+            msg = (
+                f"the active pointer ({self.keys.active}) holds {value[:40]!r}, not a version id; "
+                "activate a good version with `xsell bundles activate V` (see `xsell bundles list`)"
+            )
+            raise StoredPointerError(msg) from exc
 
     def resolve(self, version: str) -> str:
         """`active` or a version id, as an existing version id."""
@@ -263,10 +311,12 @@ class BundleStore:
             msg = f"bundle {version}: stored bytes do not match their SHA-256; refusing to load it"
             raise BundleIntegrityError(msg)
         try:
-            return version, bundle_from_dict(json.loads(payload))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = json.loads(payload)
+        # ValueError: also bad UTF-8 and an integer too long to convert; RecursionError: too deep
+        except (ValueError, RecursionError) as exc:
             msg = f"bundle {version}: not JSON ({exc})"
             raise BundleFormatError(msg) from exc
+        return version, bundle_from_dict(raw)
 
     def versions(self) -> list[VersionInfo]:
         """Every version, newest first."""
@@ -282,17 +332,8 @@ class BundleStore:
 
         names, active, metas = self._call("list versions", read)
         return [
-            VersionInfo(
-                version=name.decode(),
-                sha256=meta[b"sha256"].decode(),
-                size=int(meta[b"size"]),
-                created_at=meta[b"created_at"].decode(),
-                published_at=float(meta[b"published_at"]),
-                summary=json.loads(meta[b"summary"]),
-                active=active is not None and name == active,
-            )
+            _version_info(name, meta, active is not None and name == active)
             for name, meta in zip(names, metas, strict=True)
-            if meta
         ]
 
     def delete_old(self, keep: int) -> list[str]:
@@ -304,15 +345,17 @@ class BundleStore:
         if keep < 1:
             msg = f"--keep must be at least 1; got {keep}"
             raise ValueError(msg)
-        candidates = [v.version for v in self.versions()[keep:]]
-        if not candidates:
+        return self.delete([v.version for v in self.versions()[keep:]])
+
+    def delete(self, versions: list[str]) -> list[str]:
+        """Delete these versions (their bundle, metadata and index entries) but never the
+        active one, which the script re-reads; returns those deleted."""
+        if not versions:
             return []
         keys = [self.keys.active, self.keys.versions, self.keys.history]
-        for version in candidates:
+        for version in versions:
             keys += [self.keys.bundle(version), self.keys.meta(version)]
-        deleted = self._call(
-            "delete old versions", lambda: self._delete(keys=keys, args=candidates)
-        )
+        deleted = self._call("delete versions", lambda: self._delete(keys=keys, args=versions))
         names = [d.decode() if isinstance(d, bytes) else str(d) for d in deleted]
         if names:
             log.info("deleted bundle versions=%s", ",".join(names))

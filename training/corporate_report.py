@@ -10,6 +10,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from rules_store.files import atomic_path
 from training.corporate import CorporateTraining
 from training.model_selection import Scores
 from training.report import facts_table, figure_svg, page_start
@@ -177,4 +178,5 @@ def write_corporate_report(path: Path, run: CorporateTraining, seconds: dict[str
         _importance(run),
         "</html>",
     ]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
+from rules_store.files import atomic_path
 from rules_store.schema import RETAIL_SCHEMA
 
 FileFormat = Literal["del", "csv", "parquet"]
@@ -245,15 +246,15 @@ def write_table(
     """`columns` of `frame` in the bank's formats: `.del` has no header and quotes
     strings, CSV has a header."""
     data = frame[list(columns)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        data.to_parquet(path, index=False)
-        return
-    data.to_csv(
-        path,
-        index=False,
-        header=fmt == "csv",
-        quoting=2 if fmt == "del" else 0,  # csv.QUOTE_NONNUMERIC for DB2 exports
-        encoding=encoding,
-        lineterminator="\n",
-    )
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            data.to_parquet(tmp, index=False)
+        else:
+            data.to_csv(
+                tmp,
+                index=False,
+                header=fmt == "csv",
+                quoting=2 if fmt == "del" else 0,  # csv.QUOTE_NONNUMERIC for DB2 exports
+                encoding=encoding,
+                lineterminator="\n",
+            )

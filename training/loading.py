@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rules_store.errors import XsellError
+from rules_store.files import atomic_path
 from rules_store.schema import Schema
 
 FileFormat = Literal["del", "csv", "parquet"]
@@ -163,7 +164,8 @@ def _diagnose(
     path: Path, schema: Schema, fmt: FileFormat, encoding: str, cause: BaseException | None
 ) -> InputError:
     """Find the first offending lines with the slow, exact reader and say what is wrong."""
-    problems: list[str] = []
+    problems: list[str] = []  # the first MAX_EXAMPLES, as examples
+    bad_lines = 0
     try:
         rows = _rows(path, encoding)
         names = list(schema.columns)
@@ -188,14 +190,16 @@ def _diagnose(
             if not record:
                 continue  # a blank line: the fast path reads it as a row of missing values
             if len(record) != width:
-                problems.append(f"line {line}: {len(record)} columns, expected {width}")
+                found = [f"line {line}: {len(record)} columns, expected {width}"]
             else:
-                for i, name in numeric:
-                    value = record[i]
-                    if value and not _is_number(value):
-                        problems.append(f"line {line}, column {name!r}: {value!r} is not a number")
-            if len(problems) >= MAX_EXAMPLES:
-                break
+                found = [
+                    f"line {line}, column {name!r}: {record[i]!r} is not a number"
+                    for i, name in numeric
+                    if record[i] and not _is_number(record[i])
+                ]
+            if found:  # count every bad line, keep the first few as examples
+                bad_lines += 1
+                problems += found[: MAX_EXAMPLES - len(problems)]
     except UnicodeDecodeError as exc:
         return InputError(
             f"{path}: cannot be decoded as {encoding} at byte {exc.start}; pass --encoding "
@@ -203,8 +207,8 @@ def _diagnose(
         )
     if not problems:
         return InputError(f"{path}: unreadable as {fmt} ({cause})")
-    more = " (first few shown)" if len(problems) >= MAX_EXAMPLES else ""
-    return InputError(f"{path}: {len(problems)} bad line(s){more}:\n  " + "\n  ".join(problems))
+    more = f" (first {len(problems)} problems shown)" if bad_lines > len(problems) else ""
+    return InputError(f"{path}: {bad_lines} bad line(s){more}:\n  " + "\n  ".join(problems))
 
 
 def _is_number(text: str) -> bool:
@@ -295,4 +299,7 @@ def read_months_table(
 
 def write_months_table(months: dict[str, dict[str, float]], path: Path, id_column: str) -> None:
     rows = [(c, m, v) for c, history in months.items() for m, v in sorted(history.items())]
-    pd.DataFrame(rows, columns=[id_column, MONTH_COLUMN, AVERAGE_COLUMN]).to_csv(path, index=False)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=[id_column, MONTH_COLUMN, AVERAGE_COLUMN]).to_csv(
+            tmp, index=False
+        )

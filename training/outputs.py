@@ -1,4 +1,9 @@
-"""Files a training run writes, in the formats the bank already uses (seed 001)."""
+"""Files a training run writes, in the formats the bank already uses (seed 001).
+
+Each file is written under a temporary name and renamed when complete (`atomic_path`).
+A run writes its bundle last (`save_bundle`, after the report): a run that failed midway
+leaves no `model/bundle.json` for `--model DIR` to take.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from rules_store.bundle import Bundle
-from rules_store.local_store import save_bundle
+from rules_store.files import atomic_path
+from rules_store.local_store import BUNDLE_FILE, save_bundle
 from rules_store.rules import RULE_FIELDS, Rule, format_itemset
 
 RULE_COLUMNS = ("segment", *RULE_FIELDS)
@@ -42,7 +48,7 @@ def rule_rows(
 
 def write_rules_csv(path: Path, bundle: Bundle, *, pruned: bool = False) -> None:
     """Full-precision floats (repr), so the file equals mlxtend's numbers exactly."""
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(RULE_COLUMNS)
         for s in bundle.segments:
@@ -86,8 +92,9 @@ def seed_format_json(rules: dict[str, dict[str, list[object]]]) -> str:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """UTF-8 CSV with a header, written by pyarrow (pandas' writer is ~7x slower at 1M rows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pacsv.write_csv(table, tmp)
 
 
 def write_assignments(
@@ -99,13 +106,24 @@ def write_assignments(
 def write_training_outputs(
     out: Path, bundle: Bundle, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
 ) -> list[Path]:
+    """Assignments and rules; not the bundle, which the caller saves last (`save_run_bundle`).
+
+    A previous run's bundle is removed first: until this run's is saved, `out` holds
+    no bundle that does not match its other files.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    (out / "model" / BUNDLE_FILE).unlink(missing_ok=True)
     written = [out / "assignments.csv", out / "rules.csv", out / "rules.json"]
     write_assignments(written[0], bundle.schema.id_column, ids, labels)
     write_rules_csv(written[1], bundle)
-    written[2].write_text(seed_format_json(seed_format(bundle)), encoding="utf-8")
+    with atomic_path(written[2]) as tmp:
+        tmp.write_text(seed_format_json(seed_format(bundle)), encoding="utf-8")
     if any(s.pruned for s in bundle.segments):
         written.append(out / "rules_pruned.csv")
         write_rules_csv(written[-1], bundle, pruned=True)
-    written.append(save_bundle(out / "model", bundle))
     return written
+
+
+def save_run_bundle(out: Path, bundle: Bundle) -> Path:
+    """`out/model/bundle.json`, for `--model out`: a run's last file, after its report."""
+    return save_bundle(out / "model", bundle)

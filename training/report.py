@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rules_store.bundle import Bundle
+from rules_store.files import atomic_path
 from rules_store.rules import format_itemset
 
 mpl.rcParams["svg.fonttype"] = "none"
@@ -196,4 +197,5 @@ def write_report(path: Path, bundle: Bundle, seconds: dict[str, float]) -> None:
         _top_rules(bundle),
         "</html>",
     ]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from rules_store.bundle import Bundle
 from rules_store.diff import diff_bundles
+from rules_store.errors import XsellError
 from rules_store.local_store import load_bundle, load_model, save_bundle
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.rules import format_itemset
@@ -116,7 +117,11 @@ def list_cmd(settings: Settings) -> None:
             justify="right" if column in ("segments", "rules", "customers", "size") else "left",
             no_wrap=column in ("version", "published (UTC)"),  # ids must stay copyable
         )
+    broken = []
     for info in open_store(settings).versions():
+        if info.problem:
+            broken.append(info)
+            continue
         summary = info.summary
         table.add_row(
             "*" if info.active else "",
@@ -129,6 +134,13 @@ def list_cmd(settings: Settings) -> None:
             str(summary.get("fingerprint", ""))[:19],
         )
     out.print(table)
+    for info in broken:  # one line each, after the versions that can be used
+        out.print(
+            f"[yellow]{info.version}{' (active)' if info.active else ''}: {info.problem}; "
+            f"it cannot be listed or loaded, delete it with `xsell bundles delete {info.version}`[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @bundles.command("show")
@@ -252,17 +264,25 @@ def rollback_cmd(settings: Settings) -> None:
 
 
 @bundles.command("delete")
+@click.argument("versions", metavar="[VERSION]...", nargs=-1)
 @click.option(
     "--keep",
     type=click.IntRange(min=1),
-    required=True,
     help="How many of the newest versions to keep.",
 )
 @click.pass_obj
-def delete_cmd(settings: Settings, keep: int) -> None:
-    """Delete all but the newest --keep versions; the active version is always kept."""
-    deleted = open_store(settings).delete_old(keep)
+def delete_cmd(settings: Settings, versions: tuple[str, ...], keep: int | None) -> None:
+    """Delete these VERSIONs, or all but the newest --keep; the active version is always kept."""
+    if (keep is None) == (not versions):
+        msg = "give either VERSIONs to delete or --keep N, not both"
+        raise click.UsageError(msg)
+    store = open_store(settings)
+    deleted = store.delete_old(keep) if keep is not None else store.delete(list(versions))
     out.print(f"deleted {len(deleted)} version(s)" + (f": {', '.join(deleted)}" if deleted else ""))
+    kept = [v for v in versions if v not in deleted]
+    if kept:
+        msg = f"not deleted: {', '.join(kept)} (the active version is never deleted; activate another first)"
+        raise XsellError(msg)
 
 
 @bundles.command("export")

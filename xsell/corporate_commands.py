@@ -14,7 +14,8 @@ import click
 from rich.table import Table
 
 from rules_store.errors import XsellError
-from rules_store.local_store import load_model, save_model
+from rules_store.files import atomic_path
+from rules_store.local_store import MODEL_FILE, load_model, save_model
 from rules_store.scoring import ScoringModel
 from rules_store.settings import Settings
 from training.corporate import CorporateTraining, churn_table, potential_table, train_corporate
@@ -310,14 +311,17 @@ def _train(
 
 
 def _write_run(out_dir: Path, run: CorporateTraining, stages: Stages) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Metrics, report, then the model: a run that fails midway leaves no model.json
+    (a previous run's is removed first, as it would not match the other files)."""
     with stages.stage("write model, metrics and report"):
-        files = [save_model(out_dir, run.model), out_dir / "metrics.json", out_dir / "report.html"]
-        files[1].write_text(
-            json.dumps(run.metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        write_corporate_report(files[2], run, stages.seconds)
-    return files
+        (out_dir / MODEL_FILE).unlink(missing_ok=True)
+        metrics, report = out_dir / "metrics.json", out_dir / "report.html"
+        with atomic_path(metrics) as tmp:
+            tmp.write_text(
+                json.dumps(run.metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
+        write_corporate_report(report, run, stages.seconds)
+        return [save_model(out_dir, run.model), metrics, report]
 
 
 def _finish(run: CorporateTraining, files: list[Path]) -> None:

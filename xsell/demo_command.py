@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rules_store.errors import XsellError
+from rules_store.files import atomic_path
 from rules_store.redis_store import BundleStore, open_redis
 from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
@@ -29,7 +30,7 @@ from streams.topics import TopicNames
 from training.event_generator import EventPlan, GeneratedEvents, generate_events
 from training.generate import generate_retail, write_retail
 from training.loading import write_months_table
-from training.outputs import write_training_outputs
+from training.outputs import save_run_bundle, write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, train_retail
 from xsell.alert_lines import describe
@@ -250,6 +251,7 @@ def demo_cmd(
                         out_dir / "model", bundle, trained.data.ids, trained.segmentation.labels
                     )
                     write_report(out_dir / "model" / "report.html", bundle, stages.seconds)
+                    save_run_bundle(out_dir / "model", bundle)  # last, as `train retail`
                 with stages.stage("publish and activate the bundle"):
                     store = BundleStore(
                         open_redis(settings, stack.endpoints), settings.redis_key_prefix
@@ -258,10 +260,12 @@ def demo_cmd(
                 with stages.stage(f"generate {days} days of events"):
                     plan = EventPlan(days=days, drainers=drainers, malformed=malformed, seed=seed)
                     events = generate_events(frame, RETAIL_SCHEMA, plan)
-                    (out_dir / "events.jsonl").write_bytes(b"\n".join(events.lines) + b"\n")
-                    (out_dir / "events.jsonl.manifest.json").write_text(
-                        json.dumps(events.manifest(plan), ensure_ascii=False, indent=2)
-                    )
+                    with atomic_path(out_dir / "events.jsonl") as tmp:
+                        tmp.write_bytes(b"\n".join(events.lines) + b"\n")
+                    with atomic_path(out_dir / "events.jsonl.manifest.json") as tmp:
+                        tmp.write_text(
+                            json.dumps(events.manifest(plan), ensure_ascii=False, indent=2)
+                        )
                     write_months_table(
                         events.months, out_dir / "events.jsonl.months.csv", RETAIL_SCHEMA.id_column
                     )
@@ -286,7 +290,8 @@ def demo_cmd(
                     producer.close(timeout=0 if sys.exc_info()[0] else None)
             if worker is not None:
                 worker.stop()
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
     out.print(f"data, model/report.html, worker.log and summary.json are in {out_dir}/")
 

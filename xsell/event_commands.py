@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from rules_store.files import atomic_path
 from training.event_generator import EventPlan, generate_events
 from training.loading import read_snapshot, write_months_table
 from xsell.click_types import DATE
@@ -91,9 +92,11 @@ def generate_events_cmd(
         with stages.stage(f"generate {days} days of events"):
             generated = generate_events(snapshot, schema, plan)
         with stages.stage(f"write {out_path}"):
-            out_path.write_bytes(b"\n".join(generated.lines) + b"\n")
+            with atomic_path(out_path) as tmp:
+                tmp.write_bytes(b"\n".join(generated.lines) + b"\n")
             manifest = out_path.with_name(out_path.name + ".manifest.json")
-            manifest.write_text(json.dumps(generated.manifest(plan), ensure_ascii=False, indent=2))
+            with atomic_path(manifest) as tmp:
+                tmp.write_text(json.dumps(generated.manifest(plan), ensure_ascii=False, indent=2))
             months = out_path.with_name(out_path.name + ".months.csv")
             write_months_table(generated.months, months, schema.id_column)
     table = Table(title=f"{len(generated.lines):,} events, {start} + {days} days")

@@ -27,7 +27,13 @@ from training.mining import (
     mine_table_mlxtend,
     prune_redundant,
 )
-from training.outputs import RULE_COLUMNS, rule_rows, write_csv, write_training_outputs
+from training.outputs import (
+    RULE_COLUMNS,
+    rule_rows,
+    save_run_bundle,
+    write_csv,
+    write_training_outputs,
+)
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
@@ -256,6 +262,8 @@ def train_retail_cmd(
         with stages.stage("report"):  # after "write", so the report can show every stage's time
             write_report(out_dir / "report.html", result.bundle, stages.seconds)
             files.append(out_dir / "report.html")
+        # Last: a run that failed before here leaves no bundle for `--model` to take.
+        files.append(save_run_bundle(out_dir, result.bundle))
     _print_training(result.bundle, result.data, files)
     if publish:
         publish_bundle(settings, result.bundle, activate=activate)

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rules_store.files import atomic_path
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -37,10 +39,8 @@ def pid_alive(pid: int) -> bool:
 
 def write_run_file(path: Path, info: RunInfo) -> None:
     """Write atomically, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
 
 
 def read_run_file(path: Path) -> RunInfo | None:

@@ -302,3 +302,36 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def test_a_bundle_with_a_nan_lift_is_never_published_and_a_planted_one_is_refused(
+    store: BundleStore, bundles: list[Bundle]
+) -> None:
+    bundle = bundles[0]
+    first = bundle.segments[0]
+    nan_lift = replace(
+        bundle,
+        segments=(
+            replace(first, rules=(replace(first.rules[0], lift=float("nan")), *first.rules[1:])),
+            *bundle.segments[1:],
+        ),
+    )
+    with pytest.raises(BundleFormatError, match=r"rules\[0\]\.lift: expected a finite number"):
+        store.publish(nan_lift)
+    assert store.client.keys(f"{store.keys.prefix}*") == []
+
+    good = store.publish(bundle)
+    store.activate(good)
+    doc = json.loads(store.client.get(store.keys.bundle(good)))  # type: ignore[arg-type]
+    doc["segments"][0]["rules"][1][5] = float("inf")  # confidence; json writes `Infinity`
+    payload = json.dumps(doc).encode()
+    assert b"Infinity" in payload
+    store.client.set(store.keys.bundle("inf"), payload)
+    store.client.hset(
+        store.keys.meta("inf"), mapping={"sha256": hashlib.sha256(payload).hexdigest()}
+    )
+    with pytest.raises(BundleFormatError, match=r"rules\[1\]\.confidence: .* got inf"):
+        store.load("inf")
+    with pytest.raises(BundleFormatError):
+        store.activate("inf")
+    assert store.active_version() == good

@@ -89,6 +89,26 @@ def test_non_numeric_balance_names_line_column_and_value(
         read_snapshot(path, RETAIL_SCHEMA)
 
 
+def test_the_bad_line_count_is_every_bad_line_not_just_the_examples_shown(
+    tmp_path: Path,
+) -> None:
+    frame = generate_retail(600, seed=6, dirty_share=0.0)
+    path = _write(tmp_path, frame, "many.del")
+    lines = _lines(path)
+    column = RETAIL_SCHEMA.columns.index("国债余额")
+    for n in range(500):  # two bad numbers on each of 500 lines: still 500 lines
+        fields = lines[n].split(",")
+        fields[column] = fields[column + 1] = "x"
+        lines[n] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_snapshot(path, RETAIL_SCHEMA)
+    message = str(caught.value)
+    assert "500 bad line(s)" in message
+    assert "line 1, column '国债余额': 'x' is not a number" in message
+    assert len(message.splitlines()) == 1 + 5  # the count, then the first few examples
+
+
 def test_unknown_categories_are_counted_with_first_lines_or_coded(
     tmp_path: Path, customers: pd.DataFrame
 ) -> None:

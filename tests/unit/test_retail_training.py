@@ -15,7 +15,7 @@ from rules_store.schema import RETAIL_SCHEMA
 from training.batch import cross_sell, product_mining
 from training.generate import PLANTED_RULES, generate_retail, write_retail
 from training.mining import mine_table_mlxtend
-from training.outputs import write_training_outputs
+from training.outputs import save_run_bundle, write_training_outputs
 from training.retail import TrainParams, TrainResult, train_retail
 
 CUSTOMERS = 20_000
@@ -85,6 +85,7 @@ def test_the_same_seed_gives_identical_output_files(
         write_training_outputs(
             tmp_path / name, result.bundle, result.data.ids, result.segmentation.labels
         )
+        save_run_bundle(tmp_path / name, result.bundle)
         runs.append(tmp_path / name)
     for file in ("assignments.csv", "rules.csv", "rules.json"):
         assert (runs[0] / file).read_bytes() == (runs[1] / file).read_bytes(), file
@@ -117,6 +118,7 @@ def test_saved_model_gives_the_same_offers_as_the_trained_bundle(
     trained: TrainResult, tmp_path: Path
 ) -> None:
     write_training_outputs(tmp_path, trained.bundle, trained.data.ids, trained.segmentation.labels)
+    save_run_bundle(tmp_path, trained.bundle)
     loaded = load_bundle(tmp_path)
     assert loaded == trained.bundle
     offers = cross_sell(loaded, trained.data)

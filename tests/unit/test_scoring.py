@@ -149,3 +149,40 @@ def test_a_malformed_model_document_is_refused_with_its_path(
     with pytest.raises(ModelFormatError) as caught:
         model_from_dict(doc)
     assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda d: d["estimator"]["coef"].__setitem__(2, float("nan")),
+            "model.estimator.coef[2]: expected a finite number, got nan",
+        ),
+        (
+            lambda d: d["estimator"].__setitem__("intercept", 10**400),
+            "model.estimator.intercept: expected a finite number, got 1000",
+        ),
+        (
+            lambda d: d.__setitem__("metrics", {"holdout": {"roc_auc": float("inf")}}),
+            "model.metrics.holdout.roc_auc: expected a finite number, got inf",
+        ),
+    ],
+)
+def test_a_model_with_a_non_finite_figure_is_refused_with_its_path(
+    churn_frame: pd.DataFrame, edit: Any, expected: str
+) -> None:
+    _, scoring = _model("logistic_regression", churn_frame)
+    doc = copy.deepcopy(model_to_dict(scoring))
+    edit(doc)
+    with pytest.raises(ModelFormatError) as caught:
+        model_from_dict(json.loads(json.dumps(doc)))  # NaN/Infinity literals parse, then refused
+    assert expected in str(caught.value)
+
+
+def test_a_model_with_a_nan_metric_is_not_written(
+    churn_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    _, scoring = _model("logistic_regression", churn_frame)
+    with pytest.raises(ModelFormatError, match=r"metrics.cv_pr_auc: expected a finite number"):
+        save_model(tmp_path, replace(scoring, metrics={"cv_pr_auc": float("nan")}))
+    assert list(tmp_path.iterdir()) == []
