@@ -15,12 +15,12 @@ import numpy as np
 
 from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
 from rules_store.errors import XsellError
-from rules_store.figures import as_finite, find_non_finite, not_finite
 from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.rules import RULE_FIELDS, Rule
 from rules_store.schema import SchemaError, schema_from_dict
 from rules_store.scoring import ScoringModel
 from rules_store.segments import SegmentModel
+from rules_store.validation import as_finite, find_non_finite, not_finite
 
 
 class BundleFormatError(XsellError, ValueError):

@@ -13,7 +13,6 @@ import json
 from typing import Any, cast
 
 from rules_store.errors import XsellError
-from rules_store.figures import as_finite, find_non_finite, not_finite
 from rules_store.scoring import (
     BoostingModel,
     EstimatorKind,
@@ -24,6 +23,7 @@ from rules_store.scoring import (
     Tree,
     encoded_columns,
 )
+from rules_store.validation import as_finite, find_non_finite, not_finite
 
 MODEL_FORMAT_VERSION = 1
 KINDS: tuple[EstimatorKind, ...] = (

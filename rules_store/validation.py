@@ -1,9 +1,11 @@
-"""Bounds every parser of outside input shares: numbers, text, days, and a bounded echo.
+"""Bounds every parser and codec shares: numbers, text, days, and a bounded echo.
 
 Records come from systems we do not control. Anything the state or the standard library
 cannot hold (an integer of 400 digits, 9999-12-31 plus a day, a string of a megabyte in
 an error message) is refused here with the caller's error class, never raised later as
-an OverflowError deep inside the pure steps.
+an OverflowError deep inside the pure steps. Stored documents (bundles, models) hold
+finite figures only: JSON has no NaN or Infinity, though Python's `json` reads and writes
+them as literals, and one would be served as invalid JSON.
 """
 
 from __future__ import annotations
@@ -74,3 +76,48 @@ def plausible_day(day: date, where: str, error: type[Exception]) -> date:
         )
         raise error(msg)
     return day
+
+
+def as_finite(value: int | float) -> float | None:
+    """`value` as a float; None when it is NaN, infinite or too large for a float.
+
+    >>> as_finite(3), as_finite(float("nan")), as_finite(10**400)
+    (3.0, None, None)
+    """
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def not_finite(where: str, value: Any) -> str:
+    """The message for a non-finite figure.
+
+    >>> not_finite("rules[3].lift", float("nan"))
+    'rules[3].lift: expected a finite number, got nan'
+    """
+    return f"{where}: expected a finite number, got {show(value)}"
+
+
+def find_non_finite(value: Any, where: str) -> str | None:
+    """The first non-finite number inside plain values (dicts, lists), as a message.
+
+    >>> find_non_finite({"silhouette": {"2": 0.4, "3": float("inf")}}, "metrics")
+    'metrics.silhouette.3: expected a finite number, got inf'
+    >>> find_non_finite({"rows": 12, "name": "x"}, "metrics") is None
+    True
+    """
+    pending = [(where, value)]  # a stack, not recursion: a document may nest deeply
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int | float):
+            if as_finite(item) is None:
+                return not_finite(path, item)
+        elif isinstance(item, dict):
+            pending += reversed([(f"{path}.{key}", child) for key, child in item.items()])
+        elif isinstance(item, list | tuple):
+            pending += reversed([(f"{path}[{i}]", child) for i, child in enumerate(item)])
+    return None
