@@ -64,14 +64,20 @@ def redis_binary() -> str:
 
 
 def redis_server_argv(port: int, data_dir: Path) -> list[str]:
-    """A throw-away redis-server on loopback: no snapshots, no AOF, protected mode on."""
+    """A redis-server on loopback, protected mode on, whose keys survive a restart on `data_dir`.
+
+    The append-only file is written before Redis answers a write, so a Redis killed
+    outright and started again on the same directory has every published bundle back.
+    Writes are rare (publish, activate), so the file costs next to nothing; RDB snapshots
+    stay off (they would lose the writes since the last one).
+    """
     return [
         redis_binary(),
         "--bind", LOOPBACK,
         "--port", str(port),
         "--dir", str(data_dir),
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes",
         "--protected-mode", "yes",
     ]  # fmt: skip
 
