@@ -85,7 +85,9 @@ def up(settings: Settings, ready_timeout: float) -> None:
     Each runs as a child process on a free loopback port and is stopped on Ctrl-C,
     SIGTERM or when this process dies. The addresses go into a run file, so `xsell`
     commands in other terminals use this stack. Services already configured through
-    XSELL_KAFKA_BROKERS or XSELL_REDIS_URL are not started.
+    XSELL_KAFKA_BROKERS or XSELL_REDIS_URL are not started. A Redis that dies is
+    restarted on the same port with its keys (up to 5 times in 10 minutes); a broker
+    that dies stops the stack.
     """
     if settings.kafka_brokers and settings.redis_url:
         msg = (
@@ -109,12 +111,12 @@ def up(settings: Settings, ready_timeout: float) -> None:
         stack.start()
         created = ensure_topics(settings, stack.endpoints, TopicNames(settings.topic_prefix).all())
         _print_stack(stack, created)
-        while not (failed := stack.failed_children()):
+        while (broker := stack.supervise()) is None:
             time.sleep(0.2)
-        child = failed[0]
         msg = (
-            f"embedded {child.name} exited with code {child.exit_code()}; stopping. "
-            f"Last lines of {child.log_path}:\n{child.log_tail()}"
+            f"embedded {broker.name} exited with code {broker.exit_code()}; stopping "
+            "(its topics were in its memory: start `xsell up` again, then the workers, and "
+            f"reload the snapshot). Last lines of {broker.log_path}:\n{broker.log_tail()}"
         )
         raise XsellError(msg)
     except KeyboardInterrupt:

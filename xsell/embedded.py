@@ -2,7 +2,8 @@
 
 Used when `XSELL_KAFKA_BROKERS` / `XSELL_REDIS_URL` are unset (a laptop, CI, a demo). The
 children die with this process however it ends: a clean stop on exit, Ctrl-C or SIGTERM,
-and Linux's parent-death signal when it is killed outright.
+and Linux's parent-death signal when it is killed outright. A Redis that dies on its own is
+started again on the same port (see `EmbeddedStack.supervise`); the broker is not.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rules_store.errors import ConfigError, ServiceUnavailableError
 from rules_store.settings import Endpoints, Settings
 from xsell.probes import probe_broker, probe_redis
 from xsell.processes import ChildProcess, free_port
+from xsell.restarts import RestartPolicy
 from xsell.runfile import RunInfo, pid_alive, read_run_file, remove_run_file, write_run_file
 
 log = logging.getLogger(__name__)
@@ -64,14 +66,20 @@ def redis_binary() -> str:
 
 
 def redis_server_argv(port: int, data_dir: Path) -> list[str]:
-    """A throw-away redis-server on loopback: no snapshots, no AOF, protected mode on."""
+    """A redis-server on loopback, protected mode on, whose keys survive a restart on `data_dir`.
+
+    The append-only file is written before Redis answers a write, so a Redis killed
+    outright and started again on the same directory has every published bundle back.
+    Writes are rare (publish, activate), so the file costs next to nothing; RDB snapshots
+    stay off (they would lose the writes since the last one).
+    """
     return [
         redis_binary(),
         "--bind", LOOPBACK,
         "--port", str(port),
         "--dir", str(data_dir),
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes",
         "--protected-mode", "yes",
     ]  # fmt: skip
 
@@ -80,21 +88,33 @@ class EmbeddedStack:
     """Start the services that the settings leave unconfigured; stop them on exit.
 
     With `announce=True` the addresses go into the run file so that `xsell` commands in
-    other terminals find this stack.
+    other terminals find this stack. `supervise()`, called while the stack serves,
+    restarts a Redis that died within `restart_policy`.
     """
 
     def __init__(
-        self, settings: Settings, *, announce: bool = True, ready_timeout_s: float = 30.0
+        self,
+        settings: Settings,
+        *,
+        announce: bool = True,
+        ready_timeout_s: float = 30.0,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.announce = announce
         self.ready_timeout_s = ready_timeout_s
+        self.restart_policy = restart_policy or RestartPolicy()
         self.broker: ChildProcess | None = None
         self.redis: ChildProcess | None = None
         self.kafka_bootstrap = settings.kafka_brokers
         self.redis_url = settings.redis_url
         self.ready_seconds: dict[str, float] = {}
+        self.redis_restarts: list[float] = []  # monotonic times of the restarts so far
+        self.redis_given_up = False  # it kept dying: left dead, the broker still serves
+        self._redis_due: float | None = None  # when a dead Redis is to be started again
+        self._crashed = False  # a child died on its own: keep the logs
         self._run_dir = settings.state_dir / "stacks" / str(os.getpid())
+        self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._announced = False
 
     @property
@@ -132,13 +152,28 @@ class EmbeddedStack:
         children = [c for c in (self.redis, self.broker) if c is not None]
         for child in children:
             child.stop()
+        # Redis's append-only file only serves restarts within this run.
+        shutil.rmtree(self._run_dir / "redis-data", ignore_errors=True)
         # Logs are kept only when a child died on its own, for the post-mortem.
-        if all(child.stopped_by_us for child in children):
+        if not self._crashed and all(child.stopped_by_us for child in children):
             shutil.rmtree(self._run_dir, ignore_errors=True)
 
-    def failed_children(self) -> list[ChildProcess]:
-        """Children that exited while they should be running."""
-        return [c for c in (self.broker, self.redis) if c is not None and c.exit_code() is not None]
+    def supervise(self) -> ChildProcess | None:
+        """Restart a Redis that died; return the broker if it died. Call it a few times a second.
+
+        Redis comes back on the same port, so the run file and every worker's URL stay
+        valid, with its keys read back from its append-only file; up to the policy's
+        number of restarts, then it is left dead with an error logged and the broker keeps
+        serving. The broker is not restarted: its topics live in its memory, so a new one
+        would be empty under workers that hold offsets into the old topics. The caller
+        stops the stack instead.
+        """
+        if self.broker is not None and self.broker.exit_code() is not None:
+            self._crashed = True
+            return self.broker
+        if self.redis is not None and not self.redis_given_up:
+            self._supervise_redis(self.redis, time.monotonic())
+        return None
 
     def __enter__(self) -> EmbeddedStack:
         self.start()
@@ -178,9 +213,62 @@ class EmbeddedStack:
             self._run_dir / "redis.log",
         )
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"
-        endpoints = Endpoints("unused:0", self.redis_url, embedded_broker=True, embedded_redis=True)
-        self._start_and_wait(
-            self.redis, lambda: probe_redis(self.settings, endpoints, timeout_s=1.0)
+        self._start_and_wait(self.redis, self._probe_redis)
+
+    def _probe_redis(self) -> None:
+        endpoints = Endpoints(
+            "unused:0", self.redis_url or "", embedded_broker=True, embedded_redis=True
+        )
+        probe_redis(self.settings, endpoints, timeout_s=1.0)
+
+    def _supervise_redis(self, redis: ChildProcess, now: float) -> None:
+        """One step: notice a death and schedule the restart, or restart when it is due."""
+        fields: dict[str, object] = {"service": "redis", "url": self.redis_url}
+        if self._redis_due is None:
+            code = redis.exit_code()
+            if code is None:
+                return
+            self._crashed = True
+            delay = self.restart_policy.delay_s(self.redis_restarts, now)
+            fields |= {"pid": redis.pid, "exit_code": code, "restarts": len(self.redis_restarts)}
+            if delay is None:
+                self.redis_given_up = True
+                log.error(
+                    "embedded redis keeps dying (%d restarts within %.0fs): left stopped; the "
+                    "broker keeps running, workers serve the bundle they hold. Find the cause "
+                    "in %s, then restart `xsell up` (the broker's topics are lost then). "
+                    "Last lines:\n%s",
+                    len(self.redis_restarts),
+                    self.restart_policy.window_s,
+                    redis.log_path,
+                    redis.log_tail(),
+                    extra=fields,
+                )
+                return
+            log.warning(
+                "embedded redis exited with code %s; restarting it on the same port in %.1fs",
+                code,
+                delay,
+                extra=fields | {"delay_s": delay},
+            )
+            self._redis_due = now + delay
+            return
+        if now < self._redis_due:
+            return
+        self._redis_due = None
+        self.redis_restarts.append(now)
+        fields["restart"] = len(self.redis_restarts)
+        try:
+            self._start_and_wait(redis, self._probe_redis)
+        except (ServiceUnavailableError, OSError) as exc:  # OSError: its binary is gone
+            redis.stop()  # one that never answered counts as dead too
+            log.warning("embedded redis restart failed: %s", exc, extra=fields)
+            return
+        if self._announced:
+            write_run_file(self.settings.run_file, self._run_info())
+        log.warning(
+            "embedded redis restarted; published bundles read back from its append-only file",
+            extra=fields | {"pid": redis.pid},
         )
 
     def _start_and_wait(self, child: ChildProcess, probe: Callable[[], object]) -> None:
@@ -219,7 +307,7 @@ class EmbeddedStack:
             redis_url=self.redis_url if self.redis else None,
             broker_pid=self.broker.pid if self.broker else None,
             redis_pid=self.redis.pid if self.redis else None,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            started_at=self._started_at,
         )
 
 

@@ -288,7 +288,7 @@ def test_a_reader_survives_a_redis_restart_and_sees_later_activations(
         time.sleep(1.0)
         assert watcher.current()[1] == bundles[0]  # still serving the cached bundle
         server = ChildProcess("redis", argv, tmp_path / "redis2.log")
-        server.start()  # same port, empty memory: the bundle has to be published again
+        server.start()  # same port and directory: bundles[0] comes back from the AOF
         assert _wait_for(lambda: _pings(client))
         store.activate(store.publish(bundles[1]))
         assert _wait_for(lambda: watcher.current()[1] == bundles[1], within_s=10)
