@@ -9,6 +9,7 @@ Text fields are encoded as the index of their value in the field's declared list
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,5 +213,10 @@ def encode_profile(
             except (TypeError, ValueError):
                 msg = f"field {spec.name!r} must be a number, got {raw!r}"
                 raise SchemaError(msg) from None
+            except OverflowError:  # an int of 400 digits
+                number = math.inf
+            if not math.isfinite(number):  # "nan" and "inf" parse, but segment nowhere
+                msg = f"field {spec.name!r} must be a finite number, got {raw!r:.60}"
+                raise SchemaError(msg)
             values.append(number)
     return tuple(values)
