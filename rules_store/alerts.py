@@ -186,7 +186,7 @@ Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts
 
 
 def _json(alert: dict[str, Any]) -> str:
-    return json.dumps(alert, ensure_ascii=False)
+    return json.dumps(alert, ensure_ascii=False, allow_nan=False)  # strict JSON for every reader
 
 
 def segment_of(state: CustomerState, active: ActiveBundleView | None) -> int | None:

@@ -234,6 +234,9 @@ def snapshot_history(record: Mapping[str, Any]) -> tuple[str | None, dict[str, f
     return as_of, parsed
 
 
+MIN_BASELINE = 0.01  # average daily financial assets below which no drop is measured
+
+
 @dataclass(frozen=True)
 class ChurnPolicy:
     threshold: float = 0.5  # a drop above this share raises an alert
@@ -361,7 +364,8 @@ def _baseline(history: AssetHistory, month: str) -> tuple[float, tuple[str, ...]
         months.append(previous)
         averages.append(average[0])
     baseline = sum(averages) / len(averages)
-    return (baseline, tuple(months)) if baseline > 0 else None
+    # Below a cent a month there is nothing to lose, and a ratio to it could overflow.
+    return (baseline, tuple(months)) if baseline >= MIN_BASELINE else None
 
 
 def _figures(
@@ -380,7 +384,7 @@ def _figures(
 
 def drop_on(history: AssetHistory, day: str) -> ChurnFigures | None:
     """The drop test on `day`, or None when three months of history or the month's own
-    days are missing, or the baseline is zero."""
+    days are missing, or the baseline is under MIN_BASELINE."""
     baseline = _baseline(history, month_of(day))
     total, count = history.month_totals(month_of(day), through=day)
     return _figures(day, total, count, baseline) if baseline and count else None

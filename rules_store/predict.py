@@ -5,6 +5,7 @@ and what was expected; no I/O here, the web view only decodes and encodes.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from rules_store.schema import Schema, SchemaError, encode_profile
 
 MAX_TOP_K = len(PRODUCTS)
 MAX_MONTHS = 36
+# Amounts and corporate figures beyond this are not a bank's figures; bounding them keeps
+# every sum and ratio in the answer finite (10**400 would not even convert to a float).
+MAX_MAGNITUDE = 1e15
 BALANCE_FIELDS: tuple[str, ...] = tuple(c for cols in PRODUCT_BALANCES.values() for c in cols)
 KNOWN_KEYS = frozenset(
     {"customer_id", "profile", "holdings", "balances", "asset_months", "corporate", "top_k"}
@@ -48,6 +52,34 @@ class PredictRequest:
     asset_months: Mapping[str, float]
     top_k: int
     corporate: Mapping[str, float | str] = field(default_factory=dict)
+
+
+def _number(field: str, value: object, *, minimum: float = -MAX_MAGNITUDE) -> float:
+    """A finite JSON number from `minimum` to MAX_MAGNITUDE, or a RequestError naming `field`.
+
+    >>> _number("asset_months.2026-01", 10**400, minimum=0)
+    Traceback (most recent call last):
+    ...
+    rules_store.predict.RequestError: asset_months.2026-01: expected a number from 0 to 1e+15, got an integer of 401 digits
+    """
+    # The comparison is False for NaN and both infinities, and exact for a huge int
+    # (math.isfinite(10**400) would raise OverflowError).
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not minimum <= value <= MAX_MAGNITUDE
+    ):
+        raise RequestError(
+            field, f"expected a number from {minimum:g} to {MAX_MAGNITUDE:g}, got {_shown(value)}"
+        )
+    return float(value)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"  # JSON allows at most 4300
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}..."
 
 
 def _holdings(body: Mapping[str, Any]) -> int:
@@ -80,10 +112,7 @@ def _holdings(body: Mapping[str, Any]) -> int:
     held = 0
     for product, columns in PRODUCT_BALANCES.items():
         for column in columns:
-            value = balances.get(column, 0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise RequestError(f"balances.{column}", f"expected a number >= 0, got {value!r}")
-            if value:
+            if _number(f"balances.{column}", balances.get(column, 0), minimum=0):
                 held |= products_to_mask([product])
     return held
 
@@ -105,9 +134,7 @@ def _asset_months(body: Mapping[str, Any]) -> dict[str, float]:
             date.fromisoformat(f"{month}-01")
         except ValueError:
             raise RequestError("asset_months", f"{month!r} is not a month YYYY-MM") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise RequestError(f"asset_months.{month}", f"expected a number >= 0, got {value!r}")
-        months[str(month)] = float(value)
+        months[str(month)] = _number(f"asset_months.{month}", value, minimum=0)
     return months
 
 
@@ -165,6 +192,9 @@ def _corporate(body: Mapping[str, Any]) -> dict[str, float | str]:
         raise RequestError(
             "corporate", f"unknown fields {unknown}; expected some of {list(CORPORATE_FIELDS)}"
         )
+    for name, value in raw.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):  # text: below
+            _number(f"corporate.{name}", value)
     try:
         return corporate_fields(raw, where="corporate field")
     except InvalidEventError as exc:
@@ -200,13 +230,15 @@ def churn_figures(months: Mapping[str, float], threshold: float) -> dict[str, An
             "reason": f"needs the three months before {latest}: {sorted(previous)}",
         }
     baseline = sum(months[m] for m in previous) / BASELINE_MONTHS
+    # A baseline of a few 1e-300 makes the ratio overflow to inf; JSON has no -Infinity,
+    # so such a drop is reported as null (it is a rise, never a churn risk).
     drop = 1 - months[latest] / baseline if baseline > 0 else 0.0
     return {
         "month": latest,
         "month_avg": round(months[latest], 2),
         "baseline_avg": round(baseline, 2),
         "baseline_months": sorted(previous),
-        "drop": round(drop, 4),
+        "drop": round(drop, 4) if math.isfinite(drop) else None,
         "threshold": threshold,
         "at_risk": baseline > 0 and drop > threshold,
     }

@@ -9,6 +9,7 @@ Text fields are encoded as the index of their value in the field's declared list
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,8 +214,10 @@ def encode_profile(
                 raise SchemaError(msg)
             try:
                 number = float(raw)
-            except (TypeError, ValueError, OverflowError):
+            except (TypeError, ValueError):
                 msg = f"field {spec.name!r} must be a number, got {show(raw)}"
                 raise SchemaError(msg) from None
+            except OverflowError:  # an integer of 400 digits: refused just below
+                number = math.inf
             values.append(finite_number(number, f"field {spec.name!r}", SchemaError))
     return tuple(values)

@@ -8,13 +8,17 @@ subscriber: reading and decoding every alert holds the interpreter lock, which c
 worker a third of its events/s in bench/stream.py while nobody was watching. At start it
 goes back a little (`RECENT` alerts per partition at most) so a dashboard opened just
 after a worker restart is not empty; a subscriber gets those first, then live ones.
+
+No record ends the thread: one that is not an alert (not strict JSON, too deep, a
+tombstone, not an object, fields of the wrong type) is logged with its topic, partition and
+offset, counted in `skipped` and passed over; any other error in the loop is logged and the
+consumer reconnected. `alive` says whether the thread still runs (for `/health`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections import deque
@@ -25,7 +29,9 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from rules_store.errors import XsellError
 from rules_store.settings import Endpoints, Settings
+from rules_store.strict_json import loads_strict
 from streams.kafka_clients import kafka_python_options
 from streams.tansu import EMBEDDED_FETCH_WAIT_MS
 
@@ -33,6 +39,11 @@ log = logging.getLogger(__name__)
 
 RECENT = 200  # alerts kept for a new subscriber, and read back per partition at start
 QUEUE_SIZE = 1_000  # a subscriber this far behind is dropped; its EventSource reconnects
+RETRY_S = 2.0  # wait before reconnecting after an error
+
+
+class NotAnAlertError(XsellError, ValueError):
+    """A record on an alert topic that is not an alert the feed can pass on."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,9 @@ class LiveAlerts:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next: dict[TopicPartition, int] = {}  # where to resume after a reconnect
+        self.skipped = 0  # records on the alert topics that were not alerts
+        self.retry_s = RETRY_S
 
     @property
     def started(self) -> bool:
@@ -150,7 +164,10 @@ class LiveAlerts:
         starts = consumer.beginning_offsets(partitions)
         back = max(1, RECENT // max(1, len(partitions)))
         for tp in partitions:
-            consumer.seek(tp, max(starts[tp], ends[tp] - back))
+            # After a reconnect, go on from the last record read: going back again would
+            # send subscribers repeats and log the skipped records a second time.
+            resume = self._next.get(tp, ends[tp] - back)
+            consumer.seek(tp, min(ends[tp], max(starts[tp], resume)))
         return consumer
 
     def _run(self) -> None:
@@ -161,24 +178,66 @@ class LiveAlerts:
                     consumer = self._consumer()
                     self.connected = True
                     log.info("live alert feed reading %s", ",".join(self.topics))
-                for batch in consumer.poll(timeout_ms=200).values():
+                for tp, batch in consumer.poll(timeout_ms=200).items():
                     for message in batch:
-                        self._hand_over(message.value)
-            except KafkaError as exc:
+                        self._hand_over(
+                            message.value, f"{tp.topic}[{tp.partition}]@{message.offset}"
+                        )
+                        self._next[tp] = message.offset + 1
+            except Exception as exc:  # the feed must outlive any one error
                 self.connected = False
-                log.warning("live alert feed: %s; retrying in 2 s", exc)
+                if isinstance(exc, KafkaError):
+                    log.warning("live alert feed: %s; retrying in %s s", exc, self.retry_s)
+                else:
+                    log.exception("live alert feed failed; reconnecting in %s s", self.retry_s)
                 if consumer is not None:
                     with contextlib.suppress(Exception):
                         consumer.close()
                 consumer = None
-                self._stop.wait(2)
+                self._stop.wait(self.retry_s)
         if consumer is not None:
-            consumer.close()
+            with contextlib.suppress(Exception):
+                consumer.close()
 
-    def _hand_over(self, raw: bytes | None) -> None:
+    def _hand_over(self, raw: bytes | None, where: str = "a record") -> bool:
+        """Pass one record's alert to the event loop; False (logged, counted) if it is none.
+
+        The alert topics are the engine's own output, so a record that is not an alert is
+        a bug or a stray producer, not customer data to keep: no dead letter, a warning.
+        """
         try:
-            alert = json.loads(raw or b"")
-        except ValueError:
-            return  # the engine writes JSON only; anything else is not ours
-        if isinstance(alert, dict) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.publish, alert)
+            alert = _alert_of(raw)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self.publish, alert)
+        except Exception as exc:  # one record must not end the feed
+            self.skipped += 1
+            log.warning(
+                "live alert feed: skipped %s, not an alert (%s: %.200s); %d skipped so far",
+                where,
+                type(exc).__name__,
+                exc,
+                self.skipped,
+            )
+            return False
+        return True
+
+
+def _alert_of(raw: bytes | None) -> dict[str, Any]:
+    """The alert a record holds, checked where the feed relies on it: the filter's fields
+    (compared by hash) and an `alert_id` fit for an SSE `id:` line."""
+    if raw is None:
+        raise NotAnAlertError("a tombstone (no value)")
+    alert = loads_strict(raw)  # no NaN/Infinity either: they would break the SSE data line
+    if not isinstance(alert, dict):
+        raise NotAnAlertError(f"expected a JSON object, got {type(alert).__name__}")
+    alert_id, kind = alert.get("alert_id"), alert.get("type")
+    if not isinstance(alert_id, str) or not alert_id.isprintable():
+        raise NotAnAlertError(f"alert_id must be printable text, got {alert_id!r:.60}")
+    if not isinstance(kind, str):
+        raise NotAnAlertError(f"type must be text, got {kind!r:.60}")
+    branch, segment = alert.get("branch_id"), alert.get("segment")
+    if branch is not None and not isinstance(branch, str):
+        raise NotAnAlertError(f"branch_id must be text or null, got {branch!r:.60}")
+    if segment is not None and (isinstance(segment, bool) or not isinstance(segment, int)):
+        raise NotAnAlertError(f"segment must be an integer or null, got {segment!r:.60}")
+    return alert

@@ -40,6 +40,7 @@ from rules_store.holdings import CustomerState
 from rules_store.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
 from rules_store.predict import RequestError, parse_predict_request, predict
 from rules_store.settings import Endpoints, Settings
+from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from streams.health import (
     AgentProgress,
     HealthReport,
@@ -56,7 +57,9 @@ DASHBOARD_DIR = Path(__file__).with_name("dashboard")
 ROUTED_HEADER = "X-Xsell-Routed-From"  # set on a forwarded request: never forwarded again
 SERVED_BY_HEADER = "X-Xsell-Worker"
 PUBLIC_PATHS = frozenset({"/", "/health"})
-CUSTOMER_ID = re.compile(r"^[\w.-]{1,64}$")
+# ASCII only (\w would take any script's letters and digits), whole string (`$` would
+# let a final newline through), and not only dots ('.' and '..' are path segments).
+CUSTOMER_ID = re.compile(r"(?!\.+\Z)[A-Za-z0-9_.-]{1,64}", re.ASCII)
 HEARTBEAT_S = 15.0
 FORWARD_TIMEOUT_S = 10.0
 CSP = (
@@ -66,7 +69,46 @@ CSP = (
 
 
 def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode()
+    """Strict JSON: ValueError for a NaN or infinite figure (see `encode_answer`)."""
+    return dumps_strict(value).encode()
+
+
+def encode_answer(value: Any, status: int = 200) -> tuple[int, bytes]:
+    """An answer's status and strict JSON body; a 500 (logged) rather than invalid JSON.
+
+    Inputs are checked so that no NaN or infinite figure arises; one that does is a bug.
+
+    >>> encode_answer({"drop": float("nan")})
+    (500, b'{"error": "internal", "message": "the answer was not valid JSON; see the log"}')
+    """
+    try:
+        return status, _json_bytes(value)
+    except ValueError:
+        log.exception("an answer was not sent: a figure in it is not valid JSON")
+        return 500, _json_bytes(
+            error_body("internal", "the answer was not valid JSON; see the log")
+        )
+
+
+def valid_customer_id(customer_id: str) -> bool:
+    r"""1 to 64 of A-Z a-z 0-9 _ . - and not only dots (the README's rule).
+
+    >>> [valid_customer_id(c) for c in ("1000000000000042", "a.b-c_d", "..", "c1\n", "١٢٣")]
+    [True, True, False, False, False]
+    """
+    return CUSTOMER_ID.fullmatch(customer_id) is not None
+
+
+def token_matches(given: str, token: bytes) -> bool:
+    r"""The bearer token compared in constant time, whatever bytes the client sent.
+
+    aiohttp decodes header bytes that are not UTF-8 with surrogateescape; encoding them back
+    the same way gives the bytes sent (plain `.encode()` raised and made a 500).
+
+    >>> token_matches("tok", b"tok"), token_matches("\udcff", b"tok"), token_matches("é", b"tok")
+    (True, False, False)
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token)
 
 
 def error_body(error: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -95,7 +137,7 @@ def auth_middleware(settings: Settings) -> Callable[..., Awaitable[aioweb.Stream
         public = request.path in PUBLIC_PATHS or request.path.startswith("/static/")
         if token is not None and not public:
             given = _token_of(request)
-            if given is None or not hmac.compare_digest(given.encode(), token):
+            if given is None or not token_matches(given, token):
                 return aioweb.Response(
                     body=_json_bytes(
                         error_body(
@@ -143,10 +185,14 @@ def parse_filter(query: Any) -> AlertFilter:
 
 
 def sse_event(alert: dict[str, Any]) -> bytes:
-    """One alert as a server-sent event; its `alert_id` is the event id."""
+    """One alert as a server-sent event; its `alert_id` is the event id.
+
+    The live feed publishes only alerts read as strict JSON with a plain-text `alert_id`
+    (streams/live_alerts.py), so neither the data line nor the id line can break.
+    """
     return (
-        f"id: {alert.get('alert_id', '')}\nevent: alert\ndata: {json.dumps(alert, ensure_ascii=False)}\n\n"
-    ).encode()
+        f"id: {alert.get('alert_id', '')}\nevent: alert\ndata: {dumps_strict(alert)}\n\n".encode()
+    )
 
 
 class ApiError(Exception):
@@ -186,9 +232,9 @@ async def read_json_body(request: Request, limit: int) -> Any:
     if len(raw) > limit:
         raise too_large
     try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError.bad_request(RequestError("body", f"not JSON: {exc}")) from None
+        return loads_strict(raw)  # no NaN/Infinity, bounded depth: a 400 naming the field
+    except JSONInputError as exc:
+        raise ApiError.bad_request(RequestError(exc.field, exc.message)) from None
 
 
 def _same_worker(a: URL, b: URL) -> bool:
@@ -226,8 +272,9 @@ def register_web(
         return URL(str(app.conf.canonical_url))
 
     def answer(view: View, value: Any, status: int = 200, **headers: str) -> Response:
+        status, body = encode_answer(value, status)
         return view.bytes(
-            _json_bytes(value),
+            body,
             content_type="application/json",
             status=status,
             headers={SERVED_BY_HEADER: str(here()), **headers},
@@ -386,10 +433,12 @@ def register_web(
     class Customer(View):
         async def get(self, request: Request, customer_id: str) -> Response:
             try:
-                if not CUSTOMER_ID.match(customer_id):
+                if not valid_customer_id(customer_id):
                     raise ApiError.bad_request(
                         RequestError(
-                            "customer_id", "expected 1 to 64 letters, digits, '_', '.' or '-'"
+                            "customer_id",
+                            "expected 1 to 64 ASCII letters, digits, '_', '.' or '-', "
+                            "not only dots",
                         )
                     )
                 partition = partition_of(customer_id)
@@ -456,8 +505,11 @@ def register_web(
                 return answer(self, error_body("no_bundle", "no active bundle yet"), 404)
             version, bundle, _ = current
             if version not in bundle_cache:
+                status, encoded = encode_answer(bundle_json(version, bundle))
+                if status != 200:
+                    return self.bytes(encoded, content_type="application/json", status=status)
                 bundle_cache.clear()
-                bundle_cache[version] = _json_bytes(bundle_json(version, bundle))
+                bundle_cache[version] = encoded
             return self.bytes(bundle_cache[version], content_type="application/json")
 
     @app.page("/alerts/stream")
@@ -480,7 +532,7 @@ def register_web(
             current = active.get()
             hello = {"worker": str(here()), "bundle_version": current[0] if current else None}
             await response.write(
-                f"retry: 2000\nevent: hello\ndata: {json.dumps(hello)}\n\n".encode()
+                f"retry: 2000\nevent: hello\ndata: {dumps_strict(hello)}\n\n".encode()
             )
             live.start(asyncio.get_running_loop())
             sub = live.subscribe(wanted)

@@ -66,7 +66,8 @@ def test_api_answers_401_without_the_bearer_token_or_with_a_wrong_one(
 ) -> None:
     url = engine.workers[0].url + path
     body = b"{}" if method == "POST" else None
-    for token in (None, "wrong"):
+    # Latin-1 in a header is sent as those bytes: not UTF-8, which once made a 500.
+    for token in (None, "wrong", "\xff\xfe", "t\xe9st"):
         reply = request(url, token=token, method=method, body=body)
         assert reply.status == 401, reply.body
         assert reply.json()["error"] == "unauthorized"
@@ -113,9 +114,11 @@ def test_customer_lookup_is_answered_by_the_owner_whichever_worker_is_asked(
 
 def test_customer_lookup_refuses_bad_ids_and_reports_unknown_customers(engine: Engine) -> None:
     url = engine.workers[0].url
-    bad = request(f"{url}/customers/{'9' * 65}")
-    assert bad.status == 400
-    assert bad.json()["field"] == "customer_id"
+    # Too long; only dots; a final newline (`$` let it through); non-ASCII digits (\w did).
+    for bad_id in ("9" * 65, "%2E%2E", "%2E", "c1%0A", "%D9%A1%D9%A2", "%C3%A9"):
+        bad = request(f"{url}/customers/{bad_id}")
+        assert bad.status == 400, (bad_id, bad.body)
+        assert bad.json()["field"] == "customer_id"
     unknown = request(f"{url}/customers/no-such-customer")
     assert unknown.status == 404
     assert unknown.json()["error"] == "not_found"
@@ -158,6 +161,13 @@ def test_predict_gives_the_bundles_segment_and_offers_with_their_rules(engine: E
         (json.dumps({"holdings": []}).encode(), 400, "profile"),
         (json.dumps({"profile": {"年龄": 30}, "holdings": []}).encode(), 400, "profile.性别"),
         (b'{"surprise": 1}', 400, "surprise"),
+        # Numbers strict JSON has not, or a float cannot hold (each once a 200 with NaN in
+        # the answer, or a 500); nesting that made json.loads recurse too deep (a 500).
+        (b'{"asset_months": {"2026-01": NaN}}', 400, "asset_months.2026-01"),
+        (b'{"asset_months": {"2026-01": Infinity}}', 400, "asset_months.2026-01"),
+        (b'{"asset_months": {"2026-01": 1e400}}', 400, "asset_months.2026-01"),
+        (b"[" * 2_000 + b"]" * 2_000, 400, "body"),  # under MAX_BODY, past the recursion limit
+        (b'{"a": ' * 40 + b"1" + b"}" * 40, 400, "body"),
     ],
 )
 def test_predict_refuses_bad_requests_naming_the_field(
@@ -172,6 +182,20 @@ def test_predict_refuses_bad_requests_naming_the_field(
 def test_predict_refuses_unknown_products_and_values_outside_a_fields_list(engine: Engine) -> None:
     profile = _profile(engine.rows[0])
     url = f"{engine.workers[0].url}/predict"
+    for field, value in (("asset_months", {"2026-01": 10**400}), ("balances", {"国债余额": 2e15})):
+        figures = {"profile": profile, "holdings": []} | {field: value}
+        if field == "balances":
+            del figures["holdings"]
+        huge = request(url, method="POST", body=json.dumps(figures).encode())
+        assert huge.status == 400, huge.body
+        assert huge.json()["field"] == f"{field}.{next(iter(value))}"
+    age = request(
+        url,
+        method="POST",
+        body=json.dumps({"profile": profile | {"年龄": 10**400}, "holdings": []}).encode(),
+    )
+    assert age.status == 400, age.body
+    assert age.json()["field"] == "profile.年龄"
     unknown = request(
         url, method="POST", body=json.dumps({"profile": profile, "holdings": ["比特币"]}).encode()
     )

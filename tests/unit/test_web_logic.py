@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 from rules_store.metrics import EngineMetrics, Histogram, render_prometheus
 from rules_store.predict import RequestError, churn_figures, parse_predict_request
 from rules_store.schema import RETAIL_SCHEMA
+from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from streams.live_alerts import AlertFilter
+from streams.web_api import token_matches, valid_customer_id
 
 PROFILE = {f.name: 0 for f in RETAIL_SCHEMA.segment_fields} | {
     "性别": "女",
@@ -81,6 +84,25 @@ def test_predict_request_takes_balances_instead_of_holdings() -> None:
         ),
         ({"profile": PROFILE, "holdings": [], "corporate": {"员工人数": "many"}}, "corporate"),
         ({"profile": PROFILE, "holdings": [], "corporate": {"姓名": "x"}}, "corporate"),
+        # Numbers JSON can hold but a float cannot, or that no bank figure reaches:
+        (
+            {"profile": PROFILE, "holdings": [], "asset_months": {"2026-01": 10**400}},
+            "asset_months.2026-01",
+        ),
+        (
+            {"profile": PROFILE, "holdings": [], "asset_months": {"2026-01": math.nan}},
+            "asset_months.2026-01",
+        ),
+        ({"profile": PROFILE, "balances": {"国债余额": math.inf}}, "balances.国债余额"),
+        ({"profile": PROFILE, "balances": {"国债余额": 2e15}}, "balances.国债余额"),
+        (
+            {"profile": PROFILE, "holdings": [], "corporate": {"员工人数": 10**400}},
+            "corporate.员工人数",
+        ),
+        (
+            {"profile": PROFILE, "holdings": [], "corporate": {"注册资本": -math.inf}},
+            "corporate.注册资本",
+        ),
     ],
 )
 def test_predict_request_names_the_field_that_is_wrong(body: dict[str, object], field: str) -> None:
@@ -100,6 +122,81 @@ def test_churn_figures_need_the_three_months_before_the_latest() -> None:
     assert steady is not None
     assert steady["drop"] == 0.4
     assert steady["at_risk"] is False
+
+
+def test_churn_figures_stay_finite_when_the_baseline_is_tiny() -> None:
+    tiny = 5e-324  # 1e15 / tiny overflows to inf
+    figures = churn_figures(
+        {"2026-08": tiny, "2026-09": tiny, "2026-10": tiny, "2026-11": 1e15}, 0.5
+    )
+    assert figures is not None
+    assert figures["drop"] is None
+    assert figures["at_risk"] is False
+    json.loads(dumps_strict(figures))  # strict JSON out
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "words"),
+    [
+        (b"[" * 10_000 + b"]" * 10_000, "body", "nested deeper than 32"),
+        (b"[" * 33 + b"]" * 33, "body", "nested deeper than 32"),
+        (b'{"a": {"b": [1, NaN]}}', "a.b[1]", "NaN"),
+        (b'{"a": -Infinity}', "a", "Infinity"),
+        (b'{"a": 1e400}', "a", "Infinity"),
+        (b"Infinity", "body", "Infinity"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "body", "4300 digits"),
+        (b'{"a": "\xff"}', "body", "not JSON"),  # not UTF-8
+        (b"{not json", "body", "not JSON"),
+    ],
+)
+def test_loads_strict_refuses_what_rfc_8259_does_not_allow(
+    raw: bytes, field: str, words: str
+) -> None:
+    with pytest.raises(JSONInputError) as caught:
+        loads_strict(raw)
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
+def test_loads_strict_takes_big_but_finite_numbers_and_32_levels() -> None:
+    assert loads_strict(b"[" * 32 + b"]" * 32) is not None
+    assert loads_strict(b'{"a": 1e308, "b": ' + b"9" * 401 + b"}")["b"] == int("9" * 401)
+
+
+def test_dumps_strict_refuses_non_finite_figures() -> None:
+    for value in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            dumps_strict({"drop": value})
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "valid"),
+    [
+        ("1000000000000042", True),
+        ("c.1_a-B", True),
+        ("9" * 64, True),
+        ("9" * 65, False),
+        ("", False),
+        (".", False),
+        ("..", False),
+        ("...", False),
+        ("c1\n", False),  # `$` matched before a final newline
+        ("\u0661\u0662", False),  # Arabic-Indic digits: \w is Unicode
+        ("é", False),
+        ("a/b", False),
+    ],
+)
+def test_customer_ids_are_ascii_and_not_only_dots(customer_id: str, valid: bool) -> None:
+    assert valid_customer_id(customer_id) is valid
+
+
+def test_token_check_answers_false_for_any_bytes_a_client_sends() -> None:
+    token = b"test-token"
+    assert token_matches("test-token", token)
+    header = b"\xff\xfe-token".decode("utf-8", "surrogateescape")  # as aiohttp decodes it
+    assert not token_matches(header, token)
+    assert not token_matches("t\u00e9st-token", token)
+    assert token_matches("\u00e9", "\u00e9".encode())  # a non-ASCII token, sent as UTF-8
 
 
 def test_alert_filter_keeps_only_the_wanted_types_branches_and_segments() -> None:
@@ -133,3 +230,19 @@ def test_predict_gives_the_churn_model_probability_when_the_bundle_has_one() -> 
     assert "行业" in reason["churn"]["model"]["reason"]
     without = predict(request, ("v1", bundle, OfferIndex(bundle)), threshold=0.5)
     assert "no churn model" in without["churn"]["model"]["reason"]
+
+
+@pytest.mark.parametrize("age", [10**400, math.inf, "nan", "1e999"])
+def test_predict_refuses_a_profile_number_that_is_not_finite(age: object) -> None:
+    from rules_store.offers import OfferIndex
+    from rules_store.predict import predict
+    from tests.unit.test_contact_policy import _two_segment_bundle
+
+    bundle = _two_segment_bundle()
+    request = parse_predict_request(
+        {"profile": PROFILE | {"年龄": age}, "holdings": []}, RETAIL_SCHEMA
+    )
+    with pytest.raises(RequestError) as caught:
+        predict(request, ("v1", bundle, OfferIndex(bundle)), threshold=0.5)
+    assert caught.value.field == "profile.年龄"
+    assert "finite number" in caught.value.message
