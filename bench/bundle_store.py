@@ -21,11 +21,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from rules_store.offers import OfferIndex
-from rules_store.redis_store import BundleStore, encode_bundle, open_redis
-from rules_store.rules import recommend
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.rules import recommend
 from rules_store.settings import Settings
+from rules_store.store.redis_store import BundleStore, encode_bundle, open_redis
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack

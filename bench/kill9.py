@@ -26,9 +26,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from rules_store.catalog import PRODUCTS
-from rules_store.events import parse_transaction
-from rules_store.holdings import CustomerState, apply_transaction
+from rules_store.domain.catalog import PRODUCTS
+from rules_store.domain.events import parse_transaction
+from rules_store.domain.holdings import CustomerState, apply_transaction
 from rules_store.settings import Settings
 from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, kafka_python_options

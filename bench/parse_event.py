@@ -15,7 +15,7 @@ import json
 import statistics
 import time
 
-from rules_store.events import decode_json, parse_transaction
+from rules_store.domain.events import decode_json, parse_transaction
 
 PRODUCTS = ("存款", "理财", "国债", "保险")
 

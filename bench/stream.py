@@ -34,9 +34,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.tansu import EMBEDDED_FETCH_WAIT_MS
 from streams.topics import TopicNames

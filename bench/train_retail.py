@@ -36,9 +36,9 @@ from rich.table import Table
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
-from rules_store.rules import Rule
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.domain.rules import Rule
 from training.generate import generate_retail, write_retail
 from training.mining import apriori, association_rules, masks_from_table, mine_table_mlxtend
 from training.outputs import save_run_bundle, write_training_outputs

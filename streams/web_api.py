@@ -35,12 +35,12 @@ from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 from yarl import URL
 
-from rules_store.customer_view import bundle_json, customer_json
-from rules_store.holdings import CustomerState
-from rules_store.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
-from rules_store.predict import RequestError, parse_predict_request, predict
+from rules_store.domain.holdings import CustomerState
 from rules_store.settings import Endpoints, Settings
 from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
+from rules_store.views.customer_view import bundle_json, customer_json
+from rules_store.views.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
+from rules_store.views.predict import RequestError, parse_predict_request, predict
 from streams.health import (
     AgentProgress,
     HealthReport,

@@ -7,7 +7,7 @@ crash at any point re-sends (same ids) rather than loses them. An event that fai
 validation goes to the dead-letter topic and the agent goes on; it never raises, so Faust
 never restarts it.
 
-Churn days close by event time, partition by partition (rules_store/clocks.py).
+Churn days close by event time, partition by partition (rules_store/domain/clocks.py).
 """
 
 from __future__ import annotations
@@ -23,27 +23,27 @@ from typing import Any
 
 import faust
 
-from rules_store.alerts import Outgoing, after_event
-from rules_store.bundle import Bundle
-from rules_store.churn import ChurnPolicy
-from rules_store.clocks import PartitionClocks
-from rules_store.contact import ContactPolicy
-from rules_store.events import (
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import SchemaError, encode_profile
+from rules_store.domain.alerts import Outgoing, after_event
+from rules_store.domain.churn import ChurnPolicy
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.events import (
     InvalidEventError,
     decode_json,
     parse_timestamp,
     parse_transaction,
 )
-from rules_store.holdings import (
+from rules_store.domain.holdings import (
     CustomerState,
     apply_profile,
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.metrics import EngineMetrics
-from rules_store.offers import OfferIndex
-from rules_store.schema import SchemaError, encode_profile
+from rules_store.domain.offers import OfferIndex
 from rules_store.settings import Endpoints, Settings
+from rules_store.views.metrics import EngineMetrics
 from streams.app import create_app, declare_topic
 from streams.dead_letters import dead_letter
 from streams.faust_fixes import hold_flush_until, install_faust_fixes

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rules_store.bundle import Bundle
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.bundle.model import Bundle
+from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.rules import Offer, format_itemset
 from rules_store.errors import XsellError
-from rules_store.offers import OfferIndex
-from rules_store.rules import Offer, format_itemset
 from training.encoding import RetailData
 
 CROSS_SELL_COLUMNS = (

@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rules_store.schema import ID_COLUMN
-from rules_store.scoring import ScoringModel
+from rules_store.bundle.schema import ID_COLUMN
+from rules_store.domain.scoring import ScoringModel
 from training.corporate_data import (
     ADDRESS_COLUMNS,
     CorporateData,

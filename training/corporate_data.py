@@ -20,8 +20,8 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow.parquet as pq
 
-from rules_store.schema import ID_COLUMN, Field, Schema
-from rules_store.scoring import InputFeature
+from rules_store.bundle.schema import ID_COLUMN, Field, Schema
+from rules_store.domain.scoring import InputFeature
 from training.encoding import UnknownPolicy, UnknownValue, describe_unknown
 from training.loading import FileFormat, InputError, detect_encoding, file_format, read_snapshot
 
@@ -381,7 +381,7 @@ def encode_features(
     inputs: tuple[InputFeature, ...], features: pd.DataFrame
 ) -> npt.NDArray[np.float64]:
     """The model's input matrix: numbers as they are, one 0/1 column per category value
-    (an unknown value: all zeros). The same encoding as `rules_store.scoring.encode_record`."""
+    (an unknown value: all zeros). The same encoding as `rules_store.domain.scoring.encode_record`."""
     columns: list[npt.NDArray[np.float64]] = []
     for spec in inputs:
         if spec.kind == "number":

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rules_store.schema import ID_COLUMN
+from rules_store.bundle.schema import ID_COLUMN
 from training.corporate_data import CHURN_SCHEMA, INDUSTRIES, POTENTIAL_SCHEMA, RELATED_SCHEMA
 
 AS_OF = date(2026, 10, 31)

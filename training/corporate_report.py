@@ -10,7 +10,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from rules_store.files import atomic_path
+from rules_store.store.files import atomic_path
 from training.corporate import CorporateTraining
 from training.model_selection import Scores
 from training.report import facts_table, figure_svg, page_start

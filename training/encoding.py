@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rules_store.catalog import BALANCE_COLUMNS, holdings_from_balances
-from rules_store.schema import Field, Schema
+from rules_store.bundle.schema import Field, Schema
+from rules_store.domain.catalog import BALANCE_COLUMNS, holdings_from_balances
 from training.loading import InputError
 
 UnknownPolicy = Literal["stop", "code"]

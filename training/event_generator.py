@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rules_store.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES, PRODUCTS
-from rules_store.schema import Schema
+from rules_store.bundle.schema import Schema
+from rules_store.domain.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES, PRODUCTS
 
 CST = timezone(timedelta(hours=8))  # core banking's local time
 BRANCHES = 12

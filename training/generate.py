@@ -26,9 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
-from rules_store.files import atomic_path
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
+from rules_store.store.files import atomic_path
 
 FileFormat = Literal["del", "csv", "parquet"]
 

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from rules_store.bundle.schema import Schema
 from rules_store.errors import XsellError
-from rules_store.files import atomic_path
-from rules_store.schema import Schema
+from rules_store.store.files import atomic_path
 
 FileFormat = Literal["del", "csv", "parquet"]
 MAX_EXAMPLES = 5

@@ -22,8 +22,8 @@ import pandas as pd
 with warnings.catch_warnings():
     from mlxtend.frequent_patterns import apriori, association_rules
 
+from rules_store.domain.rules import Rule
 from rules_store.errors import XsellError
-from rules_store.rules import Rule
 
 _MLXTEND_METRICS = (
     "antecedent support",

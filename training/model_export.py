@@ -1,4 +1,4 @@
-"""A fitted scikit-learn classifier as the plain values `rules_store.scoring` evaluates."""
+"""A fitted scikit-learn classifier as the plain values `rules_store.domain.scoring` evaluates."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from sklearn.base import ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
+from rules_store.domain.scoring import BoostingModel, Estimator, ForestModel, LogisticModel, Tree
 from rules_store.errors import XsellError
-from rules_store.scoring import BoostingModel, Estimator, ForestModel, LogisticModel, Tree
 
 
 class ExportError(XsellError, TypeError):

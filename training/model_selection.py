@@ -44,8 +44,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from rules_store.domain.scoring import EstimatorKind, InputFeature
 from rules_store.errors import XsellError
-from rules_store.scoring import EstimatorKind, InputFeature
 from training.corporate_data import encode_features
 from training.stages import Stages
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from rules_store.bundle import Bundle
-from rules_store.files import atomic_path
-from rules_store.local_store import BUNDLE_FILE, save_bundle
-from rules_store.rules import RULE_FIELDS, Rule, format_itemset
+from rules_store.bundle.model import Bundle
+from rules_store.domain.rules import RULE_FIELDS, Rule, format_itemset
+from rules_store.store.files import atomic_path
+from rules_store.store.local_store import BUNDLE_FILE, save_bundle
 
 RULE_COLUMNS = ("segment", *RULE_FIELDS)
 

@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rules_store.bundle import Bundle
-from rules_store.files import atomic_path
-from rules_store.rules import format_itemset
+from rules_store.bundle.model import Bundle
+from rules_store.domain.rules import format_itemset
+from rules_store.store.files import atomic_path
 
 mpl.rcParams["svg.fonttype"] = "none"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rules_store.bundle import Bundle, SegmentRules
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
-from rules_store.rules import Rule
-from rules_store.schema import Schema
+from rules_store.bundle.model import Bundle, SegmentRules
+from rules_store.bundle.schema import Schema
+from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.domain.rules import Rule
 from training.encoding import MissingPolicy, RetailData, UnknownPolicy, prepare_retail
 from training.loading import FileFormat, file_format, read_snapshot
 from training.mining import mine_masks, prune_redundant

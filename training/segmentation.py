@@ -18,8 +18,8 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import silhouette_score
 
+from rules_store.domain.segments import SegmentModel
 from rules_store.errors import XsellError
-from rules_store.segments import SegmentModel
 
 AUTO_RANGE = range(2, 9)
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from rules_store.bundle import Bundle
-from rules_store.diff import diff_bundles
+from rules_store.bundle.diff import diff_bundles
+from rules_store.bundle.model import Bundle
+from rules_store.domain.rules import format_itemset
 from rules_store.errors import XsellError
-from rules_store.local_store import load_bundle, load_model, save_bundle
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.rules import format_itemset
 from rules_store.settings import Settings
+from rules_store.store.local_store import load_bundle, load_model, save_bundle
+from rules_store.store.redis_store import BundleStore, open_redis
 from xsell.console import out
 from xsell.embedded import resolve_endpoints
 

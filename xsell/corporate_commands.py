@@ -13,11 +13,11 @@ from typing import Any, TypeVar, cast
 import click
 from rich.table import Table
 
+from rules_store.domain.scoring import ScoringModel
 from rules_store.errors import XsellError
-from rules_store.files import atomic_path
-from rules_store.local_store import MODEL_FILE, load_model, save_model
-from rules_store.scoring import ScoringModel
 from rules_store.settings import Settings
+from rules_store.store.files import atomic_path
+from rules_store.store.local_store import MODEL_FILE, load_model, save_model
 from training.corporate import CorporateTraining, churn_table, potential_table, train_corporate
 from training.corporate_data import (
     CHURN,

@@ -20,11 +20,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.errors import XsellError
-from rules_store.files import atomic_path
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
+from rules_store.store.files import atomic_path
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from training.event_generator import EventPlan, GeneratedEvents, generate_events

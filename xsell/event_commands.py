@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from rules_store.files import atomic_path
+from rules_store.store.files import atomic_path
 from training.event_generator import EventPlan, generate_events
 from training.loading import read_snapshot, write_months_table
 from xsell.click_types import DATE

@@ -11,11 +11,11 @@ import click
 import pandas as pd
 from rich.table import Table
 
-from rules_store.bundle import Bundle
-from rules_store.local_store import load_bundle
-from rules_store.rules import Rule, format_itemset
-from rules_store.schema import RETAIL_SCHEMA, Schema, load_schema
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import RETAIL_SCHEMA, Schema, load_schema
+from rules_store.domain.rules import Rule, format_itemset
 from rules_store.settings import Settings
+from rules_store.store.local_store import load_bundle
 from training.batch import cross_sell, product_mining
 from training.encoding import MissingPolicy, RetailData, UnknownPolicy
 from training.generate import generate_retail, write_retail

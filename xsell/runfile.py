@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rules_store.files import atomic_path
+from rules_store.store.files import atomic_path
 
 
 @dataclass(frozen=True)

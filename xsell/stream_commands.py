@@ -11,8 +11,8 @@ import click
 from kafka import KafkaProducer
 from rich.progress import track
 
+from rules_store.bundle.schema import RETAIL_SCHEMA, load_schema
 from rules_store.errors import XsellError
-from rules_store.schema import RETAIL_SCHEMA, load_schema
 from rules_store.settings import Settings
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from rules_store.redis_store import BundleStore, BundleWatcher, open_redis
 from rules_store.settings import Settings
+from rules_store.store.redis_store import BundleStore, BundleWatcher, open_redis
 from streams.kafka_clients import ensure_topics
 from streams.topics import TopicNames
 from streams.worker import ActiveBundle, build_worker

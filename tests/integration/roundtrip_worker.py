@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import faust
 
-from rules_store.redis_store import open_redis
 from rules_store.settings import load_settings
+from rules_store.store.redis_store import open_redis
 from streams.app import create_app, declare_topic
 from xsell.embedded import resolve_endpoints
 

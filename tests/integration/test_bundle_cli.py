@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.store.redis_store import BundleStore, open_redis
 from tests.cli import run_cli as _run
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail

@@ -26,17 +26,17 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from rules_store.alerts import after_event
-from rules_store.catalog import PRODUCT_BALANCES, PRODUCTS
-from rules_store.churn import ChurnPolicy, financial_assets
-from rules_store.clocks import PartitionClocks
-from rules_store.contact import ContactPolicy
-from rules_store.events import parse_transaction
-from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
-from rules_store.offers import OfferIndex
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.alerts import after_event
+from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.domain.churn import ChurnPolicy, financial_assets
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.events import parse_transaction
+from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
+from rules_store.domain.offers import OfferIndex
 from rules_store.settings import Settings
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames

@@ -18,8 +18,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from tests.integration.reading import read_json, table_updates

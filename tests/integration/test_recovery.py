@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from rules_store.holdings import CustomerState
+from rules_store.domain.holdings import CustomerState
 from streams.changelog import latest_states
 from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
 from streams.topics import TopicNames

@@ -14,10 +14,10 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.errors import ServiceUnavailableError
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
 from rules_store.settings import Endpoints, Settings
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka_clients import kafka_python_options
 from streams.topics import TopicNames
 from tests.integration.reading import read_json

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from rules_store.redis_store import open_redis
+from rules_store.store.redis_store import open_redis
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from xsell.embedded import EmbeddedStack
 from xsell.probes import probe_broker

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import redis
 
-from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError
-from rules_store.diff import diff_bundles
+from rules_store.bundle.codec import BundleFormatError
+from rules_store.bundle.diff import diff_bundles
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.errors import ServiceUnavailableError
-from rules_store.redis_store import (
+from rules_store.settings import Endpoints, Settings
+from rules_store.store.redis_store import (
     BundleIntegrityError,
     BundleNotFoundError,
     BundleStore,
@@ -27,8 +29,6 @@ from rules_store.redis_store import (
     encode_bundle,
     open_redis,
 )
-from rules_store.schema import RETAIL_SCHEMA
-from rules_store.settings import Endpoints, Settings
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack, redis_server_argv

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rules_store.schema import RETAIL_SCHEMA, encode_profile
+from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
 from tests.integration.web_engine import MAX_BODY, TOKEN, Engine, request, running_engine
 from xsell.embedded import EmbeddedStack
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from rules_store.catalog import PRODUCTS, products_to_mask
+from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
+from rules_store.domain.catalog import PRODUCTS, products_to_mask
 from rules_store.errors import ServiceUnavailableError
-from rules_store.redis_store import BundleStore, encode_bundle, open_redis
-from rules_store.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.settings import Endpoints
+from rules_store.store.redis_store import BundleStore, encode_bundle, open_redis
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from tests.integration.reading import read_json, table_updates

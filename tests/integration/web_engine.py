@@ -19,10 +19,10 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from rules_store.bundle import Bundle
-from rules_store.redis_store import BundleStore, open_redis
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka_clients import ensure_topics, kafka_python_options
 from streams.topics import TopicNames
 from training.generate import generate_retail, write_retail

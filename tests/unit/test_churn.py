@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules_store.alerts import ActiveBundleView, after_day_close, after_event
-from rules_store.catalog import CORPORATE_FIELDS
-from rules_store.churn import (
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.alerts import ActiveBundleView, after_day_close, after_event
+from rules_store.domain.catalog import CORPORATE_FIELDS
+from rules_store.domain.churn import (
     AssetHistory,
     ChurnPolicy,
     TooLateError,
@@ -21,13 +22,12 @@ from rules_store.churn import (
     drop_on,
     with_snapshot,
 )
-from rules_store.clocks import PartitionClocks
-from rules_store.contact import ContactPolicy
-from rules_store.events import InvalidEventError, Transaction
-from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
-from rules_store.offers import OfferIndex
-from rules_store.schema import RETAIL_SCHEMA
-from rules_store.scoring import LogisticModel, ScoringModel, encoded_columns
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.events import InvalidEventError, Transaction
+from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.scoring import LogisticModel, ScoringModel, encoded_columns
 from tests.unit.test_contact_policy import _two_segment_bundle
 from training.corporate_data import CHURN, feature_inputs
 

@@ -12,9 +12,14 @@ from typing import Any
 
 import pytest
 
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_dict, bundle_to_json
-from rules_store.local_store import load_bundle, save_bundle
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.codec import (
+    BundleFormatError,
+    bundle_from_dict,
+    bundle_to_dict,
+    bundle_to_json,
+)
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.store.local_store import load_bundle, save_bundle
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 

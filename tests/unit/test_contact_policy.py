@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from rules_store.contact import ContactPolicy, pick_offer
-from rules_store.holdings import CustomerState, record_alert
-from rules_store.rules import Offer
+from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.holdings import CustomerState, record_alert
+from rules_store.domain.rules import Offer
 
 ITEMS = ("存款", "保险", "基金和积利宝", "积存金")
 NOW = datetime.fromisoformat("2026-11-23T10:00:00+08:00")
@@ -54,9 +54,9 @@ def test_at_most_n_alerts_per_customer_per_event_day() -> None:
 def _two_segment_bundle():  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from rules_store.bundle import Bundle, SegmentRules
-    from rules_store.schema import RETAIL_SCHEMA
-    from rules_store.segments import SegmentModel
+    from rules_store.bundle.model import Bundle, SegmentRules
+    from rules_store.bundle.schema import RETAIL_SCHEMA
+    from rules_store.domain.segments import SegmentModel
 
     n = len(RETAIL_SCHEMA.segment_fields)
     model = SegmentModel(
@@ -73,8 +73,8 @@ def _two_segment_bundle():  # type: ignore[no-untyped-def]
 
 
 def test_a_profile_that_moves_the_customer_to_another_segment_brings_an_offer() -> None:
-    from rules_store.alerts import choose_cross_sell
-    from rules_store.offers import OfferIndex
+    from rules_store.domain.alerts import choose_cross_sell
+    from rules_store.domain.offers import OfferIndex
 
     bundle = _two_segment_bundle()
     index = OfferIndex(bundle)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rules_store.local_store import load_model
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.store.local_store import load_model
 from tests.cli import run_cli as _run
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail

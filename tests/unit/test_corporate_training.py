@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rules_store.schema import ID_COLUMN
+from rules_store.bundle.schema import ID_COLUMN
 from training.corporate import potential_table, train_corporate
 from training.corporate_data import (
     ADDRESS_COLUMNS,

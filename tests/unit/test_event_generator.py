@@ -9,12 +9,12 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from rules_store.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES
-from rules_store.churn import AssetHistory, ChurnPolicy, financial_assets, with_snapshot
-from rules_store.clocks import PartitionClocks
-from rules_store.events import InvalidEventError, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_transaction
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES
+from rules_store.domain.churn import AssetHistory, ChurnPolicy, financial_assets, with_snapshot
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.events import InvalidEventError, decode_json, parse_transaction
+from rules_store.domain.holdings import CustomerState, apply_transaction
 from training.event_generator import MALFORMED, EventPlan, generate_events
 from training.generate import generate_retail
 

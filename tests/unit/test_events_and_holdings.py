@@ -9,11 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_store.alerts import alert_id
-from rules_store.catalog import PRODUCTS, holdings_from_balances, products_to_mask
-from rules_store.events import KINDS, InvalidEventError, Transaction, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_snapshot, apply_transaction
-from rules_store.schema import RETAIL_SCHEMA, encode_profile
+from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
+from rules_store.domain.alerts import alert_id
+from rules_store.domain.catalog import PRODUCTS, holdings_from_balances, products_to_mask
+from rules_store.domain.events import (
+    KINDS,
+    InvalidEventError,
+    Transaction,
+    decode_json,
+    parse_transaction,
+)
+from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from training.generate import generate_retail
 
 GOOD = {

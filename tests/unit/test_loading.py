@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rules_store.schema import RETAIL_SCHEMA, SchemaError, encode_profile, load_schema
+from rules_store.bundle.schema import RETAIL_SCHEMA, SchemaError, encode_profile, load_schema
 from training.encoding import prepare_retail
 from training.generate import generate_retail, write_retail
 from training.loading import InputError, detect_encoding, read_item_table, read_snapshot

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_store.rules import Rule
+from rules_store.domain.rules import Rule
 from training.mining import (
     MiningError,
     itemset_counts,

@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules_store.bundle import Bundle, SegmentRules
-from rules_store.offers import EAGER_ITEMS, OfferIndex
-from rules_store.rules import Rule, recommend
-from rules_store.schema import RETAIL_SCHEMA
-from rules_store.segments import SegmentModel
+from rules_store.bundle.model import Bundle, SegmentRules
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.offers import EAGER_ITEMS, OfferIndex
+from rules_store.domain.rules import Rule, recommend
+from rules_store.domain.segments import SegmentModel
 
 
 def _bundle(n_items: int, seed: int, segments: int = 3) -> Bundle:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import training.outputs
-from rules_store.files import atomic_path
+from rules_store.store.files import atomic_path
 from tests.cli import run_cli as _run
 from training.generate import generate_retail, write_retail
 from xsell.cli import main

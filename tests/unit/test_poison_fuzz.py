@@ -17,15 +17,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_store.alerts import after_event
-from rules_store.bundle import Bundle
-from rules_store.churn import ChurnPolicy
-from rules_store.clocks import PartitionClocks
-from rules_store.contact import ContactPolicy
-from rules_store.events import InvalidEventError, decode_json, parse_transaction
-from rules_store.holdings import CustomerState, apply_profile, apply_snapshot, apply_transaction
-from rules_store.offers import OfferIndex
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.alerts import after_event
+from rules_store.domain.churn import ChurnPolicy
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.events import InvalidEventError, decode_json, parse_transaction
+from rules_store.domain.holdings import (
+    CustomerState,
+    apply_profile,
+    apply_snapshot,
+    apply_transaction,
+)
+from rules_store.domain.offers import OfferIndex
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 

@@ -1,4 +1,4 @@
-"""Properties of the shared recommendation logic (rules_store/rules.py, bundle.py)."""
+"""Properties of the shared recommendation logic (rules_store/domain/rules.py, bundle.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_store.catalog import (
+from rules_store.domain.catalog import (
     BALANCE_COLUMNS,
     PRODUCT_BALANCES,
     PRODUCTS,
@@ -14,7 +14,7 @@ from rules_store.catalog import (
     mask_to_products,
     products_to_mask,
 )
-from rules_store.rules import Rule, match_rules, recommend
+from rules_store.domain.rules import Rule, match_rules, recommend
 
 N = len(PRODUCTS)
 FULL = (1 << N) - 1

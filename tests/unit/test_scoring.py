@@ -15,15 +15,15 @@ import pytest
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from rules_store.codec import bundle_from_dict, bundle_to_dict
-from rules_store.local_store import load_model, save_model
-from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
-from rules_store.schema import RETAIL_SCHEMA
-from rules_store.scoring import (
+from rules_store.bundle.codec import bundle_from_dict, bundle_to_dict
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.domain.scoring import (
     EstimatorKind,
     FeatureError,
     ScoringModel,
 )
+from rules_store.store.local_store import load_model, save_model
 from training.corporate_data import CHURN, encode_features, feature_inputs, prepare
 from training.corporate_generate import generate_churn
 from training.generate import generate_retail, write_retail

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_store.metrics import EngineMetrics, Histogram, render_prometheus
-from rules_store.predict import RequestError, churn_figures, parse_predict_request
-from rules_store.schema import RETAIL_SCHEMA
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
+from rules_store.views.metrics import EngineMetrics, Histogram, render_prometheus
+from rules_store.views.predict import RequestError, churn_figures, parse_predict_request
 from streams.live_alerts import AlertFilter
 from streams.web_api import token_matches, valid_customer_id
 
@@ -211,8 +211,8 @@ def test_alert_filter_keeps_only_the_wanted_types_branches_and_segments() -> Non
 def test_predict_gives_the_churn_model_probability_when_the_bundle_has_one() -> None:
     from dataclasses import replace
 
-    from rules_store.offers import OfferIndex
-    from rules_store.predict import predict
+    from rules_store.domain.offers import OfferIndex
+    from rules_store.views.predict import predict
     from tests.unit.test_churn import CORPORATE_ROW, _churn_model
     from tests.unit.test_contact_policy import _two_segment_bundle
 
@@ -234,8 +234,8 @@ def test_predict_gives_the_churn_model_probability_when_the_bundle_has_one() -> 
 
 @pytest.mark.parametrize("age", [10**400, math.inf, "nan", "1e999"])
 def test_predict_refuses_a_profile_number_that_is_not_finite(age: object) -> None:
-    from rules_store.offers import OfferIndex
-    from rules_store.predict import predict
+    from rules_store.domain.offers import OfferIndex
+    from rules_store.views.predict import predict
     from tests.unit.test_contact_policy import _two_segment_bundle
 
     bundle = _two_segment_bundle()

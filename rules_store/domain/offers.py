@@ -8,8 +8,8 @@ catalog fills a per-segment cache on first use instead.
 
 from __future__ import annotations
 
-from rules_store.bundle import Bundle
-from rules_store.rules import Offer, recommend
+from rules_store.bundle.model import Bundle
+from rules_store.domain.rules import Offer, recommend
 
 EAGER_ITEMS = 12  # 4,096 masks per segment
 

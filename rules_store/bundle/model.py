@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules_store.rules import Offer, Rule, recommend
-from rules_store.schema import Schema
-from rules_store.scoring import ScoringModel
-from rules_store.segments import SegmentModel
+from rules_store.bundle.schema import Schema
+from rules_store.domain.rules import Offer, Rule, recommend
+from rules_store.domain.scoring import ScoringModel
+from rules_store.domain.segments import SegmentModel
 
 FORMAT_VERSION = 1
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import redis
 
-from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_json
+from rules_store.bundle.codec import BundleFormatError, bundle_from_dict, bundle_to_json
+from rules_store.bundle.model import Bundle
 from rules_store.errors import ServiceUnavailableError, XsellError
-from rules_store.keys import StoreKeys
 from rules_store.settings import Endpoints, Settings
+from rules_store.store.keys import StoreKeys
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rules_store.catalog import PRODUCTS
+from rules_store.domain.catalog import PRODUCTS
 from rules_store.errors import XsellError
 from rules_store.validation import finite_number, plausible_day, short_text, show
 
@@ -54,7 +54,7 @@ def decode_json(raw: bytes | str | None) -> dict[str, Any]:
     >>> decode_json(None)
     Traceback (most recent call last):
     ...
-    rules_store.events.InvalidEventError: empty record (a tombstone): expected a JSON object
+    rules_store.domain.events.InvalidEventError: empty record (a tombstone): expected a JSON object
     """
     if raw is None:
         msg = "empty record (a tombstone): expected a JSON object"

@@ -24,8 +24,8 @@ from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
-from rules_store.catalog import FINANCIAL_ASSETS
-from rules_store.events import InvalidEventError
+from rules_store.domain.catalog import FINANCIAL_ASSETS
+from rules_store.domain.events import InvalidEventError
 from rules_store.validation import finite_number, plausible_day, show
 
 BASELINE_MONTHS = 3

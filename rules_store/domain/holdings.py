@@ -13,14 +13,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from rules_store.catalog import (
+from rules_store.bundle.schema import Schema, SchemaError, encode_profile
+from rules_store.domain.catalog import (
     CORPORATE_FIELDS,
     CORPORATE_TEXT_FIELDS,
     PRODUCT_BALANCES,
     PRODUCT_BIT,
     PRODUCTS,
 )
-from rules_store.churn import (
+from rules_store.domain.churn import (
     DEFAULT_CHURN,
     AssetHistory,
     ChurnFigures,
@@ -31,8 +32,7 @@ from rules_store.churn import (
     snapshot_history,
     with_snapshot,
 )
-from rules_store.events import InvalidEventError, Transaction
-from rules_store.schema import Schema, SchemaError, encode_profile
+from rules_store.domain.events import InvalidEventError, Transaction
 from rules_store.validation import finite_number, short_text
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rules_store.bundle import Bundle
-from rules_store.codec import BundleFormatError, bundle_from_dict, bundle_to_json
+from rules_store.bundle.codec import BundleFormatError, bundle_from_dict, bundle_to_json
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_json
+from rules_store.domain.scoring import ScoringModel
 from rules_store.errors import XsellError
-from rules_store.files import atomic_path
-from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_json
-from rules_store.scoring import ScoringModel
+from rules_store.store.files import atomic_path
 
 BUNDLE_FILE = "bundle.json"
 

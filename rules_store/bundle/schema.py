@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rules_store.catalog import BALANCE_COLUMNS
+from rules_store.domain.catalog import BALANCE_COLUMNS
 from rules_store.errors import XsellError
 from rules_store.validation import finite_number, show
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules_store.bundle import Bundle
-from rules_store.rules import Rule
+from rules_store.bundle.model import Bundle
+from rules_store.domain.rules import Rule
 
 
 @dataclass(frozen=True)

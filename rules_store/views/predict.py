@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from rules_store.alerts import ActiveBundleView, churn_model_opinion
-from rules_store.catalog import CORPORATE_FIELDS, PRODUCT_BALANCES, PRODUCTS, products_to_mask
-from rules_store.churn import BASELINE_MONTHS
-from rules_store.customer_view import NO_CHURN_MODEL, offers_json
+from rules_store.bundle.schema import Schema, SchemaError, encode_profile
+from rules_store.domain.alerts import ActiveBundleView, churn_model_opinion
+from rules_store.domain.catalog import (
+    CORPORATE_FIELDS,
+    PRODUCT_BALANCES,
+    PRODUCTS,
+    products_to_mask,
+)
+from rules_store.domain.churn import BASELINE_MONTHS
+from rules_store.domain.events import InvalidEventError
+from rules_store.domain.holdings import corporate_fields
 from rules_store.errors import XsellError
-from rules_store.events import InvalidEventError
-from rules_store.holdings import corporate_fields
-from rules_store.schema import Schema, SchemaError, encode_profile
+from rules_store.views.customer_view import NO_CHURN_MODEL, offers_json
 
 MAX_TOP_K = len(PRODUCTS)
 MAX_MONTHS = 36
@@ -60,7 +65,7 @@ def _number(field: str, value: object, *, minimum: float = -MAX_MAGNITUDE) -> fl
     >>> _number("asset_months.2026-01", 10**400, minimum=0)
     Traceback (most recent call last):
     ...
-    rules_store.predict.RequestError: asset_months.2026-01: expected a number from 0 to 1e+15, got an integer of 401 digits
+    rules_store.views.predict.RequestError: asset_months.2026-01: expected a number from 0 to 1e+15, got an integer of 401 digits
     """
     # The comparison is False for NaN and both infinities, and exact for a huge int
     # (math.isfinite(10**400) would raise OverflowError).
@@ -141,11 +146,11 @@ def _asset_months(body: Mapping[str, Any]) -> dict[str, float]:
 def parse_predict_request(body: object, schema: Schema) -> PredictRequest:
     """Validate a decoded JSON body against the active bundle's schema.
 
-    >>> from rules_store.schema import RETAIL_SCHEMA
+    >>> from rules_store.bundle.schema import RETAIL_SCHEMA
     >>> parse_predict_request({"holdings": []}, RETAIL_SCHEMA)
     Traceback (most recent call last):
     ...
-    rules_store.predict.RequestError: profile: expected an object with the segmentation fields ...
+    rules_store.views.predict.RequestError: profile: expected an object with the segmentation fields ...
     """
     if not isinstance(body, Mapping):
         raise RequestError("body", f"expected a JSON object, got {type(body).__name__}")

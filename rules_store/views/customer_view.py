@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rules_store.alerts import ActiveBundleView, churn_model_opinion, segment_of
-from rules_store.bundle import Bundle
-from rules_store.catalog import mask_to_products
-from rules_store.churn import drop_on
-from rules_store.holdings import CustomerState
-from rules_store.rules import Offer, Rule, format_itemset
+from rules_store.bundle.model import Bundle
+from rules_store.domain.alerts import ActiveBundleView, churn_model_opinion, segment_of
+from rules_store.domain.catalog import mask_to_products
+from rules_store.domain.churn import drop_on
+from rules_store.domain.holdings import CustomerState
+from rules_store.domain.rules import Offer, Rule, format_itemset
 
 
 def rule_json(rule: Rule, items: tuple[str, ...]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
-from rules_store.alerts import ActiveBundleView, Outgoing, after_day_close
-from rules_store.churn import ChurnPolicy
-from rules_store.events import InvalidEventError
-from rules_store.holdings import CustomerState
+from rules_store.domain.alerts import ActiveBundleView, Outgoing, after_day_close
+from rules_store.domain.churn import ChurnPolicy
+from rules_store.domain.events import InvalidEventError
+from rules_store.domain.holdings import CustomerState
 
 
 class PartitionClocks:
@@ -72,7 +72,7 @@ class PartitionClocks:
         >>> clocks.refuse_far_ahead(0, date(2027, 12, 1), today=date(2026, 12, 1), max_future_days=1)
         Traceback (most recent call last):
         ...
-        rules_store.events.InvalidEventError: event dated 2027-12-01 is more than 1 day(s) after 2026-12-01, the later of the partition's clock and today (XSELL_MAX_FUTURE_DAYS)
+        rules_store.domain.events.InvalidEventError: event dated 2027-12-01 is more than 1 day(s) after 2026-12-01, the later of the partition's clock and today (XSELL_MAX_FUTURE_DAYS)
         """
         known = self.day.get(partition)
         latest = max(today, date.fromisoformat(known)) if known else today

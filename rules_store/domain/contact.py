@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rules_store.rules import Offer
+from rules_store.domain.rules import Offer
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def pick_offer(
 ) -> Offer | None:
     """The best offer the policy allows now, or None.
 
-    >>> from rules_store.rules import Offer
+    >>> from rules_store.domain.rules import Offer
     >>> o = [Offer(0, 0.9, None, True), Offer(1, 0.5, None, True)]
     >>> now = datetime.fromisoformat("2026-11-23T10:00:00+08:00")
     >>> pick_offer(o, ["a", "b"], last_offered={"a": "2026-11-20T09:00:00+08:00"}, alert_day=None,

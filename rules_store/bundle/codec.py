@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from rules_store.bundle import FORMAT_VERSION, Bundle, SegmentRules
+from rules_store.bundle.model import FORMAT_VERSION, Bundle, SegmentRules
+from rules_store.bundle.schema import SchemaError, schema_from_dict
+from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.domain.rules import RULE_FIELDS, Rule
+from rules_store.domain.scoring import ScoringModel
+from rules_store.domain.segments import SegmentModel
 from rules_store.errors import XsellError
-from rules_store.model_codec import ModelFormatError, model_from_dict, model_to_dict
-from rules_store.rules import RULE_FIELDS, Rule
-from rules_store.schema import SchemaError, schema_from_dict
-from rules_store.scoring import ScoringModel
-from rules_store.segments import SegmentModel
 from rules_store.validation import as_finite, find_non_finite, not_finite
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from rules_store.errors import XsellError
-from rules_store.scoring import (
+from rules_store.domain.scoring import (
     BoostingModel,
     EstimatorKind,
     ForestModel,
@@ -23,6 +22,7 @@ from rules_store.scoring import (
     Tree,
     encoded_columns,
 )
+from rules_store.errors import XsellError
 from rules_store.validation import as_finite, find_non_finite, not_finite
 
 MODEL_FORMAT_VERSION = 1

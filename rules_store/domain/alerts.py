@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from rules_store.bundle import Bundle
-from rules_store.catalog import PRODUCTS_HELD_FIELD
-from rules_store.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
-from rules_store.contact import ContactPolicy, pick_offer
-from rules_store.holdings import CustomerState, record_alert
-from rules_store.offers import OfferIndex
-from rules_store.rules import Offer, format_itemset
-from rules_store.scoring import FeatureError
+from rules_store.bundle.model import Bundle
+from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
+from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
+from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.holdings import CustomerState, record_alert
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.rules import Offer, format_itemset
+from rules_store.domain.scoring import FeatureError
 
 ActiveBundleView = tuple[str, Bundle, OfferIndex]  # (version, bundle, its offer index)
 

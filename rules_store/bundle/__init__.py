@@ -1,0 +1,1 @@
+"""The bundle: what training publishes (model), the input schema, their codecs and diffs."""

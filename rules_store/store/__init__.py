@@ -1,0 +1,1 @@
+"""Where bundles live: Redis (keys, store, watcher) and local files."""
