@@ -36,10 +36,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rules_store.settings import Endpoints, Settings
-from streams.app import create_app, declare_topic
-from streams.faust_fixes import install_faust_fixes
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.tansu import EMBEDDED_FETCH_WAIT_MS, install_fetch_wait
+from streams.compat.faust_fixes import install_faust_fixes
+from streams.compat.tansu import EMBEDDED_FETCH_WAIT_MS, install_fetch_wait
+from streams.kafka.app import create_app, declare_topic
+from streams.kafka.clients import ensure_topics, kafka_python_options
 from xsell.embedded import EmbeddedStack
 
 console = Console()

@@ -11,7 +11,7 @@ STARTED = time.perf_counter()
 import faust  # noqa: E402 - the clock starts before the imports on purpose
 
 from rules_store.settings import Endpoints, Settings  # noqa: E402
-from streams.app import create_app, declare_topic  # noqa: E402
+from streams.kafka.app import create_app, declare_topic  # noqa: E402
 
 
 def main(bootstrap: str, profile: str, topic_name: str) -> None:

@@ -30,9 +30,9 @@ from rules_store.domain.catalog import PRODUCTS
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_transaction
 from rules_store.settings import Settings
-from streams.changelog import latest_states
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.changelog import latest_states
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))

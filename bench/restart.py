@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))

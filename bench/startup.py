@@ -3,7 +3,7 @@
 1. Embedded stack (Tansu + redis-server until a metadata request and a PING succeed),
    against the cost of starting a bare Python interpreter on this machine.
 2. Faust worker: process start -> partitions assigned, with the embedded group timing
-   (streams/app.py) against Faust's default timing on the same broker.
+   (streams/kafka/app.py) against Faust's default timing on the same broker.
 
 Run: make bench   (or .venv/bin/python bench/startup.py --runs 5)
 """
@@ -24,7 +24,7 @@ from rich.progress import track
 from rich.table import Table
 
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics
+from streams.kafka.clients import ensure_topics
 from xsell.embedded import EmbeddedStack
 
 HERE = Path(__file__).resolve().parent

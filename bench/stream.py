@@ -37,9 +37,9 @@ from rich.table import Table
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
-from streams.tansu import EMBEDDED_FETCH_WAIT_MS
-from streams.topics import TopicNames
+from streams.compat.tansu import EMBEDDED_FETCH_WAIT_MS
+from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
+from streams.kafka.topics import TopicNames
 from training.event_generator import EventPlan, generate_events
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from rules_store.errors import ConfigError, XsellError
 from rules_store.settings import Settings, load_settings
-from streams.kafka_clients import ensure_topics
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics
+from streams.kafka.topics import TopicNames
 from xsell import (
     __version__,
     bundle_commands,

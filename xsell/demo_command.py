@@ -25,8 +25,8 @@ from rules_store.errors import XsellError
 from rules_store.settings import Settings
 from rules_store.store.files import atomic_path
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from training.event_generator import EventPlan, GeneratedEvents, generate_events
 from training.generate import generate_retail, write_retail
 from training.loading import write_months_table

@@ -10,7 +10,7 @@ from typing import Literal
 
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints, Settings
-from streams.topics import TopicNames
+from streams.kafka.topics import TopicNames
 from xsell.embedded import resolve_endpoints
 from xsell.probes import BrokerReport, RedisReport, probe_broker, probe_redis
 

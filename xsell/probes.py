@@ -11,7 +11,7 @@ from kafka.errors import KafkaError
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints, Settings
 from rules_store.store.redis_store import open_redis
-from streams.kafka_clients import open_admin
+from streams.kafka.clients import open_admin
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import pandas as pd
 from kafka import KafkaProducer
 
 from rules_store.settings import Endpoints, Settings
-from streams.kafka_clients import group_offsets
-from streams.topics import TopicNames
+from streams.kafka.clients import group_offsets
+from streams.kafka.topics import TopicNames
 
 
 class Sent:

@@ -14,8 +14,8 @@ from rich.progress import track
 from rules_store.bundle.schema import RETAIL_SCHEMA, load_schema
 from rules_store.errors import XsellError
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from training.corporate_data import load_churn
 from training.loading import read_months_table, read_snapshot
 from xsell.click_types import DATE

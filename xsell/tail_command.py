@@ -14,9 +14,9 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints, Settings
-from streams.app import EMBEDDED_GROUP_TIMING
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.app import EMBEDDED_GROUP_TIMING
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from xsell.alert_lines import describe
 from xsell.console import out
 from xsell.embedded import resolve_endpoints

@@ -8,8 +8,8 @@ import click
 
 from rules_store.settings import Settings
 from rules_store.store.redis_store import BundleStore, BundleWatcher, open_redis
-from streams.kafka_clients import ensure_topics
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics
+from streams.kafka.topics import TopicNames
 from streams.worker import ActiveBundle, build_worker
 from xsell.console import err
 from xsell.embedded import resolve_endpoints

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
@@ -21,8 +21,15 @@ from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError
+from rules_store.domain.state_codec import figures_to_dict
 
-ActiveBundleView = tuple[str, Bundle, OfferIndex]  # (version, bundle, its offer index)
+
+class ActiveView(NamedTuple):
+    """The bundle in use: its version, the bundle and its precomputed offer index."""
+
+    version: str
+    bundle: Bundle
+    offers: OfferIndex  # the bundle's offers, precomputed
 
 
 def alert_id(*parts: str) -> str:
@@ -90,7 +97,7 @@ def churn_alert(
     alert = context.fields(alert_id("churn", context.customer_id, month), "churn") | {
         "month": month,
         "threshold": threshold,
-        "figures": figures.to_dict(),
+        "figures": figures_to_dict(figures),
     }
     if model is not None:
         alert["model"] = model
@@ -141,7 +148,7 @@ def retention_alert(
     key = alert_id("retention", context.customer_id, context.event_id, str(context.bundle_version))
     return context.fields(key, "retention") | {
         "instead_of": instead_of,
-        "churn": figures.to_dict(),
+        "churn": figures_to_dict(figures),
     }
 
 
@@ -189,21 +196,21 @@ def _json(alert: dict[str, Any]) -> str:
     return json.dumps(alert, ensure_ascii=False, allow_nan=False)  # strict JSON for every reader
 
 
-def segment_of(state: CustomerState, active: ActiveBundleView | None) -> int | None:
+def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
     if active is None or state.features is None:
         return None
-    return active[1].segment_model.assign_segment(state.features)
+    return active.bundle.segment_model.assign_segment(state.features)
 
 
 def _context(
-    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveBundleView | None
+    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveView | None
 ) -> AlertContext:
     return AlertContext(
         customer_id=state.customer_id,
         branch_id=state.branch_id,
         ts=ts.isoformat(),
         event_id=event_id,
-        bundle_version=active[0] if active else None,
+        bundle_version=active.version if active else None,
         segment=segment_of(state, active),
     )
 
@@ -214,13 +221,13 @@ def churned(
     *,
     event_id: str,
     ts: datetime,
-    active: ActiveBundleView | None,
+    active: ActiveView | None,
     threshold: float,
 ) -> Outgoing:
     context = _context(state, event_id=event_id, ts=ts, active=active)
     model = (
         churn_model_opinion(
-            active[1], state.corporate, held=state.held, as_of=state.corporate_as_of
+            active.bundle, state.corporate, held=state.held, as_of=state.corporate_as_of
         )
         if active
         else None
@@ -234,7 +241,7 @@ def after_event(
     *,
     event_id: str,
     ts: datetime,
-    active: ActiveBundleView | None,
+    active: ActiveView | None,
     policy: ContactPolicy,
     churn: ChurnPolicy = DEFAULT_CHURN,
 ) -> tuple[CustomerState | None, list[Outgoing]]:
@@ -286,7 +293,7 @@ def after_day_close(
     state: CustomerState,
     until: datetime,
     *,
-    active: ActiveBundleView | None,
+    active: ActiveView | None,
     churn: ChurnPolicy,
 ) -> tuple[CustomerState | None, list[Outgoing]]:
     """Judge the customer's days before the day of `until` (the stream's event time

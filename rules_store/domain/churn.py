@@ -85,27 +85,6 @@ class ChurnFigures:
     days_counted: int  # days of the month counted in month_avg
     baseline_months: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "day": self.day,
-            "month_avg": self.month_avg,
-            "baseline_avg": self.baseline_avg,
-            "drop": self.drop,
-            "days_counted": self.days_counted,
-            "baseline_months": list(self.baseline_months),
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ChurnFigures:
-        return cls(
-            day=str(raw["day"]),
-            month_avg=float(raw["month_avg"]),
-            baseline_avg=float(raw["baseline_avg"]),
-            drop=float(raw["drop"]),
-            days_counted=int(raw["days_counted"]),
-            baseline_months=tuple(str(m) for m in raw["baseline_months"]),
-        )
-
 
 @dataclass(frozen=True)
 class AssetHistory:
@@ -121,31 +100,6 @@ class AssetHistory:
     # crosses the threshold is known in advance, and the days before need no judging
     # (judging them late gives the same result: each day is judged on its own totals).
     due: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "days": dict(self.days),
-            "months": dict(self.months),
-            "since": self.since,
-            "latest": self.latest,
-            "judged": self.judged,
-            "alerted_month": self.alerted_month,
-            "risk": self.risk.to_dict() if self.risk else None,
-            "due": self.due,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> AssetHistory:
-        return cls(
-            days={str(k): float(v) for k, v in raw.get("days", {}).items()},
-            months={str(k): float(v) for k, v in raw.get("months", {}).items()},
-            since=raw.get("since"),
-            latest=raw.get("latest"),
-            judged=raw.get("judged"),
-            alerted_month=raw.get("alerted_month"),
-            risk=ChurnFigures.from_dict(raw["risk"]) if raw.get("risk") else None,
-            due=raw.get("due"),
-        )
 
     @property
     def now(self) -> str | None:

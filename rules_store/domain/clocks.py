@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
-from rules_store.domain.alerts import ActiveBundleView, Outgoing, after_day_close
+from rules_store.domain.alerts import ActiveView, Outgoing, after_day_close
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import CustomerState
@@ -47,7 +47,7 @@ class PartitionClocks:
         at: datetime,
         state_of: Callable[[str], CustomerState],
         *,
-        active: ActiveBundleView | None,
+        active: ActiveView | None,
         churn: ChurnPolicy,
     ) -> list[tuple[CustomerState, list[Outgoing]]]:
         """An event of the partition at `at`: if it starts a new day, judge the customers

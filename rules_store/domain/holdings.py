@@ -66,37 +66,6 @@ class CustomerState:
                 mask |= PRODUCT_BIT[product]
         return mask
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "balances": dict(self.balances),
-            "branch_id": self.branch_id,
-            "positions": dict(self.positions),
-            "features": list(self.features) if self.features is not None else None,
-            "last_offered": dict(self.last_offered),
-            "alert_day": self.alert_day,
-            "alerts_on_day": self.alerts_on_day,
-            "assets": self.assets.to_dict(),
-            "corporate": dict(self.corporate),
-            "corporate_as_of": self.corporate_as_of,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> CustomerState:
-        return cls(
-            customer_id=str(raw["customer_id"]),
-            balances={str(k): float(v) for k, v in raw.get("balances", {}).items()},
-            branch_id=raw.get("branch_id"),
-            positions={str(k): int(v) for k, v in raw.get("positions", {}).items()},
-            features=tuple(float(v) for v in raw["features"]) if raw.get("features") else None,
-            last_offered={str(k): str(v) for k, v in raw.get("last_offered", {}).items()},
-            alert_day=raw.get("alert_day"),
-            alerts_on_day=int(raw.get("alerts_on_day", 0)),
-            assets=AssetHistory.from_dict(raw.get("assets") or {}),
-            corporate=dict(raw.get("corporate") or {}),
-            corporate_as_of=raw.get("corporate_as_of"),
-        )
-
 
 def apply_transaction(
     state: CustomerState,

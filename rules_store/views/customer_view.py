@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from rules_store.bundle.model import Bundle
-from rules_store.domain.alerts import ActiveBundleView, churn_model_opinion, segment_of
+from rules_store.domain.alerts import ActiveView, churn_model_opinion, segment_of
 from rules_store.domain.catalog import mask_to_products
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.rules import Offer, Rule, format_itemset
+from rules_store.domain.state_codec import figures_to_dict
 
 
 def rule_json(rule: Rule, items: tuple[str, ...]) -> dict[str, Any]:
@@ -44,7 +45,7 @@ NO_CHURN_MODEL = {
 }
 
 
-def customer_json(state: CustomerState, active: ActiveBundleView | None) -> dict[str, Any]:
+def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, Any]:
     """A customer as the worker holds them: holdings, segment, current offers, churn figures.
 
     The offers are what the active bundle recommends for these holdings now; whether the
@@ -58,7 +59,7 @@ def customer_json(state: CustomerState, active: ActiveBundleView | None) -> dict
     opinion = None
     if active is not None:
         opinion = churn_model_opinion(
-            active[1], state.corporate, held=state.held, as_of=state.corporate_as_of
+            active.bundle, state.corporate, held=state.held, as_of=state.corporate_as_of
         )
     assets = state.assets
     day = assets.latest
@@ -72,13 +73,13 @@ def customer_json(state: CustomerState, active: ActiveBundleView | None) -> dict
         },
         "segment": segment,
         "profile_known": state.features is not None,
-        "bundle_version": active[0] if active else None,
+        "bundle_version": active.version if active else None,
         "offers": offers,
         "churn": {
             "at_risk": assets.risk is not None,
-            "flagged": assets.risk.to_dict() if assets.risk else None,
+            "flagged": figures_to_dict(assets.risk) if assets.risk else None,
             "latest_day": day,
-            "month_to_date": figures.to_dict() if figures else None,
+            "month_to_date": figures_to_dict(figures) if figures else None,
             "last_alert_month": assets.alerted_month,
             "model": opinion or NO_CHURN_MODEL,
         },

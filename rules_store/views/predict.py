@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from rules_store.bundle.schema import Schema, SchemaError, encode_profile
-from rules_store.domain.alerts import ActiveBundleView, churn_model_opinion
+from rules_store.domain.alerts import ActiveView, churn_model_opinion
 from rules_store.domain.catalog import (
     CORPORATE_FIELDS,
     PRODUCT_BALANCES,
@@ -249,9 +249,7 @@ def churn_figures(months: Mapping[str, float], threshold: float) -> dict[str, An
     }
 
 
-def predict(
-    request: PredictRequest, active: ActiveBundleView, *, threshold: float
-) -> dict[str, Any]:
+def predict(request: PredictRequest, active: ActiveView, *, threshold: float) -> dict[str, Any]:
     """Segment, offers (with their rules) and churn figures for one customer."""
     version, bundle, _ = active
     features = _encode(bundle.schema, request.profile, bundle.unknown_policy)

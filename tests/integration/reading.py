@@ -9,8 +9,8 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from rules_store.settings import Endpoints, Settings
-from streams.kafka_clients import group_offsets, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import group_offsets, kafka_python_options
+from streams.kafka.topics import TopicNames
 
 
 def read_json(

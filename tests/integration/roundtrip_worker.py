@@ -13,7 +13,7 @@ import faust
 
 from rules_store.settings import load_settings
 from rules_store.store.redis_store import open_redis
-from streams.app import create_app, declare_topic
+from streams.kafka.app import create_app, declare_topic
 from xsell.embedded import resolve_endpoints
 
 

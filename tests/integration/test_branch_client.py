@@ -10,8 +10,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from tests.integration.test_tail import _alert
 from xsell.embedded import EmbeddedStack
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics
+from streams.kafka.topics import TopicNames
 from xsell.cli import cli
 from xsell.embedded import EmbeddedStack
 

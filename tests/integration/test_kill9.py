@@ -27,7 +27,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import after_event
+from rules_store.domain.alerts import ActiveView, after_event
 from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.domain.churn import ChurnPolicy, financial_assets
 from rules_store.domain.clocks import PartitionClocks
@@ -35,11 +35,12 @@ from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.state_codec import state_to_dict
 from rules_store.settings import Settings
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.changelog import latest_states
-from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.changelog import latest_states
+from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
+from streams.kafka.topics import TopicNames
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
@@ -105,7 +106,7 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     store = BundleStore(open_redis(settings, stack.endpoints), prefix)
     version = store.publish(bundle)
     store.activate(version)
-    active = (version, bundle, OfferIndex(bundle))
+    active = ActiveView(version, bundle, OfferIndex(bundle))
     policy = ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day)
     churn = ChurnPolicy(settings.churn_threshold, settings.churn_grace_days)
 
@@ -226,10 +227,10 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     differ = [
         c
         for c, state in expected.items()
-        if latest.get(c) != json.loads(json.dumps(state.to_dict()))
+        if latest.get(c) != json.loads(json.dumps(state_to_dict(state)))
     ]
     if differ:
-        want = json.loads(json.dumps(expected[differ[0]].to_dict()))
+        want = json.loads(json.dumps(state_to_dict(expected[differ[0]])))
         got = latest.get(differ[0], {})
         detail = {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
         pytest.fail(

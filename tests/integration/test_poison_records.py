@@ -20,8 +20,8 @@ from kafka import KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from tests.integration.reading import read_json, table_updates
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail

@@ -15,9 +15,10 @@ import pytest
 from kafka import KafkaProducer
 
 from rules_store.domain.holdings import CustomerState
-from streams.changelog import latest_states
-from streams.kafka_clients import ensure_topics, group_offsets, kafka_python_options
-from streams.topics import TopicNames
+from rules_store.domain.state_codec import encode_state
+from streams.kafka.changelog import latest_states
+from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
+from streams.kafka.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
@@ -65,7 +66,7 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
         batcher.send(
             changelog,
             key=json.dumps(customer).encode(),
-            value=json.dumps(state.to_dict()).encode(),
+            value=encode_state(state),
             partition=partition,
         )
     batcher.flush()

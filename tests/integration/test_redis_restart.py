@@ -18,8 +18,8 @@ from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints, Settings
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.kafka_clients import kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import kafka_python_options
+from streams.kafka.topics import TopicNames
 from tests.integration.reading import read_json
 from tests.integration.test_lifecycle import _start_up, _wait_gone
 from training.generate import generate_retail, write_retail

@@ -12,7 +12,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from rules_store.store.redis_store import open_redis
-from streams.kafka_clients import ensure_topics, kafka_python_options
+from streams.kafka.clients import ensure_topics, kafka_python_options
 from xsell.embedded import EmbeddedStack
 from xsell.probes import probe_broker
 

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaProducer
 
 from rules_store.settings import Settings
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from tests.cli import run_cli
 from xsell.embedded import EmbeddedStack
 

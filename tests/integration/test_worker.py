@@ -17,8 +17,8 @@ from rules_store.domain.catalog import PRODUCTS, products_to_mask
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints
 from rules_store.store.redis_store import BundleStore, encode_bundle, open_redis
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from tests.integration.reading import read_json, table_updates
 from tests.integration.web_engine import request
 from training.batch import cross_sell

@@ -23,8 +23,8 @@ from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
 from rules_store.store.redis_store import BundleStore, open_redis
-from streams.kafka_clients import ensure_topics, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.clients import ensure_topics, kafka_python_options
+from streams.kafka.topics import TopicNames
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack

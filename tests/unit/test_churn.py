@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import ActiveBundleView, after_day_close, after_event
+from rules_store.domain.alerts import ActiveView, after_day_close, after_event
 from rules_store.domain.catalog import CORPORATE_FIELDS
 from rules_store.domain.churn import (
     AssetHistory,
@@ -28,6 +28,7 @@ from rules_store.domain.events import InvalidEventError, Transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.scoring import LogisticModel, ScoringModel, encoded_columns
+from rules_store.domain.state_codec import decode_state, encode_state
 from tests.unit.test_contact_policy import _two_segment_bundle
 from training.corporate_data import CHURN, feature_inputs
 
@@ -162,7 +163,7 @@ def test_no_alert_without_three_months_of_history() -> None:
 
 def test_a_retention_alert_replaces_the_cross_sell_offer_while_flagged() -> None:
     bundle = _two_segment_bundle()
-    active = ("v1", bundle, OfferIndex(bundle))
+    active = ActiveView("v1", bundle, OfferIndex(bundle))
     features = (0.0,) * len(bundle.segment_model.features)
     state = _apply(_start(), _tx(1, "debit", 9_000))
     state = replace(state, features=features)
@@ -238,7 +239,7 @@ def test_when_days_are_closed_does_not_change_the_outcome(
 def test_history_survives_its_json_form_and_old_months_fold() -> None:
     state = _apply(_start(), _tx(1, "debit", 9_000))
     state, _ = _close(state, "2026-12-10")
-    assert CustomerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    assert decode_state(encode_state(state)) == state
     # November is past the grace period on Dec 10: folded to one average; August dropped.
     assert state.assets.months["2026-11"] == pytest.approx(1_000.0)
     assert "2026-08" not in state.assets.months
@@ -348,7 +349,7 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
             drained = _apply(drained, replace(_tx(1, "debit", balance), product=product))
     held = drained.held.bit_count()
 
-    def churn_alert_with(active: ActiveBundleView | None, state: CustomerState) -> dict:
+    def churn_alert_with(active: ActiveView | None, state: CustomerState) -> dict:
         stored, alerts = after_day_close(
             state, datetime.fromisoformat("2026-11-02T08:00:00+08:00"), active=active, churn=POLICY
         )
@@ -356,7 +357,7 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
         assert [kind for kind, _ in alerts] == ["churn"]
         return json.loads(alerts[0][1])
 
-    alert = churn_alert_with(("v2", with_model, OfferIndex(with_model)), drained)
+    alert = churn_alert_with(ActiveView("v2", with_model, OfferIndex(with_model)), drained)
     expected = 1 / (1 + math.exp(-(0.5 * held - 1.0)))
     assert alert["model"] == {
         "kind": "logistic_regression",
@@ -370,10 +371,10 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
     assert f"the churn model gives {expected:.1%}" in alert["explanation"]
     # Without corporate fields: no probability, and why; without a model: no "model" at all.
     bare = replace(drained, corporate={}, corporate_as_of=None)
-    missing = churn_alert_with(("v2", with_model, OfferIndex(with_model)), bare)["model"]
+    missing = churn_alert_with(ActiveView("v2", with_model, OfferIndex(with_model)), bare)["model"]
     assert missing["probability"] is None
     assert "行业" in missing["reason"]
-    assert "model" not in churn_alert_with(("v1", bundle, OfferIndex(bundle)), drained)
+    assert "model" not in churn_alert_with(ActiveView("v1", bundle, OfferIndex(bundle)), drained)
     with pytest.raises(InvalidEventError, match="'员工人数' must be a finite number"):
         apply_snapshot(
             CustomerState("c"),

@@ -20,6 +20,7 @@ from rules_store.domain.events import (
     parse_transaction,
 )
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
+from rules_store.domain.state_codec import decode_state, encode_state
 from training.generate import generate_retail
 
 GOOD = {
@@ -146,7 +147,7 @@ def test_state_survives_its_json_form() -> None:
         CustomerState("c", branch_id="b1"), _tx("保险", "open", 10), source="t:1", offset=4
     )
     assert state is not None
-    assert CustomerState.from_dict(state.to_dict()) == state
+    assert decode_state(encode_state(state)) == state
 
 
 def test_a_snapshot_row_gives_the_batchs_holdings_and_encoding() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.faust_fixes import _getmany_without_loss
+from streams.compat.faust_fixes import _getmany_without_loss
 
 A, B = TP("t", 0), TP("t", 1)
 
@@ -108,7 +108,7 @@ def test_nothing_is_sought_once_faust_began_seeking_to_the_committed_offsets() -
 def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:
     from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-    from streams.faust_fixes import install_faust_fixes
+    from streams.compat.faust_fixes import install_faust_fixes
 
     install_faust_fixes()
 

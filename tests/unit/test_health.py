@@ -5,13 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from streams.health import (
-    AgentProgress,
-    HealthReport,
-    agent_problem,
-    broker_problem,
-    waiting_records,
-)
+from streams.processing.progress import AgentProgress, waiting_records
+from streams.web.health import HealthReport, agent_problem, broker_problem
 from xsell.processes import free_port
 
 

@@ -16,7 +16,7 @@ import pytest
 from kafka import TopicPartition
 
 from rules_store.settings import Endpoints, Settings
-from streams.live_alerts import AlertFilter, LiveAlerts
+from streams.web.live_feed import AlertFilter, LiveAlerts
 
 TOPIC = "xsell.alerts.cross_sell"
 GOOD = {"alert_id": "a1", "type": "cross_sell", "branch_id": "b1", "segment": 2}

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import after_event
+from rules_store.domain.alerts import ActiveView, after_event
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
@@ -68,11 +67,11 @@ def _encode(value: Any) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def active(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Bundle, OfferIndex]:
+def active(tmp_path_factory: pytest.TempPathFactory) -> ActiveView:
     path: Path = tmp_path_factory.mktemp("fuzz") / "c.del"
     write_retail(generate_retail(800, seed=4, dirty_share=0.0), path, "del")
     bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=3)).bundle
-    return "v1", bundle, OfferIndex(bundle)
+    return ActiveView("v1", bundle, OfferIndex(bundle))
 
 
 def take_transaction(raw: bytes | None, state: CustomerState, active: Any) -> CustomerState:

@@ -6,9 +6,9 @@ import faust
 import pytest
 
 from rules_store.settings import Endpoints, Settings
-from streams.app import create_app, declare_topic, group_timing
-from streams.kafka_clients import faust_credentials, kafka_python_options
-from streams.topics import TopicNames
+from streams.kafka.app import create_app, declare_topic, group_timing
+from streams.kafka.clients import faust_credentials, kafka_python_options
+from streams.kafka.topics import TopicNames
 
 EMBEDDED = Endpoints(
     "127.0.0.1:1", "redis://127.0.0.1:2/0", embedded_broker=True, embedded_redis=True

@@ -13,8 +13,8 @@ from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from rules_store.views.metrics import EngineMetrics, Histogram, render_prometheus
 from rules_store.views.predict import RequestError, churn_figures, parse_predict_request
-from streams.live_alerts import AlertFilter
-from streams.web_api import token_matches, valid_customer_id
+from streams.web.api import token_matches, valid_customer_id
+from streams.web.live_feed import AlertFilter
 
 PROFILE = {f.name: 0 for f in RETAIL_SCHEMA.segment_fields} | {
     "性别": "女",
@@ -211,6 +211,7 @@ def test_alert_filter_keeps_only_the_wanted_types_branches_and_segments() -> Non
 def test_predict_gives_the_churn_model_probability_when_the_bundle_has_one() -> None:
     from dataclasses import replace
 
+    from rules_store.domain.alerts import ActiveView
     from rules_store.domain.offers import OfferIndex
     from rules_store.views.predict import predict
     from tests.unit.test_churn import CORPORATE_ROW, _churn_model
@@ -220,20 +221,21 @@ def test_predict_gives_the_churn_model_probability_when_the_bundle_has_one() -> 
     with_model = replace(bundle, churn_model=_churn_model(0.3))
     body = {"profile": PROFILE, "holdings": ["存款", "国债"], "corporate": CORPORATE_ROW}
     request = parse_predict_request(body, RETAIL_SCHEMA)
-    answer = predict(request, ("v2", with_model, OfferIndex(with_model)), threshold=0.5)
+    answer = predict(request, ActiveView("v2", with_model, OfferIndex(with_model)), threshold=0.5)
     expected = 1 / (1 + math.exp(-(0.5 * 2 - 1.0)))  # two products held
     assert answer["churn"]["model"]["probability"] == round(expected, 4)
     assert answer["churn"]["model"]["corporate_as_of"] is None
     bare = parse_predict_request({**body, "corporate": {}}, RETAIL_SCHEMA)
-    reason = predict(bare, ("v2", with_model, OfferIndex(with_model)), threshold=0.5)
+    reason = predict(bare, ActiveView("v2", with_model, OfferIndex(with_model)), threshold=0.5)
     assert reason["churn"]["model"]["probability"] is None
     assert "行业" in reason["churn"]["model"]["reason"]
-    without = predict(request, ("v1", bundle, OfferIndex(bundle)), threshold=0.5)
+    without = predict(request, ActiveView("v1", bundle, OfferIndex(bundle)), threshold=0.5)
     assert "no churn model" in without["churn"]["model"]["reason"]
 
 
 @pytest.mark.parametrize("age", [10**400, math.inf, "nan", "1e999"])
 def test_predict_refuses_a_profile_number_that_is_not_finite(age: object) -> None:
+    from rules_store.domain.alerts import ActiveView
     from rules_store.domain.offers import OfferIndex
     from rules_store.views.predict import predict
     from tests.unit.test_contact_policy import _two_segment_bundle
@@ -243,6 +245,6 @@ def test_predict_refuses_a_profile_number_that_is_not_finite(age: object) -> Non
         {"profile": PROFILE | {"年龄": age}, "holdings": []}, RETAIL_SCHEMA
     )
     with pytest.raises(RequestError) as caught:
-        predict(request, ("v1", bundle, OfferIndex(bundle)), threshold=0.5)
+        predict(request, ActiveView("v1", bundle, OfferIndex(bundle)), threshold=0.5)
     assert caught.value.field == "profile.年龄"
     assert "finite number" in caught.value.message

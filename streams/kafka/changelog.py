@@ -8,7 +8,7 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from rules_store.settings import Endpoints, Settings
-from streams.kafka_clients import kafka_python_options
+from streams.kafka.clients import kafka_python_options
 
 
 def latest_states(
@@ -16,7 +16,7 @@ def latest_states(
 ) -> dict[str, dict[str, Any]]:
     """Each customer's last state in the changelog `topic`, read until `idle_ms` pass quietly.
 
-    The recovery fences (streams/tansu.py) carry no customer and are skipped.
+    The recovery fences (streams/compat/tansu.py) carry no customer and are skipped.
     """
     consumer = KafkaConsumer(
         topic,

@@ -32,8 +32,8 @@ from kafka.errors import KafkaError
 from rules_store.errors import XsellError
 from rules_store.settings import Endpoints, Settings
 from rules_store.strict_json import loads_strict
-from streams.kafka_clients import kafka_python_options
-from streams.tansu import EMBEDDED_FETCH_WAIT_MS
+from streams.compat.tansu import EMBEDDED_FETCH_WAIT_MS
+from streams.kafka.clients import kafka_python_options
 
 log = logging.getLogger(__name__)
 

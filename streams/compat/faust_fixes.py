@@ -24,7 +24,7 @@
    buffered, and a crash right after loses updates whose events will not be read again
    (seen: a customer's snapshot state missing after a clean stop and three kill -9).
    Our flush waits until the buffer is empty and nothing is in flight, and first for the
-   table writes a worker still holds back (`hold_flush_until`: see streams/worker.py).
+   table writes a worker still holds back (`flush_waits_for`: see streams/processing/outflow.py).
 
 3. Events dropped from the agents' queues when a worker becomes ready. Faust's flow
    control clears every stream queue on each `resume()`, suspended or not. At the end of
@@ -42,7 +42,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -117,17 +118,23 @@ async def _counted_send_pending(self: Any, fut: FutureMessage) -> None:
         self._xsell_in_flight -= 1
 
 
-def hold_flush_until(buffer: ProducerBufferT, pending: asyncio.Future[None]) -> None:
-    """Make the buffer's flush (before every commit, and at shutdown) wait for `pending`
-    first: table writes that are not in the buffer yet still count."""
-    holds: set[asyncio.Future[None]] = buffer.__dict__.setdefault("_xsell_holds", set())
-    holds.add(pending)
-    pending.add_done_callback(holds.discard)
+# Per producer buffer, what its flush waits for first: the worker's pending table writes
+# (`Outflow.settled`), which are not in the buffer yet but must reach it before a commit.
+_flush_barriers: weakref.WeakKeyDictionary[ProducerBufferT, Callable[[], Awaitable[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def flush_waits_for(buffer: ProducerBufferT, barrier: Callable[[], Awaitable[None]]) -> None:
+    """Make the buffer's flush (before every commit, and at shutdown) await `barrier()`
+    first; a failure there fails the commit, so nothing is committed past a lost write."""
+    _flush_barriers[buffer] = barrier
 
 
 async def _flush_everything(self: Any) -> None:
-    while holds := getattr(self, "_xsell_holds", None):
-        await asyncio.gather(*list(holds))  # a failure fails the commit: nothing is lost
+    barrier = _flush_barriers.get(self)
+    if barrier is not None:
+        await barrier()
     waited = 0.0
     while self.size or getattr(self, "_xsell_in_flight", 0):
         if self.state != "running" and self.size:

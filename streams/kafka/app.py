@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from rules_store.settings import Endpoints, Settings
-from streams.kafka_clients import faust_credentials
+from streams.kafka.clients import faust_credentials
 
 # Tansu holds each JoinGroup for half the session timeout: Faust's default 60 s session
 # means a 30 s join. Measured from worker start to partitions assigned (bench/startup.py):

@@ -1,7 +1,7 @@
 """The worker's REST API and dashboard, served by Faust's web server (aiohttp driver).
 
 `register_web` adds, on XSELL_WEB_HOST:XSELL_WEB_PORT:
-  GET /                 the dashboard (static files shipped in streams/dashboard/)
+  GET /                 the dashboard (static files shipped in streams/web/dashboard/)
   GET /health           liveness and what this worker serves
   GET /metrics          Prometheus text: events, alerts, dead letters, lag, latency, bundle
   GET /customers/{id}   a customer's holdings, segment, offers and churn figures, answered
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 import time
@@ -35,21 +34,16 @@ from faust.web import Request, Response, View
 from kafka.partitioner.default import murmur2
 from yarl import URL
 
-from rules_store.domain.holdings import CustomerState
+from rules_store.domain.state_codec import decode_state
 from rules_store.settings import Endpoints, Settings
 from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from rules_store.views.customer_view import bundle_json, customer_json
 from rules_store.views.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
 from rules_store.views.predict import RequestError, parse_predict_request, predict
-from streams.health import (
-    AgentProgress,
-    HealthReport,
-    agent_problem,
-    broker_problem,
-    waiting_records,
-)
-from streams.live_alerts import AlertFilter, LiveAlerts
-from streams.topics import TopicNames
+from streams.kafka.topics import TopicNames
+from streams.processing.progress import AgentProgress, waiting_records
+from streams.web.health import HealthReport, agent_problem, broker_problem
+from streams.web.live_feed import AlertFilter, LiveAlerts
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +182,7 @@ def sse_event(alert: dict[str, Any]) -> bytes:
     """One alert as a server-sent event; its `alert_id` is the event id.
 
     The live feed publishes only alerts read as strict JSON with a plain-text `alert_id`
-    (streams/live_alerts.py), so neither the data line nor the id line can break.
+    (streams/web/live_feed.py), so neither the data line nor the id line can break.
     """
     return (
         f"id: {alert.get('alert_id', '')}\nevent: alert\ndata: {dumps_strict(alert)}\n\n".encode()
@@ -364,7 +358,7 @@ def register_web(
                     "status": report.status,
                     "problems": [*report.failing, *report.degraded],
                     "worker": str(here()),
-                    "bundle_version": current[0] if current else None,
+                    "bundle_version": current.version if current else None,
                     "partitions": sorted(
                         tp.partition
                         for tp in app.assignor.assigned_actives()
@@ -396,7 +390,7 @@ def register_web(
                 )
             current = active.get()
             text = render_prometheus(
-                metrics, bundle_version=current[0] if current else None, lag=lag
+                metrics, bundle_version=current.version if current else None, lag=lag
             )
             return cast(
                 Response,
@@ -426,7 +420,7 @@ def register_web(
                     "row, profile or transaction of theirs has reached the engine",
                 ),
             )
-        state = CustomerState.from_dict(json.loads(raw))
+        state = decode_state(raw)
         return customer_json(state, active.get()) | {"partition": partition}
 
     @app.page("/customers/{customer_id}")
@@ -489,7 +483,7 @@ def register_web(
                         ),
                     )
                 try:
-                    parsed = parse_predict_request(body, current[1].schema)
+                    parsed = parse_predict_request(body, current.bundle.schema)
                     result = predict(parsed, current, threshold=settings.churn_threshold)
                 except RequestError as exc:
                     raise ApiError.bad_request(exc) from None
@@ -498,7 +492,7 @@ def register_web(
                 return answer(self, exc.body, exc.status, **exc.headers)
 
     @app.page("/bundle")
-    class ActiveBundleView(View):
+    class BundleView(View):
         async def get(self, request: Request) -> Response:
             current = active.get()
             if current is None:
@@ -530,7 +524,7 @@ def register_web(
             )
             await response.prepare(request)  # type: ignore[arg-type]
             current = active.get()
-            hello = {"worker": str(here()), "bundle_version": current[0] if current else None}
+            hello = {"worker": str(here()), "bundle_version": current.version if current else None}
             await response.write(
                 f"retry: 2000\nevent: hello\ndata: {dumps_strict(hello)}\n\n".encode()
             )

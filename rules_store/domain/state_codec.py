@@ -1,0 +1,134 @@
+"""A customer's state as stored in the holdings table and its changelog: the one codec.
+
+Changelog records outlive deployments: a worker may read states written by an older (or,
+during a rolling upgrade, a newer) release. Each record says its `format`; a record
+without one is format 1's layout written before formats were numbered. A format this
+release does not know is refused with what to do, never guessed at.
+
+The churn figures' plain form is also what alerts and API answers carry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rules_store.domain.churn import AssetHistory, ChurnFigures
+from rules_store.domain.holdings import CustomerState
+from rules_store.errors import XsellError
+
+STATE_FORMAT = 1
+
+
+class StateFormatError(XsellError, ValueError):
+    """A stored state this release cannot read."""
+
+
+def figures_to_dict(figures: ChurnFigures) -> dict[str, Any]:
+    return {
+        "day": figures.day,
+        "month_avg": figures.month_avg,
+        "baseline_avg": figures.baseline_avg,
+        "drop": figures.drop,
+        "days_counted": figures.days_counted,
+        "baseline_months": list(figures.baseline_months),
+    }
+
+
+def figures_from_dict(raw: Mapping[str, Any]) -> ChurnFigures:
+    return ChurnFigures(
+        day=str(raw["day"]),
+        month_avg=float(raw["month_avg"]),
+        baseline_avg=float(raw["baseline_avg"]),
+        drop=float(raw["drop"]),
+        days_counted=int(raw["days_counted"]),
+        baseline_months=tuple(str(m) for m in raw["baseline_months"]),
+    )
+
+
+def _history_to_dict(history: AssetHistory) -> dict[str, Any]:
+    return {
+        "days": dict(history.days),
+        "months": dict(history.months),
+        "since": history.since,
+        "latest": history.latest,
+        "judged": history.judged,
+        "alerted_month": history.alerted_month,
+        "risk": figures_to_dict(history.risk) if history.risk else None,
+        "due": history.due,
+    }
+
+
+def _history_from_dict(raw: Mapping[str, Any]) -> AssetHistory:
+    return AssetHistory(
+        days={str(k): float(v) for k, v in raw.get("days", {}).items()},
+        months={str(k): float(v) for k, v in raw.get("months", {}).items()},
+        since=raw.get("since"),
+        latest=raw.get("latest"),
+        judged=raw.get("judged"),
+        alerted_month=raw.get("alerted_month"),
+        risk=figures_from_dict(raw["risk"]) if raw.get("risk") else None,
+        due=raw.get("due"),
+    )
+
+
+def state_to_dict(state: CustomerState) -> dict[str, Any]:
+    return {
+        "format": STATE_FORMAT,
+        "customer_id": state.customer_id,
+        "balances": dict(state.balances),
+        "branch_id": state.branch_id,
+        "positions": dict(state.positions),
+        "features": list(state.features) if state.features is not None else None,
+        "last_offered": dict(state.last_offered),
+        "alert_day": state.alert_day,
+        "alerts_on_day": state.alerts_on_day,
+        "assets": _history_to_dict(state.assets),
+        "corporate": dict(state.corporate),
+        "corporate_as_of": state.corporate_as_of,
+    }
+
+
+def state_from_dict(raw: Mapping[str, Any]) -> CustomerState:
+    """The state in `raw`; StateFormatError for a format this release does not read.
+
+    >>> state_from_dict({"format": 9, "customer_id": "c1"})
+    Traceback (most recent call last):
+    ...
+    rules_store.domain.state_codec.StateFormatError: stored state of customer 'c1' has format 9; this release reads format 1 (and unnumbered): run a release that knows format 9
+    """
+    found = raw.get("format", STATE_FORMAT)
+    if found != STATE_FORMAT:
+        msg = (
+            f"stored state of customer {raw.get('customer_id')!r} has format {found!r}; this "
+            f"release reads format {STATE_FORMAT} (and unnumbered): run a release that "
+            f"knows format {found!r}"
+        )
+        raise StateFormatError(msg)
+    return CustomerState(
+        customer_id=str(raw["customer_id"]),
+        balances={str(k): float(v) for k, v in raw.get("balances", {}).items()},
+        branch_id=raw.get("branch_id"),
+        positions={str(k): int(v) for k, v in raw.get("positions", {}).items()},
+        features=tuple(float(v) for v in raw["features"]) if raw.get("features") else None,
+        last_offered={str(k): str(v) for k, v in raw.get("last_offered", {}).items()},
+        alert_day=raw.get("alert_day"),
+        alerts_on_day=int(raw.get("alerts_on_day", 0)),
+        assets=_history_from_dict(raw.get("assets") or {}),
+        corporate=dict(raw.get("corporate") or {}),
+        corporate_as_of=raw.get("corporate_as_of"),
+    )
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """The stored bytes of a state (JSON).
+
+    >>> decode_state(encode_state(CustomerState("c1", balances={"国债": 5.0}))).balances
+    {'国债': 5.0}
+    """
+    return json.dumps(state_to_dict(state)).encode()
+
+
+def decode_state(raw: bytes) -> CustomerState:
+    return state_from_dict(json.loads(raw))

@@ -1,0 +1,1 @@
+"""Faust app and topics, kafka-python clients, dead letters, the changelog reader."""

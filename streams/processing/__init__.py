@@ -1,0 +1,1 @@
+"""The per-batch logic (in-process testable) and its commit ordering."""

@@ -1,0 +1,39 @@
+"""What the processor takes and hands on: input records, and a batch's messages and states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+
+class Record(NamedTuple):
+    """One input record, as the broker gave it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # the broker's timestamp in seconds, for latency
+
+
+class Message(NamedTuple):
+    """An alert or a dead letter to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class Stored(NamedTuple):
+    """A customer's new state, encoded, for the table and its changelog partition."""
+
+    partition: int
+    customer: str
+    value: bytes
+
+
+class Sender(Protocol):
+    """Delivers a batch: its messages first, then (once they are acknowledged) its states."""
+
+    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None: ...

@@ -1,0 +1,304 @@
+"""The worker's per-batch logic: records in; alerts, dead letters and changed states out.
+
+It reads states from a table-like mapping (Faust's table data in the worker, a dict in
+tests) and hands each batch to a `Sender` (the worker's `Outflow`, a list in tests), so
+everything between decoding a record and delivering its batch runs in-process. Each
+record is either applied or dead-lettered with the reason: nothing it holds can make a
+handler raise. A batch reads each customer's state once and stores it once.
+
+Churn days close by event time, partition by partition (rules_store/domain/clocks.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import Any
+
+from rules_store.bundle.schema import SchemaError, encode_profile
+from rules_store.domain.alerts import ActiveView, Outgoing, after_event
+from rules_store.domain.churn import ChurnPolicy
+from rules_store.domain.clocks import PartitionClocks
+from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.events import (
+    InvalidEventError,
+    decode_json,
+    parse_timestamp,
+    parse_transaction,
+)
+from rules_store.domain.holdings import (
+    CustomerState,
+    apply_profile,
+    apply_snapshot,
+    apply_transaction,
+)
+from rules_store.domain.state_codec import decode_state, encode_state
+from rules_store.views.metrics import EngineMetrics
+from streams.kafka.dead_letters import dead_letter
+from streams.kafka.topics import TopicNames
+from streams.processing.outbox import Message, Record, Sender, Stored
+from streams.processing.progress import AgentProgress
+
+log = logging.getLogger(__name__)
+
+
+def _utc_today() -> date:
+    # An event's own offset puts its day at most 14 hours ahead of UTC's.
+    return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True)
+class Policies:
+    """What decides alerts and refusals, from the settings."""
+
+    contact: ContactPolicy = field(default_factory=ContactPolicy)
+    churn: ChurnPolicy = field(default_factory=ChurnPolicy)
+    max_future_days: int = 1
+
+
+def _customer_of(record: Mapping[str, Any], id_column: str) -> str:
+    customer = record.get("customer_id", record.get(id_column))
+    if not isinstance(customer, str) or not customer:
+        msg = f"missing field 'customer_id' (or {id_column!r})"
+        raise InvalidEventError(msg)
+    return customer
+
+
+class _Batch:
+    """One batch's messages and changed states (each customer's last state only)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.states: dict[str, tuple[int, CustomerState]] = {}
+
+    def store(self, partition: int, state: CustomerState) -> None:
+        self.states[state.customer_id] = (partition, state)
+
+
+class Processor:
+    """Transactions, profiles and snapshot rows, each a batch of records at a time."""
+
+    def __init__(
+        self,
+        table: Mapping[str, bytes],
+        sender: Sender,
+        *,
+        names: TopicNames,
+        active: Callable[[], ActiveView | None],
+        policies: Policies,
+        metrics: EngineMetrics | None = None,
+        today: Callable[[], date] = _utc_today,
+        ignore_keys: Collection[str] = (),
+    ) -> None:
+        self.table, self.sender, self.names = table, sender, names
+        self.active, self.policies, self.today = active, policies, today
+        self.metrics = metrics or EngineMetrics()
+        self.ignore_keys = frozenset(ignore_keys)  # table keys that hold no customer
+        self.progress = {
+            names.transactions: AgentProgress("transactions", names.transactions),
+            names.profiles: AgentProgress("profiles", names.profiles),
+            names.holdings_snapshot: AgentProgress("snapshot", names.holdings_snapshot),
+        }
+        self._alert_topics = {
+            "cross_sell": names.cross_sell_alerts,
+            "retention": names.cross_sell_alerts,
+            "churn": names.churn_alerts,
+        }
+        self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
+        # Decoded states with the stored bytes they came from: a state is decoded again
+        # only when the table holds other bytes (e.g. recovered after a rebalance).
+        self._decoded: dict[str, tuple[bytes, CustomerState]] = {}
+        # One batch at a time across agents: a state read, changed and stored by one
+        # batch is never changed by another in between.
+        self._lock = asyncio.Lock()
+
+    def reassigned(self) -> None:
+        """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
+        self._clocks = None
+        for agent in self.progress.values():
+            agent.reassigned()
+
+    async def transactions(self, records: Sequence[Record]) -> None:
+        await self._take(records, "transactions", self._transaction)
+
+    async def profiles(self, records: Sequence[Record]) -> None:
+        await self._take(records, "profiles", self._profile)
+
+    async def snapshot_rows(self, records: Sequence[Record]) -> None:
+        await self._take(records, "snapshot", self._snapshot_row)
+
+    async def _take(
+        self, records: Sequence[Record], source: str, take_one: Callable[[_Batch, Record], None]
+    ) -> None:
+        async with self._lock:
+            batch = _Batch()
+            self.metrics.count_events(source, len(records))
+            for record in records:
+                self._guarded(batch, record, take_one)
+            stored = []
+            for customer, (partition, state) in batch.states.items():
+                value = encode_state(state)
+                self._decoded[customer] = (value, state)
+                stored.append(Stored(partition, customer, value))
+            await self.sender.deliver(batch.messages, stored)
+
+    def _guarded(
+        self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]
+    ) -> None:
+        """Take one record: applied, or dead-lettered with the reason; never raised.
+
+        Anything but an InvalidEventError is a defect of ours, not the record's alone: it
+        is logged with its position and the record dead-lettered, so it can be replayed
+        once fixed, and the worker goes on with the next record.
+        """
+        try:
+            take_one(batch, record)
+        except InvalidEventError as exc:
+            self._reject(batch, record, str(exc))
+        except Exception as exc:
+            log.exception(
+                "could not apply record topic=%s partition=%s offset=%s; dead-lettered",
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            self._reject(batch, record, f"internal error ({type(exc).__name__}): {exc}")
+        self.progress[record.topic].took(record.partition, record.offset)
+
+    def _reject(self, batch: _Batch, record: Record, reason: str) -> None:
+        letter = dead_letter(
+            reason=reason,
+            raw=record.value,
+            key=record.key,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        batch.messages.append(Message(self.names.dead_letters, record.key, letter))
+        self.metrics.count_dead_letter()
+
+    def _clocks_now(self) -> PartitionClocks:
+        if self._clocks is None:
+            self._clocks = PartitionClocks()
+            self._clocks.learn(
+                decode_state(raw) for key, raw in self.table.items() if key not in self.ignore_keys
+            )
+        return self._clocks
+
+    def _state_of(self, customer: str, batch: _Batch) -> CustomerState:
+        if customer in batch.states:
+            return batch.states[customer][1]
+        stored = self.table.get(customer)
+        if not stored:
+            return CustomerState(customer)
+        cached = self._decoded.get(customer)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        state = decode_state(stored)
+        self._decoded[customer] = (stored, state)
+        return state
+
+    def _refuse_far_ahead(self, partition: int, day: date) -> None:
+        self._clocks_now().refuse_far_ahead(
+            partition, day, today=self.today(), max_future_days=self.policies.max_future_days
+        )
+
+    def _emit(self, batch: _Batch, customer: str, alerts: Iterable[Outgoing]) -> None:
+        for kind, alert in alerts:
+            batch.messages.append(
+                Message(self._alert_topics[kind], customer.encode(), alert.encode())
+            )
+
+    def _update(
+        self,
+        batch: _Batch,
+        record: Record,
+        customer: str,
+        apply: Callable[..., CustomerState | None],
+        *,
+        event_id: str,
+        ts: datetime,
+    ) -> None:
+        """Apply one event to a customer's state, then alert if the contact policy allows."""
+        before = self._state_of(customer, batch)
+        after = apply(before, source=f"{record.topic}:{record.partition}", offset=record.offset)
+        stored, alerts = after_event(
+            before,
+            after,
+            event_id=event_id,
+            ts=ts,
+            active=self.active(),
+            policy=self.policies.contact,
+            churn=self.policies.churn,
+        )
+        if stored is not None:
+            batch.store(record.partition, stored)
+            self._clocks_now().track(record.partition, stored)
+        self._emit(batch, customer, alerts)
+        self.metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=record.timestamp)
+
+    def _close_days(self, batch: _Batch, partition: int, ts: datetime) -> None:
+        """Judge the earlier days of a partition's customers once its events reach a new day."""
+        for stored, alerts in self._clocks_now().close_days(
+            partition,
+            ts,
+            lambda c: self._state_of(c, batch),
+            active=self.active(),
+            churn=self.policies.churn,
+        ):
+            batch.store(partition, stored)
+            self._emit(batch, stored.customer_id, alerts)
+            self.metrics.count_alerts(kind for kind, _ in alerts)  # no event to time
+
+    def _transaction(self, batch: _Batch, record: Record) -> None:
+        tx = parse_transaction(decode_json(record.value))
+        self._refuse_far_ahead(record.partition, tx.ts.date())
+        apply = partial(apply_transaction, tx=tx, churn=self.policies.churn)
+        self._update(batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts)
+        self._close_days(batch, record.partition, tx.ts)
+
+    def _profile(self, batch: _Batch, record: Record) -> None:
+        current = self.active()
+        if current is None:
+            msg = "no active bundle yet: a profile cannot be encoded without its schema"
+            raise InvalidEventError(msg)
+        schema, unknown = current.bundle.schema, current.bundle.unknown_policy
+        fields = decode_json(record.value)
+        customer = _customer_of(fields, schema.id_column)
+        ts = parse_timestamp(fields.get("ts"))
+        self._refuse_far_ahead(record.partition, ts.date())
+        try:
+            encode_profile(schema, fields, unknown=unknown)  # validate before touching state
+        except SchemaError as exc:
+            raise InvalidEventError(f"profile: {exc}") from exc
+        apply = partial(apply_profile, record=fields, schema=schema, unknown=unknown)
+        event_id = str(fields.get("event_id") or f"profile:{customer}:{ts.isoformat()}")
+        self._update(batch, record, customer, apply, event_id=event_id, ts=ts)
+
+    def _snapshot_row(self, batch: _Batch, record: Record) -> None:
+        current = self.active()
+        if current is None:
+            msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
+            raise InvalidEventError(msg)
+        bundle = current.bundle
+        fields = decode_json(record.value)
+        customer = _customer_of(fields, bundle.schema.id_column)
+        after = apply_snapshot(
+            self._state_of(customer, batch),
+            fields,
+            bundle.schema,
+            unknown=bundle.unknown_policy,
+            source=f"{record.topic}:{record.partition}",
+            offset=record.offset,
+            churn=self.policies.churn,
+        )
+        as_of = fields.get("as_of")
+        if as_of is not None:  # a valid day: apply_snapshot checked it
+            self._refuse_far_ahead(record.partition, date.fromisoformat(as_of))
+        if after is not None:
+            batch.store(record.partition, after)
+            self._clocks_now().track(record.partition, after)

@@ -1,0 +1,1 @@
+"""The worker's REST API, live alert feed, health and dashboard."""
