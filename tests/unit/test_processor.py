@@ -1,0 +1,210 @@
+"""The worker's per-batch logic in-process: a dict as the table, a list as the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.alerts import ActiveView
+from rules_store.domain.catalog import PRODUCT_BALANCES
+from rules_store.domain.churn import financial_assets
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.state_codec import decode_state
+from streams.kafka.topics import TopicNames
+from streams.processing.outbox import Message, Record, Stored
+from streams.processing.processor import Policies, Processor
+from training.generate import generate_retail, write_retail
+from training.retail import TrainParams, train_retail
+
+NAMES = TopicNames("t")
+DAY = "2026-11-23T10:00:00+08:00"
+
+
+class ListSender:
+    """Messages into a list, states into the dict the processor reads: what Outflow does,
+    without Kafka. `deliveries` counts each customer's stores per batch."""
+
+    def __init__(self, table: dict[str, bytes]) -> None:
+        self.table, self.messages = table, []  # type: list[Message]
+        self.deliveries: list[list[str]] = []
+
+    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None:
+        self.messages += messages
+        self.deliveries.append([s.customer for s in states])
+        for stored in states:
+            self.table[stored.customer] = stored.value
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(m.value) for m in self.messages if m.topic == topic]
+
+
+@pytest.fixture(scope="module")
+def active(tmp_path_factory: pytest.TempPathFactory) -> ActiveView:
+    path: Path = tmp_path_factory.mktemp("processor") / "c.del"
+    write_retail(generate_retail(1_500, seed=12, dirty_share=0.0), path, "del")
+    bundle = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=3)).bundle
+    return ActiveView("v1", bundle, OfferIndex(bundle))
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    """Customers without 理财 and with three months of history three times today's assets
+    (so a month of today's assets is a drop of two thirds: churn, once judged)."""
+    found = []
+    for row in generate_retail(400, seed=13, dirty_share=0.0).to_dict("records"):
+        if row["理财余额"] != 0:
+            continue
+        total = financial_assets(
+            {p: sum(float(row[c]) for c in cols) for p, cols in PRODUCT_BALANCES.items()}
+        )
+        if total > 0:
+            months = {m: 3 * total for m in ("2026-08", "2026-09", "2026-10")}
+            found.append(row | {"as_of": "2026-10-31", "months": months})
+    return found[:5]
+
+
+def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, bytes]]:
+    table: dict[str, bytes] = {}
+    sender = ListSender(table)
+    processor = Processor(
+        table,
+        sender,
+        names=NAMES,
+        active=lambda: active,
+        policies=Policies(),
+        today=lambda: date(2026, 11, 30),
+    )
+    return processor, sender, table
+
+
+def _snapshot(rows: list[dict[str, Any]]) -> list[Record]:
+    return [
+        Record(NAMES.holdings_snapshot, 0, i, r["客户编号"].encode(), json.dumps(r).encode())
+        for i, r in enumerate(rows)
+    ]
+
+
+def _tx(offset: int, customer: str, **fields: Any) -> Record:
+    event = {
+        "event_id": f"e{offset}",
+        "customer_id": customer,
+        "ts": DAY,
+        "product": "理财",
+        "kind": "credit",
+        "amount": 5_000.0,
+    } | fields
+    return Record(NAMES.transactions, 0, offset, customer.encode(), json.dumps(event).encode())
+
+
+def test_a_batch_stores_each_changed_customer_once_and_alerts_on_new_holdings(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    customer = rows[0]["客户编号"]
+    batch = [_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0), _tx(2, customer)]
+    asyncio.run(processor.transactions(batch))
+    assert sender.deliveries[-1] == [customer]  # three events, one store
+    state = decode_state(table[customer])
+    assert state.balances["理财"] == 9_900.0
+    assert state.positions == {f"{NAMES.holdings_snapshot}:0": 0, f"{NAMES.transactions}:0": 2}
+    alerts = sender.on(NAMES.cross_sell_alerts)
+    assert [a["event_id"] for a in alerts] == ["e0"]  # holdings changed once: 理财 opened
+    assert alerts[0]["product"] != "理财"
+    assert alerts[0]["bundle_version"] == "v1"
+
+
+BAD = {
+    "tombstone": (None, "tombstone"),
+    "not JSON": (b'{"event_id": ', "not JSON"),
+    "deep": (b"[" * 5_000 + b"]" * 5_000, "nested too deep"),
+    "not an object": (b"[1, 2]", "expected a JSON object"),
+    "missing field": (b'{"customer_id": "c"}', "missing field 'event_id'"),
+    "unknown product": (
+        json.dumps({**json.loads(_tx(0, "c").value or b""), "product": "比特币"}).encode(),
+        "unknown product",
+    ),
+    "huge amount": (
+        (_tx(0, "c").value or b"").replace(b"5000.0", b"1" + b"0" * 400),
+        "must be a finite number",
+    ),
+    "far future": (
+        json.dumps(
+            {**json.loads(_tx(0, "c").value or b""), "ts": "2027-06-01T00:00:00+08:00"}
+        ).encode(),
+        "XSELL_MAX_FUTURE_DAYS",
+    ),
+    "too late": (
+        json.dumps(
+            {**json.loads(_tx(0, "c").value or b""), "ts": "2026-11-01T00:00:00+08:00"}
+        ).encode(),
+        "days before",
+    ),
+}
+
+
+def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason_and_source(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, _ = _processor(active)
+    asyncio.run(processor.transactions([_tx(0, "c", ts="2026-11-20T10:00:00+08:00")]))
+    records = [
+        Record(NAMES.transactions, 0, 1 + i, b"c", raw) for i, (raw, _) in enumerate(BAD.values())
+    ]
+    asyncio.run(processor.transactions(records))
+    bad_profile = Record(NAMES.profiles, 0, 0, b"c", b'{"customer_id": "c", "ts": "x"}')
+    asyncio.run(processor.profiles([bad_profile]))
+    asyncio.run(processor.snapshot_rows([Record(NAMES.holdings_snapshot, 0, 0, b"c", None)]))
+    dead = sender.on(NAMES.dead_letters)
+    assert len(dead) == len(BAD) + 2
+    for letter, (name, (raw, reason)) in zip(dead, BAD.items(), strict=False):
+        assert reason in letter["reason"], name
+        assert letter["source"]["topic"] == NAMES.transactions
+        assert letter["raw_size"] == (len(raw) if raw is not None else None)
+    assert "not ISO 8601" in dead[-2]["reason"]
+    assert dead[-2]["source"]["topic"] == NAMES.profiles
+    assert "tombstone" in dead[-1]["reason"]
+    assert processor.metrics.dead_letters == len(BAD) + 2
+    # Every bad record was taken: /health sees progress on each topic.
+    assert processor.progress[NAMES.transactions].next_offset == {0: len(BAD) + 1}
+
+
+def test_a_repeated_offset_changes_nothing_and_a_resent_alert_keeps_its_id(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    customer = rows[1]["客户编号"]
+    asyncio.run(processor.transactions([_tx(7, customer)]))
+    after = table[customer]
+    first = sender.on(NAMES.cross_sell_alerts)
+    asyncio.run(processor.transactions([_tx(7, customer)]))  # re-read after a crash
+    assert table[customer] is after
+    assert sender.on(NAMES.cross_sell_alerts) == first
+    # A worker that crashed before storing the state sends the same alert again.
+    again, again_sender, _ = _processor(active)
+    asyncio.run(again.snapshot_rows(_snapshot(rows)))
+    asyncio.run(again.transactions([_tx(7, customer)]))
+    assert again_sender.on(NAMES.cross_sell_alerts)[0]["alert_id"] == first[0]["alert_id"]
+
+
+def test_a_new_day_in_a_partition_judges_its_silent_customers(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, _ = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    day = "2026-11-{:02d}T10:00:00+08:00"
+    # Someone else's events move the partition's clock through November, one day at a
+    # time; the snapshot customers stay silent at a third of their history: churn.
+    asyncio.run(
+        processor.transactions([_tx(100 + d, "other", ts=day.format(d)) for d in range(1, 30)])
+    )
+    churned = {a["customer_id"] for a in sender.on(NAMES.churn_alerts)}
+    assert churned == {r["客户编号"] for r in rows}
