@@ -49,7 +49,9 @@ def _boosting(model: HistGradientBoostingClassifier) -> BoostingModel:
         msg = "only binary gradient boosting can be exported"
         raise ExportError(msg)
     trees = []
-    for (predictor,) in model._predictors:  # one predictor per iteration for a binary model
+    # scikit-learn exposes a fitted booster's trees only as private attributes; a test
+    # pins the export against its predictions, so a change there fails loudly.
+    for (predictor,) in model._predictors:  # noqa: SLF001 - one predictor per iteration (binary)
         nodes = predictor.nodes
         if nodes["is_categorical"].any():
             msg = "gradient boosting with native categorical splits cannot be exported"
@@ -65,7 +67,8 @@ def _boosting(model: HistGradientBoostingClassifier) -> BoostingModel:
                 value=_floats(np.where(leaf, nodes["value"], 0.0)),
             )
         )
-    return BoostingModel(float(np.asarray(model._baseline_prediction).ravel()[0]), tuple(trees))
+    baseline = model._baseline_prediction  # noqa: SLF001 - see above
+    return BoostingModel(float(np.asarray(baseline).ravel()[0]), tuple(trees))
 
 
 def export_estimator(model: ClassifierMixin) -> Estimator:

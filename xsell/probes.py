@@ -56,7 +56,7 @@ def probe_broker(
         cluster = admin.describe_cluster()
         names = sorted(admin.list_topics())
         described = admin.describe_topics(names) if names else []
-        version = admin._client.check_version()  # kafka-python has no public call
+        version = admin._client.check_version()  # noqa: SLF001 - kafka-python has no public call
     except KafkaError as exc:
         msg = f"Kafka at {endpoints.kafka_bootstrap} failed a metadata request: {exc}"
         raise ServiceUnavailableError(msg) from exc

@@ -28,7 +28,7 @@ class Sent:
         self.count = 0
         self._lock = threading.Lock()
 
-    def _acked(self, partition: int, offset: int) -> None:
+    def acked(self, partition: int, offset: int) -> None:
         with self._lock:  # called from the producer's I/O thread
             self.ends[partition] = max(self.ends.get(partition, 0), offset + 1)
 
@@ -60,7 +60,7 @@ def send_lines(
         if event_id is not None:
             sent.at[str(event_id)] = time.time()
         future = producer.send(topic, key=key, value=line)
-        future.add_callback(lambda meta: sent._acked(meta.partition, meta.offset))
+        future.add_callback(lambda meta: sent.acked(meta.partition, meta.offset))
         sent.count += 1
         if rate is not None:
             ahead = sent.count / rate - (time.monotonic() - started)

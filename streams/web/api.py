@@ -40,6 +40,7 @@ from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from rules_store.views.customer_view import bundle_json, customer_json
 from rules_store.views.metrics import ALERT_TYPES, EngineMetrics, render_prometheus
 from rules_store.views.predict import RequestError, parse_predict_request, predict
+from streams.compat.web import drop_default_views
 from streams.kafka.topics import TopicNames
 from streams.processing.progress import AgentProgress, waiting_records
 from streams.web.health import HealthReport, agent_problem, broker_problem
@@ -250,11 +251,7 @@ def register_web(
     names = TopicNames(settings.topic_prefix)
     live = LiveAlerts(settings, endpoints, (names.cross_sell_alerts, names.churn_alerts))
     web = app.web
-    # Faust's own "/" (a status stub) and /router views would shadow the dashboard and
-    # show the group's layout to anyone; the API says what an operator needs instead.
-    web.blueprints._enabled = [
-        (prefix, bp) for prefix, bp in web.blueprints._enabled if prefix not in ("", "/router")
-    ]
+    drop_default_views(web)
     aio: aioweb.Application = web.web_app  # type: ignore[attr-defined]
     aio.middlewares.append(auth_middleware(settings))
     web.add_static("/static/", DASHBOARD_DIR)
