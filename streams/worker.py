@@ -32,7 +32,7 @@ from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Record
 from streams.processing.outflow import Outflow
 from streams.processing.processor import Policies, Processor
-from streams.web.api import register_web
+from streams.web.wiring import register_web
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from dataclasses import dataclass
 
-from streams.processing.progress import AgentProgress
+from streams.processing.progress import AgentProgress, waiting_records
+from streams.web.context import WebContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,51 @@ async def broker_problem(bootstrap: str, timeout_s: float = 1.0) -> str | None:
             await writer.wait_closed()
         return None
     return f"broker unreachable: {', '.join(tried) or 'no bootstrap server configured'}"
+
+
+def agent_problems(ctx: WebContext) -> list[str]:
+    """Each agent's problem, from its progress and its partitions' end offsets."""
+    app = ctx.app
+    committed = app.monitor.tp_committed_offsets
+    assigned = app.consumer.assignment()
+    now = time.monotonic()
+    problems = []
+    for agent in ctx.progress.values():
+        ends = {}
+        for tp in assigned:
+            if tp.topic != agent.topic:
+                continue
+            try:
+                end = app.consumer.highwater(tp)
+            except Exception as exc:  # not fetched yet: nothing known
+                log.debug("no end offset for %s yet: %s", tp, exc)
+                continue
+            if end is not None:
+                ends[tp.partition] = end
+        ours = {tp.partition: o for tp, o in committed.items() if tp.topic == agent.topic}
+        waiting = waiting_records(agent, ends, ours)
+        problem = agent_problem(agent, waiting, now=now, stall_s=ctx.settings.health_stall_s)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+async def assess(ctx: WebContext) -> HealthReport:
+    failing, degraded = [], []
+    if ctx.app.rebalancing or ctx.app.in_recovery:
+        degraded.append("rebalancing or recovering tables: records wait until it ends")
+    else:
+        failing += agent_problems(ctx)
+    broker = await broker_problem(ctx.endpoints.kafka_bootstrap)
+    if broker:
+        failing.append(broker)
+    store = ctx.store_problem()
+    if store:
+        degraded.append(f"{store}; serving the cached bundle, if any")
+    if ctx.active.get() is None:
+        degraded.append("no active bundle: alerts wait for `xsell train ... --activate`")
+    if not ctx.live.alive:
+        failing.append("the live alert feed's reader stopped: restart the worker")
+    elif ctx.live.started and not ctx.live.connected:
+        degraded.append("the live alert feed is not reading yet")
+    return HealthReport(tuple(failing), tuple(degraded))

@@ -13,7 +13,8 @@ from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.strict_json import JSONInputError, dumps_strict, loads_strict
 from rules_store.views.metrics import EngineMetrics, Histogram, render_prometheus
 from rules_store.views.predict import RequestError, churn_figures, parse_predict_request
-from streams.web.api import token_matches, valid_customer_id
+from streams.web.answers import valid_customer_id
+from streams.web.auth import token_matches
 from streams.web.live_feed import AlertFilter
 
 PROFILE = {f.name: 0 for f in RETAIL_SCHEMA.segment_fields} | {
