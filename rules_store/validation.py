@@ -78,6 +78,29 @@ def plausible_day(day: date, where: str, error: type[Exception]) -> date:
     return day
 
 
+def expect(value: Any, kind: type | tuple[type, ...], where: str, error: type[Exception]) -> Any:
+    """`value` when it is a `kind` (a bool is no number), else `error` naming `where`.
+
+    >>> expect(True, (int, float), "rules[0].lift", ValueError)
+    Traceback (most recent call last):
+    ...
+    ValueError: rules[0].lift should be int or float, found bool
+    """
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        msg = f"{where} should be {names}, found {type(value).__name__}"
+        raise error(msg)
+    return value
+
+
+def finite_figure(value: Any, where: str, error: type[Exception]) -> float:
+    """A stored figure: any finite number (no magnitude bound), else `error` naming `where`."""
+    number = as_finite(expect(value, (int, float), where, error))
+    if number is None:
+        raise error(not_finite(where, value))
+    return number
+
+
 def as_finite(value: int | float) -> float | None:
     """`value` as a float; None when it is NaN, infinite or too large for a float.
 

@@ -20,7 +20,7 @@ from rules_store.domain.rules import RULE_FIELDS, Rule
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
 from rules_store.errors import XsellError
-from rules_store.validation import as_finite, find_non_finite, not_finite
+from rules_store.validation import expect, find_non_finite, finite_figure, not_finite
 
 
 class BundleFormatError(XsellError, ValueError):
@@ -104,19 +104,11 @@ def bundle_to_json(bundle: Bundle) -> bytes:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        msg = f"bundle: {where} should be {names}, found {type(value).__name__}"
-        raise BundleFormatError(msg)
-    return value
+    return expect(value, kind, f"bundle: {where}", BundleFormatError)
 
 
 def _finite(value: Any, where: str) -> float:
-    number = as_finite(_expect(value, (int, float), where))
-    if number is None:
-        msg = f"bundle: {not_finite(where, value)}"
-        raise BundleFormatError(msg)
-    return number
+    return finite_figure(value, f"bundle: {where}", BundleFormatError)
 
 
 def _rule_from_list(raw: Any, n_items: int, where: str) -> Rule:

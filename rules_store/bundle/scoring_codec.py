@@ -23,7 +23,7 @@ from rules_store.domain.scoring import (
     encoded_columns,
 )
 from rules_store.errors import XsellError
-from rules_store.validation import as_finite, find_non_finite, not_finite
+from rules_store.validation import expect, find_non_finite, finite_figure
 
 MODEL_FORMAT_VERSION = 1
 KINDS: tuple[EstimatorKind, ...] = (
@@ -94,18 +94,11 @@ def model_to_json(model: ScoringModel) -> bytes:
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        msg = f"{where} should be {names}, found {type(value).__name__}"
-        raise ModelFormatError(msg)
-    return value
+    return expect(value, kind, where, ModelFormatError)
 
 
 def _number(value: Any, where: str) -> float:
-    number = as_finite(_expect(value, (int, float), where))
-    if number is None:
-        raise ModelFormatError(not_finite(where, value))
-    return number
+    return finite_figure(value, where, ModelFormatError)
 
 
 def _numbers(raw: Any, where: str, length: int | None = None) -> tuple[float, ...]:

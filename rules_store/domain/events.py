@@ -7,16 +7,17 @@ what was expected: the stream routes it, with the raw bytes, to the dead-letter 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rules_store.domain.catalog import PRODUCTS
 from rules_store.errors import XsellError
 from rules_store.validation import finite_number, plausible_day, short_text, show
 
 KINDS = ("open", "close", "credit", "debit")
+T = TypeVar("T")
 MAX_RECORD_BYTES = 64 * 1024  # a transaction is ~300 bytes, a snapshot row with history ~3 KB
 
 
@@ -78,24 +79,21 @@ def decode_json(raw: bytes | str | None) -> dict[str, Any]:
     return value
 
 
-def _text(event: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+def _field(
+    event: Mapping[str, Any],
+    name: str,
+    check: Callable[[Any, str, type[Exception]], T],
+    *,
+    required: bool = True,
+) -> T | None:
+    """The field checked by `check` (a validation function), None when optional and absent."""
     value = event.get(name)
     if value is None:
         if required:
             msg = f"missing field {name!r}"
             raise InvalidEventError(msg)
         return None
-    return short_text(value, f"field {name!r}", InvalidEventError)
-
-
-def _number(event: Mapping[str, Any], name: str, *, required: bool = True) -> float | None:
-    value = event.get(name)
-    if value is None:
-        if required:
-            msg = f"missing field {name!r}"
-            raise InvalidEventError(msg)
-        return None
-    return finite_number(value, f"field {name!r}", InvalidEventError)
+    return check(value, f"field {name!r}", InvalidEventError)
 
 
 def parse_timestamp(value: Any, name: str = "ts") -> datetime:
@@ -122,8 +120,8 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
     ...     "product": "国债", "kind": "credit", "amount": 5000}).amount
     5000.0
     """
-    event_id = _text(event, "event_id")
-    customer_id = _text(event, "customer_id")
+    event_id = _field(event, "event_id", short_text)
+    customer_id = _field(event, "customer_id", short_text)
     ts = parse_timestamp(event.get("ts")) if "ts" in event else None
     if ts is None:
         msg = "missing field 'ts'"
@@ -136,7 +134,7 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
     if kind not in KINDS:
         msg = f"unknown kind {show(kind)}; expected one of {list(KINDS)}"
         raise InvalidEventError(msg)
-    amount = _number(event, "amount")
+    amount = _field(event, "amount", finite_number)
     assert amount is not None  # noqa: S101 - required=True
     if amount < 0:
         msg = f"field 'amount' must be >= 0, got {amount}"
@@ -148,7 +146,7 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
         product=str(product),
         kind=str(kind),
         amount=amount,
-        balance=_number(event, "balance", required=False),
-        branch_id=_text(event, "branch_id", required=False),
-        channel=_text(event, "channel", required=False),
+        balance=_field(event, "balance", finite_number, required=False),
+        branch_id=_field(event, "branch_id", short_text, required=False),
+        channel=_field(event, "channel", short_text, required=False),
     )
