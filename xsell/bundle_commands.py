@@ -18,6 +18,7 @@ from rules_store.store.local_store import load_bundle, load_model, save_bundle
 from rules_store.store.redis_store import BundleStore, open_redis
 from xsell.console import out
 from xsell.embedded import resolve_endpoints
+from xsell.options import activate_option
 
 
 def open_store(settings: Settings) -> BundleStore:
@@ -40,11 +41,7 @@ def publish_bundle(settings: Settings, bundle: Bundle, *, activate: bool) -> str
 @click.argument(
     "directory", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True)
 )
-@click.option(
-    "--activate",
-    is_flag=True,
-    help="Make it the active bundle right away (workers reload within a second).",
-)
+@activate_option()
 @click.option(
     "--churn-model",
     "churn_dir",

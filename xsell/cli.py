@@ -30,6 +30,7 @@ from xsell.demo_command import demo_cmd
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack, resolve_endpoints
 from xsell.logs import configure_logging
+from xsell.options import json_option, wait_option
 from xsell.runfile import read_run_file
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
@@ -162,17 +163,11 @@ def address(settings: Settings, service: str) -> None:
 
 
 @cli.command(epilog=_ENV_HELP)
-@click.option(
-    "--wait",
-    "wait_s",
-    default=0.0,
-    show_default=True,
-    help="Keep re-checking for up to this many seconds until everything passes.",
-)
+@wait_option("until every check passes, re-checking.", default=0.0)
 @click.option(
     "--timeout", "timeout_s", default=5.0, show_default=True, help="Per-request timeout, seconds."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.pass_obj
 def doctor(settings: Settings, wait_s: float, timeout_s: float, as_json: bool) -> None:
     """Check the configured (or embedded) broker and Redis; list topics and versions.

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import click
 from rich.table import Table
@@ -41,8 +41,20 @@ from training.retail import file_fingerprint
 from training.stages import Stages
 from xsell.bundle_commands import open_store
 from xsell.console import err, out
+from xsell.options import (
+    Decorator,
+    apply_options,
+    bundle_option,
+    customers_option,
+    dirty_share_option,
+    encoding_option,
+    model_option,
+    model_selection_options,
+    out_option,
+    seed_option,
+    unknown_category_option,
+)
 from xsell.progress import stage_progress
-from xsell.retail_commands import _encoding, input_encoding_option
 
 log = logging.getLogger(__name__)
 SHORT_NAMES = {
@@ -50,58 +62,17 @@ SHORT_NAMES = {
     "random_forest": "forest",
     "hist_gradient_boosting": "hist GB",
 }
-F = TypeVar("F", bound=Callable[..., Any])
-
-_generate_options = [
-    click.option(
-        "--customers", "-n", type=click.IntRange(min=1), required=True, help="How many customers."
-    ),
-    click.option(
-        "--seed",
-        type=int,
-        default=7,
-        show_default=True,
-        help="Random seed; the same seed gives the same files.",
-    ),
-    click.option(
-        "--encoding",
-        default="utf-8",
-        show_default=True,
-        callback=_encoding,
-        help="Text encoding, e.g. gb18030 like many bank exports.",
-    ),
-    click.option(
-        "--dirty-share",
-        type=click.FloatRange(0, 1),
-        default=0.002,
-        show_default=True,
-        help="Share of rows given one empty field (dropped and counted on load).",
-    ),
+_generate_options: list[Decorator] = [
+    customers_option(),
+    seed_option(),
+    encoding_option(default="utf-8"),
+    dirty_share_option(0.002),
 ]
 
 
-def _options(options: list[Callable[[F], F]]) -> Callable[[F], F]:
-    def apply(func: F) -> F:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return apply
-
-
-def _out_file(name: str, dest: str, help_text: str) -> Callable[[F], F]:
-    return click.option(
-        name,
-        dest,
-        type=click.Path(path_type=Path, dir_okay=False),
-        required=True,
-        help=help_text,
-    )
-
-
 @click.command("corporate")
-@_options(_generate_options)
-@_out_file("--out", "out_path", "Churn file to write (.del, .csv or .parquet; 13 columns).")
+@apply_options(_generate_options)
+@out_option("the churn file (.del, .csv or .parquet; 13 columns).")
 def generate_corporate_cmd(
     customers: int, seed: int, encoding: str, dirty_share: float, out_path: Path
 ) -> None:
@@ -128,9 +99,15 @@ def _say(text: str) -> None:
 
 
 @click.command("potential")
-@_options(_generate_options)
-@_out_file("--out", "out_path", "File 1 to write: profiles and monthly transactions (10 columns).")
-@_out_file("--related", "related_path", "File 2 to write: 客户编号, 注册地址, 经营地址.")
+@apply_options(_generate_options)
+@out_option("file 1, profiles and monthly transactions (10 columns).")
+@click.option(
+    "--related",
+    "related_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File 2 to write: 客户编号, 注册地址, 经营地址.",
+)
 def generate_potential_cmd(
     customers: int, seed: int, encoding: str, dirty_share: float, out_path: Path, related_path: Path
 ) -> None:
@@ -161,74 +138,11 @@ def generate_potential_cmd(
     )
 
 
-def _probability(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not 0 < value <= 1:
-        msg = f"{value} is not a recall in (0, 1]"
-        raise click.BadParameter(msg)
-    return value
-
-
-_train_options = [
-    click.option(
-        "--out",
-        "out_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        required=True,
-        help="Directory for model.json, metrics.json and report.html.",
-    ),
-    click.option(
-        "--folds",
-        type=click.IntRange(min=2),
-        default=5,
-        show_default=True,
-        help="Stratified cross-validation folds for the model comparison.",
-    ),
-    click.option(
-        "--target-recall",
-        type=float,
-        callback=_probability,
-        help="Choose the highest threshold whose recall reaches this (default: best F1).",
-    ),
-    click.option(
-        "--test-size",
-        type=click.FloatRange(0.05, 0.5),
-        default=0.25,
-        show_default=True,
-        help="Share held out to measure the chosen model.",
-    ),
-    click.option(
-        "--seed", type=int, default=7, show_default=True, help="Seed for splits and models."
-    ),
-    click.option(
-        "--trees",
-        type=click.IntRange(min=1),
-        default=200,
-        show_default=True,
-        help="Random forest size.",
-    ),
-    click.option(
-        "--iterations",
-        type=click.IntRange(min=1),
-        default=200,
-        show_default=True,
-        help="Gradient boosting iterations (at most; early stopping on large data).",
-    ),
-    click.option(
-        "--threads",
-        type=click.IntRange(min=1),
-        default=1,
-        show_default=True,
-        help="CPU threads for fitting (gradient boosting, BLAS); more helps only on idle cores.",
-    ),
-    click.option(
-        "--unknown-category",
-        "unknown",
-        type=click.Choice(["stop", "code"]),
-        default="stop",
-        show_default=True,
-        help="行业 values outside the list: stop with a report, or let them through as 'unknown'.",
-    ),
-    input_encoding_option,
+_train_options: list[Decorator] = [
+    out_option("a directory for model.json, metrics.json and report.html.", directory=True),
+    *model_selection_options,
+    unknown_category_option("The field checked is 行业."),
+    encoding_option(),
 ]
 
 
@@ -335,7 +249,7 @@ def _finish(run: CorporateTraining, files: list[Path]) -> None:
 
 @click.command("churn")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
-@_options(_train_options)
+@apply_options(_train_options)
 def train_churn_cmd(
     input_path: Path,
     out_dir: Path,
@@ -374,7 +288,7 @@ def train_churn_cmd(
 @click.command("potential")
 @click.argument("input_path", metavar="INPUT1", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("related_path", metavar="INPUT2", type=click.Path(path_type=Path, dir_okay=False))
-@_options(_train_options)
+@apply_options(_train_options)
 def train_potential_cmd(
     input_path: Path,
     related_path: Path,
@@ -460,26 +374,13 @@ def _model_for(
     return run.model
 
 
-_score_options = [
-    click.option(
-        "--model",
-        "model_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Directory written by `xsell train` (default: train on the input first).",
-    ),
-    click.option(
-        "--bundle",
-        "bundle_ref",
-        help="Use the model attached to a published bundle: `active` or a version id.",
-    ),
-    input_encoding_option,
-]
+_score_options: list[Decorator] = [model_option, bundle_option, encoding_option()]
 
 
 @click.command("churn")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
-@_options(_score_options)
+@apply_options(_score_options)
 @click.option(
     "--all", "everyone", is_flag=True, help="Write every scored customer, not only churners."
 )
@@ -530,7 +431,7 @@ def churn_cmd(
 @click.argument("input_path", metavar="INPUT1", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("related_path", metavar="INPUT2", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=Path, dir_okay=False))
-@_options(_score_options)
+@apply_options(_score_options)
 @click.option(
     "--region",
     default="广东",

@@ -37,6 +37,15 @@ from xsell.alert_lines import describe
 from xsell.console import err, out
 from xsell.demo_tally import Tally
 from xsell.embedded import EmbeddedStack
+from xsell.options import (
+    customers_option,
+    days_option,
+    drainers_option,
+    malformed_option,
+    out_option,
+    rate_option,
+    seed_option,
+)
 from xsell.processes import free_port
 from xsell.progress import stage_progress
 from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
@@ -168,45 +177,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 @click.command("demo")
-@click.option(
-    "--customers",
-    type=click.IntRange(min=100),
-    default=5_000,
-    show_default=True,
-    help="Synthetic customers to train on and to stream.",
-)
-@click.option(
-    "--days", type=click.IntRange(min=1), default=7, show_default=True, help="Days of events."
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1_000.0,
-    show_default=True,
-    help="Replay speed, events per second.",
-)
-@click.option(
-    "--malformed",
-    type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Invalid records mixed into the events (they end in the dead-letter topic).",
-)
-@click.option(
-    "--drainers",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="Customers who move 90% of their financial assets out (the churn alerts expected).",
-)
-@click.option("--seed", type=int, default=7, show_default=True, help="The same seed, the same run.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+@customers_option(default=5_000, minimum=100)
+@days_option
+@rate_option(1_000.0)
+@malformed_option(5)
+@drainers_option
+@seed_option()
+@out_option(
+    "a directory for the data, model, report, worker log and summary.json.",
+    directory=True,
     default=Path("xsell-demo"),
-    show_default=True,
-    help="Where the data, model, report, worker log and summary.json go.",
 )
 @click.pass_obj
 def demo_cmd(

@@ -14,8 +14,16 @@ from training.event_generator import EventPlan, generate_events
 from training.loading import read_snapshot, write_months_table
 from xsell.click_types import DATE
 from xsell.console import err, out
+from xsell.options import (
+    days_option,
+    drainers_option,
+    malformed_option,
+    out_option,
+    schema_from,
+    seed_option,
+    with_input_options,
+)
 from xsell.progress import stage_progress
-from xsell.retail_commands import _schema, with_input_options
 
 
 @click.command("events")
@@ -26,7 +34,7 @@ from xsell.retail_commands import _schema, with_input_options
     required=True,
     help="The retail snapshot (.del/.csv/.parquet) whose balances the events start from.",
 )
-@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
+@days_option
 @click.option(
     "--start",
     type=DATE,
@@ -36,42 +44,26 @@ from xsell.retail_commands import _schema, with_input_options
     "the snapshot's months table (written beside the events) flags every drainer.",
 )
 @click.option(
-    "--rate",
+    "--events-per-day",
     type=click.FloatRange(min=0),
     default=0.5,
     show_default=True,
-    help="Mean events per customer per day.",
+    help="Mean events per customer per day (how many are generated; the replay speed is "
+    "`xsell replay --rate`).",
 )
-@click.option(
-    "--drainers",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="Customers who move 90% of their financial assets out over the first three days, "
-    "then go silent: the churn alerts the stream must raise.",
-)
-@click.option(
-    "--malformed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Invalid records to mix in (bad JSON, missing field, unknown product, ...).",
-)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="JSON-lines file to write; beside it go a manifest (drainers, counts) and "
-    "FILE.months.csv, the customers' months table for `xsell load-snapshot --months`.",
+@drainers_option
+@malformed_option(0)
+@seed_option()
+@out_option(
+    "a JSON-lines file; beside it go a manifest (drainers, counts) and FILE.months.csv, "
+    "the customers' months table for `xsell load-snapshot --months`."
 )
 @with_input_options
 def generate_events_cmd(
     snapshot_path: Path,
     days: int,
     start: date,
-    rate: float,
+    events_per_day: float,
     drainers: int,
     malformed: int,
     seed: int,
@@ -84,8 +76,8 @@ def generate_events_cmd(
     Openings, closings, credits and debits, each with the balance after it, in
     event-time order. Load the same snapshot (`xsell load-snapshot`) before replaying.
     """
-    schema = _schema(schema_path)
-    plan = EventPlan(days, start, rate, drainers, malformed, seed)
+    schema = schema_from(schema_path)
+    plan = EventPlan(days, start, events_per_day, drainers, malformed, seed)
     with stage_progress(err) as stages:
         with stages.stage(f"read {snapshot_path}"):
             snapshot = read_snapshot(snapshot_path, schema, encoding=encoding)

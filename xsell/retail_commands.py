@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import click
 import pandas as pd
 from rich.table import Table
 
 from rules_store.bundle.model import Bundle
-from rules_store.bundle.schema import RETAIL_SCHEMA, Schema, load_schema
 from rules_store.domain.rules import Rule, format_itemset
 from rules_store.settings import Settings
 from rules_store.store.local_store import load_bundle
@@ -38,18 +35,26 @@ from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
 from xsell.console import err, out
+from xsell.options import (
+    activate_option,
+    bundle_option,
+    customers_option,
+    dirty_share_option,
+    encoding_option,
+    min_confidence_option,
+    min_lift_option,
+    min_support_option,
+    missing_option,
+    model_option,
+    out_option,
+    prune_option,
+    schema_from,
+    seed_option,
+    top_k_option,
+    unknown_category_option,
+    with_input_options,
+)
 from xsell.progress import stage_progress
-
-
-def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        codecs.lookup(value)
-    except LookupError:
-        msg = f"unknown encoding {value!r}; try utf-8, gb18030 or gbk"
-        raise click.BadParameter(msg) from None
-    return value
 
 
 def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
@@ -61,79 +66,23 @@ def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int |
     raise click.BadParameter(msg)
 
 
-def _schema(path: Path | None) -> Schema:
-    return load_schema(path) if path else RETAIL_SCHEMA
-
-
-input_encoding_option = click.option(
-    "--encoding",
-    callback=_encoding,
-    help="Text encoding of .del/.csv input (default: detect UTF-8 or GB18030/GBK).",
-)
-
-input_options = [
-    click.option(
-        "--schema",
-        "schema_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="JSON schema file (names, order, kinds, value lists) instead of the default retail layout.",
-    ),
-    input_encoding_option,
-]
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def with_input_options(func: F) -> F:
-    for option in reversed(input_options):
-        func = option(func)
-    return func
-
-
 @click.group()
 def generate() -> None:
     """Generate synthetic data in the bank's formats."""
 
 
 @generate.command("retail")
-@click.option(
-    "--customers", "-n", type=click.IntRange(min=1), required=True, help="How many customers."
-)
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="File to write (.del, .csv or .parquet).",
-)
+@customers_option()
+@out_option("a .del, .csv or .parquet file.")
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["del", "csv", "parquet"]),
     help="File format (default: from the file name).",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=7,
-    show_default=True,
-    help="Random seed; the same seed gives the same file.",
-)
-@click.option(
-    "--encoding",
-    default="utf-8",
-    show_default=True,
-    callback=_encoding,
-    help="Text encoding, e.g. gb18030 like many bank exports.",
-)
-@click.option(
-    "--dirty-share",
-    type=click.FloatRange(0, 1),
-    default=0.001,
-    show_default=True,
-    help="Share of rows given one empty field.",
-)
+@seed_option()
+@encoding_option(default="utf-8")
+@dirty_share_option(0.001)
 def generate_retail_cmd(
     customers: int, out_path: Path, fmt: str | None, seed: int, encoding: str, dirty_share: float
 ) -> None:
@@ -158,13 +107,7 @@ def train() -> None:
 
 @train.command("retail")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Directory for assignments, rules, model and report.",
-)
+@out_option("a directory for assignments, rules, model and report.", directory=True)
 @click.option(
     "--segments",
     default="auto",
@@ -172,48 +115,17 @@ def train() -> None:
     show_default=True,
     help="Number of segments, or 'auto' (best silhouette for k in 2..8).",
 )
-@click.option(
-    "--min-support", type=click.FloatRange(0, 1, min_open=True), default=0.02, show_default=True
-)
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.3, show_default=True)
-@click.option(
-    "--min-lift",
-    type=click.FloatRange(0),
-    default=1.1,
-    show_default=True,
-    help="Drop rules whose lift is below this (1.1 drops rules that merely restate a product almost everyone holds).",
-)
-@click.option(
-    "--prune",
-    is_flag=True,
-    help="Split off redundant rules (a more general rule is at least as confident) into rules_pruned.csv.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=7,
-    show_default=True,
-    help="Seed for sampling and KMeans: same seed, same output.",
-)
-@click.option(
-    "--unknown-category",
-    "unknown",
-    type=click.Choice(["stop", "code"]),
-    default="stop",
-    show_default=True,
-    help="Values outside a field's list: stop with a report, or encode as a reserved code.",
-)
-@click.option(
-    "--missing",
-    type=click.Choice(["drop", "impute"]),
-    default="drop",
-    show_default=True,
-    help="Rows with empty fields: drop them (as seed 001) or impute (median / most frequent / balance 0).",
-)
+@min_support_option(0.02)
+@min_confidence_option(0.3)
+@min_lift_option(1.1)
+@prune_option
+@seed_option("Used for sampling and KMeans.")
+@unknown_category_option()
+@missing_option
 @click.option(
     "--publish", is_flag=True, help="Publish the trained bundle to Redis (configured or embedded)."
 )
-@click.option("--activate", is_flag=True, help="With --publish: make it the active bundle.")
+@activate_option("Needs --publish.")
 @with_input_options
 @click.pass_obj
 def train_retail_cmd(
@@ -253,7 +165,7 @@ def train_retail_cmd(
     )
     with stage_progress(err) as stages:
         result = train_retail(
-            input_path, _schema(schema_path), params, encoding=encoding, stages=stages
+            input_path, schema_from(schema_path), params, encoding=encoding, stages=stages
         )
         with stages.stage("write"):
             files = write_training_outputs(
@@ -326,7 +238,7 @@ def _bundle_for(
             )
             result = train_retail(
                 input_path,
-                _schema(schema_path),
+                schema_from(schema_path),
                 TrainParams(missing=missing),
                 encoding=encoding,
                 stages=stages,
@@ -349,29 +261,6 @@ def _bundle_for(
         f"{': not scored' if report.missing_policy == 'drop' and report.rows_with_missing else ''})"
     )
     return bundle, data
-
-
-model_option = click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Directory written by `xsell train retail` (default: train on INPUT first).",
-)
-bundle_option = click.option(
-    "--bundle",
-    "bundle_ref",
-    help="A published bundle: `active` or a version id from `xsell bundles list`.",
-)
-missing_option = click.option(
-    "--missing",
-    type=click.Choice(["drop", "impute"]),
-    default="drop",
-    show_default=True,
-    help="Rows with empty fields: leave them out (counted) or impute them.",
-)
-top_k_option = click.option(
-    "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Offers per customer."
-)
 
 
 @click.command("cross-sell")
@@ -467,12 +356,12 @@ def product_mining_cmd(
 
 @click.command("mine")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
-@click.option("--min-support", type=click.FloatRange(0, 1, min_open=True), required=True)
-@click.option("--min-confidence", type=click.FloatRange(0, 1), required=True)
-@click.option("--min-lift", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--prune", is_flag=True, help="Split off redundant rules into rules_pruned.csv.")
-@click.option("--encoding", callback=_encoding, help="Text encoding (default: detect).")
+@out_option("a directory for rules.csv (and rules_pruned.csv).", directory=True)
+@min_support_option(None)
+@min_confidence_option(None)
+@min_lift_option(0.0)
+@prune_option
+@encoding_option()
 def mine_cmd(
     input_path: Path,
     out_dir: Path,

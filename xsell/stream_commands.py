@@ -11,7 +11,6 @@ import click
 from kafka import KafkaProducer
 from rich.progress import track
 
-from rules_store.bundle.schema import RETAIL_SCHEMA, load_schema
 from rules_store.errors import XsellError
 from rules_store.settings import Settings
 from streams.kafka.clients import ensure_topics, kafka_python_options
@@ -21,6 +20,7 @@ from training.loading import read_months_table, read_snapshot
 from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
+from xsell.options import rate_option, schema_from, wait_option, with_input_options
 from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
 
 
@@ -33,13 +33,7 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
 
 @click.command("load-snapshot")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--schema",
-    "schema_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="JSON schema file instead of the default retail layout.",
-)
-@click.option("--encoding", help="Text encoding of .del/.csv input (default: detect).")
+@with_input_options
 @click.option(
     "--months",
     "months_path",
@@ -61,12 +55,10 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     help="Corporate churn file (seed 001's columns; label columns optional): its fields "
     "join the rows by 客户编号, so churn alerts can carry the churn model's probability.",
 )
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Then wait up to this many seconds until the workers have read every row, so that "
-    "events replayed next find their customers (a snapshot row replaces balances).",
+@wait_option(
+    "until the workers have read every row, so that events replayed next find their "
+    "customers (a snapshot row replaces balances).",
+    min_open=True,
 )
 @click.pass_obj
 def load_snapshot_cmd(
@@ -84,7 +76,7 @@ def load_snapshot_cmd(
     One JSON record per customer, with the bank's field names, keyed by customer id, to
     the holdings-snapshot topic. Rows with empty fields are left out and counted.
     """
-    schema = load_schema(schema_path) if schema_path else RETAIL_SCHEMA
+    schema = schema_from(schema_path)
     history = None
     if months_path is not None:
         months = read_months_table(months_path, schema.id_column, encoding=encoding)
@@ -145,11 +137,7 @@ def _wait_until_read(settings: Settings, topic: str, sent: Sent, wait_s: float) 
 @click.argument(
     "path", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Events per second (default: as fast as possible).",
-)
+@rate_option(None)
 @click.pass_obj
 def replay_cmd(settings: Settings, path: Path, rate: float | None) -> None:
     """Send a JSON-lines file of transaction events to the transactions topic.

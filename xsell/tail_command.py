@@ -20,6 +20,7 @@ from streams.kafka.topics import TopicNames
 from xsell.alert_lines import describe
 from xsell.console import out
 from xsell.embedded import resolve_endpoints
+from xsell.options import json_option
 
 TYPES = ("cross_sell", "churn", "dead_letters")
 
@@ -125,7 +126,7 @@ class Follower:
     is_flag=True,
     help="A new group starts at the oldest alert (default: only new ones).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print each record as one JSON line.")
+@json_option
 @click.option("--max", "limit", type=click.IntRange(min=1), help="Stop after this many records.")
 @click.option(
     "--idle",
