@@ -10,8 +10,10 @@ them as literals, and one would be served as invalid JSON.
 
 from __future__ import annotations
 
+import json
 import math
 import reprlib
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -99,6 +101,20 @@ def finite_figure(value: Any, where: str, error: type[Exception]) -> float:
     if number is None:
         raise error(not_finite(where, value))
     return number
+
+
+def checked_json(
+    document: Any, read: Callable[[Any], object], error: type[Exception], what: str
+) -> bytes:
+    """`document` as UTF-8 JSON (sorted keys), read back by its own reader first: what no
+    reader would take (a NaN figure, say) is refused here and never stored."""
+    payload = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+    try:
+        read(json.loads(payload))
+    except error as exc:
+        msg = f"{exc}; refusing to write this {what}"
+        raise error(msg) from exc
+    return payload
 
 
 def as_finite(value: int | float) -> float | None:

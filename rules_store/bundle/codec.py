@@ -7,7 +7,6 @@ it, on the way in and (`bundle_to_json`) on the way out.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -20,7 +19,7 @@ from rules_store.domain.rules import RULE_FIELDS, Rule
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
 from rules_store.errors import XsellError
-from rules_store.validation import expect, find_non_finite, finite_figure, not_finite
+from rules_store.validation import checked_json, expect, find_non_finite, finite_figure, not_finite
 
 
 class BundleFormatError(XsellError, ValueError):
@@ -91,16 +90,10 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
 def bundle_to_json(bundle: Bundle) -> bytes:
     """The bundle's canonical bytes (UTF-8 JSON, sorted keys), the one way a bundle is stored.
 
-    The bytes are read back with the readers' checks first, so a bundle that no reader
-    would take (a NaN lift, say) is refused here and never reaches Redis or a file.
+    Read back with the readers' checks first (`checked_json`): a bundle no reader would
+    take never reaches Redis or a file.
     """
-    payload = json.dumps(bundle_to_dict(bundle), ensure_ascii=False, sort_keys=True).encode()
-    try:
-        bundle_from_dict(json.loads(payload))
-    except BundleFormatError as exc:
-        msg = f"{exc}; refusing to write this bundle"
-        raise BundleFormatError(msg) from exc
-    return payload
+    return checked_json(bundle_to_dict(bundle), bundle_from_dict, BundleFormatError, "bundle")
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:

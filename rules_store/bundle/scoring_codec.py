@@ -9,7 +9,6 @@ ends) and finite numbers. A malformed document is refused with the path to the f
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from rules_store.domain.scoring import (
@@ -23,7 +22,7 @@ from rules_store.domain.scoring import (
     encoded_columns,
 )
 from rules_store.errors import XsellError
-from rules_store.validation import expect, find_non_finite, finite_figure
+from rules_store.validation import checked_json, expect, find_non_finite, finite_figure
 
 MODEL_FORMAT_VERSION = 1
 KINDS: tuple[EstimatorKind, ...] = (
@@ -84,13 +83,7 @@ def model_to_dict(model: ScoringModel) -> dict[str, Any]:
 
 def model_to_json(model: ScoringModel) -> bytes:
     """The model as UTF-8 JSON, read back with the loader's checks before it is written."""
-    payload = json.dumps(model_to_dict(model), ensure_ascii=False).encode()
-    try:
-        model_from_dict(json.loads(payload))
-    except ModelFormatError as exc:
-        msg = f"{exc}; refusing to write this model"
-        raise ModelFormatError(msg) from exc
-    return payload
+    return checked_json(model_to_dict(model), model_from_dict, ModelFormatError, "model")
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:

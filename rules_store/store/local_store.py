@@ -22,11 +22,7 @@ class ModelDirError(XsellError, FileNotFoundError):
 
 def save_bundle(directory: Path, bundle: Bundle) -> Path:
     """`DIR/bundle.json`, complete or not at all (a bundle a reader would refuse is not written)."""
-    payload = bundle_to_json(bundle)
-    path = directory / BUNDLE_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
-    return path
+    return _write(directory / BUNDLE_FILE, bundle_to_json(bundle))
 
 
 def load_bundle(directory: Path) -> Bundle:
@@ -52,11 +48,7 @@ MODEL_FILE = "model.json"
 
 def save_model(directory: Path, model: ScoringModel) -> Path:
     """`DIR/model.json`: a corporate model in the safe format, for `--model DIR` and publishing."""
-    payload = model_to_json(model)
-    path = directory / MODEL_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
-    return path
+    return _write(directory / MODEL_FILE, model_to_json(model))
 
 
 def load_model(directory: Path, *, target: str) -> ScoringModel:
@@ -78,3 +70,9 @@ def load_model(directory: Path, *, target: str) -> ScoringModel:
         msg = f"{path}: a {model.target} model, but a {target} model is needed here"
         raise ModelFormatError(msg)
     return model
+
+
+def _write(path: Path, payload: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -24,6 +24,7 @@ from rules_store.domain.churn import BASELINE_MONTHS
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import corporate_fields
 from rules_store.errors import XsellError
+from rules_store.validation import show
 from rules_store.views.customer_view import NO_CHURN_MODEL, offers_json
 
 MAX_TOP_K = len(PRODUCTS)
@@ -104,16 +105,9 @@ def _holdings(body: Mapping[str, Any]) -> int:
                 "holdings", f"unknown products {unknown}; expected some of {list(PRODUCTS)}"
             )
         return products_to_mask(products)
-    balances = body["balances"]
-    if not isinstance(balances, Mapping):
-        raise RequestError(
-            "balances", f"expected an object of balance column -> number, got {balances!r}"
-        )
-    unknown = sorted(set(balances) - set(BALANCE_FIELDS))
-    if unknown:
-        raise RequestError(
-            "balances", f"unknown columns {unknown}; expected some of {list(BALANCE_FIELDS)}"
-        )
+    balances = _object_of(
+        body["balances"], "balances", BALANCE_FIELDS, "balance column -> number", "columns"
+    )
     held = 0
     for product, columns in PRODUCT_BALANCES.items():
         for column in columns:
@@ -186,17 +180,26 @@ def parse_predict_request(body: object, schema: Schema) -> PredictRequest:
     )
 
 
-def _corporate(body: Mapping[str, Any]) -> dict[str, float | str]:
-    raw = body.get("corporate", {})
-    if not isinstance(raw, Mapping):
-        raise RequestError(
-            "corporate", f"expected an object of the churn model's fields, got {raw!r}"
-        )
-    unknown = sorted(set(raw) - set(CORPORATE_FIELDS))
+def _object_of(
+    value: object, field: str, known: Sequence[str], contents: str, names: str
+) -> Mapping[str, Any]:
+    """`value` when it is a JSON object whose keys are all `known`, else a RequestError."""
+    if not isinstance(value, Mapping):
+        raise RequestError(field, f"expected an object of {contents}, got {show(value)}")
+    unknown = sorted(set(value) - set(known))
     if unknown:
-        raise RequestError(
-            "corporate", f"unknown fields {unknown}; expected some of {list(CORPORATE_FIELDS)}"
-        )
+        raise RequestError(field, f"unknown {names} {unknown}; expected some of {list(known)}")
+    return value
+
+
+def _corporate(body: Mapping[str, Any]) -> dict[str, float | str]:
+    raw = _object_of(
+        body.get("corporate", {}),
+        "corporate",
+        CORPORATE_FIELDS,
+        "the churn model's fields",
+        "fields",
+    )
     for name, value in raw.items():
         if isinstance(value, int | float) and not isinstance(value, bool):  # text: below
             _number(f"corporate.{name}", value)
