@@ -108,7 +108,7 @@ def test_faust_s_worker_consumer_gets_the_configured_fetch_wait_not_its_fixed_15
 
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    from streams import tansu
+    from streams.compat import tansu
 
     tansu.install_fetch_wait(35)
     made_by_faust = SimpleNamespace(_fetch_max_wait_ms=1500)
