@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -36,7 +36,7 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.domain.state_codec import decode_state, encode_state
+from rules_store.domain.state_codec import StateFormatError, decode_state, encode_state
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
@@ -184,10 +184,19 @@ class Processor:
     def _clocks_now(self) -> PartitionClocks:
         if self._clocks is None:
             self._clocks = PartitionClocks()
-            self._clocks.learn(
-                decode_state(raw) for key, raw in self.table.items() if key not in self.ignore_keys
-            )
+            self._clocks.learn(self._readable_states())
         return self._clocks
+
+    def _readable_states(self) -> Iterator[CustomerState]:
+        """The table's states; one this release cannot read is logged and left out of the
+        clocks, so only that customer's own records fail (dead-lettered with the reason)."""
+        for key, raw in self.table.items():
+            if key in self.ignore_keys:
+                continue
+            try:
+                yield decode_state(raw)
+            except StateFormatError as exc:
+                log.error("state of %s left out of the partition clocks: %s", key, exc)
 
     def _state_of(self, customer: str, batch: _Batch) -> CustomerState:
         if customer in batch.states:
