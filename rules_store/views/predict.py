@@ -24,14 +24,11 @@ from rules_store.domain.churn import BASELINE_MONTHS
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import corporate_fields
 from rules_store.errors import XsellError
-from rules_store.validation import show
+from rules_store.validation import MAX_MAGNITUDE, show
 from rules_store.views.customer_view import NO_CHURN_MODEL, offers_json
 
 MAX_TOP_K = len(PRODUCTS)
 MAX_MONTHS = 36
-# Amounts and corporate figures beyond this are not a bank's figures; bounding them keeps
-# every sum and ratio in the answer finite (10**400 would not even convert to a float).
-MAX_MAGNITUDE = 1e15
 BALANCE_FIELDS: tuple[str, ...] = tuple(c for cols in PRODUCT_BALANCES.values() for c in cols)
 KNOWN_KEYS = frozenset(
     {"customer_id", "profile", "holdings", "balances", "asset_months", "corporate", "top_k"}
