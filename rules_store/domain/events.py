@@ -96,6 +96,19 @@ def _field(
     return check(value, f"field {name!r}", InvalidEventError)
 
 
+def customer_of(record: Mapping[str, Any], id_column: str) -> str:
+    """The customer a profile or snapshot row is about: `customer_id`, else the schema's id column.
+
+    >>> customer_of({"客户编号": "c9"}, "客户编号")
+    'c9'
+    """
+    customer = record.get("customer_id", record.get(id_column))
+    if customer is None:
+        msg = f"missing field 'customer_id' (or {id_column!r})"
+        raise InvalidEventError(msg)
+    return short_text(customer, f"field 'customer_id' (or {id_column!r})", InvalidEventError)
+
+
 def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     """ISO 8601 with a UTC offset; a time without an offset is ambiguous and refused."""
     if not isinstance(value, str) or len(value) > 64:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any
 
 from rules_store.bundle.schema import SchemaError, encode_profile
 from rules_store.domain.alerts import ActiveView, Outgoing, after_event
@@ -26,6 +25,7 @@ from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.events import (
     InvalidEventError,
+    customer_of,
     decode_json,
     parse_timestamp,
     parse_transaction,
@@ -58,14 +58,6 @@ class Policies:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     churn: ChurnPolicy = field(default_factory=ChurnPolicy)
     max_future_days: int = 1
-
-
-def _customer_of(record: Mapping[str, Any], id_column: str) -> str:
-    customer = record.get("customer_id", record.get(id_column))
-    if not isinstance(customer, str) or not customer:
-        msg = f"missing field 'customer_id' (or {id_column!r})"
-        raise InvalidEventError(msg)
-    return customer
 
 
 class _Batch:
@@ -108,6 +100,7 @@ class Processor:
             "retention": names.cross_sell_alerts,
             "churn": names.churn_alerts,
         }
+        self._today = today()
         self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
         # Decoded states with the stored bytes they came from: a state is decoded again
         # only when the table holds other bytes (e.g. recovered after a rebalance).
@@ -135,6 +128,7 @@ class Processor:
         self, records: Sequence[Record], source: str, take_one: Callable[[_Batch, Record], None]
     ) -> None:
         async with self._lock:
+            self._today = self.today()  # once per batch: the wall clock for the future bound
             batch = _Batch()
             self.metrics.count_events(source, len(records))
             for record in records:
@@ -213,7 +207,7 @@ class Processor:
 
     def _refuse_far_ahead(self, partition: int, day: date) -> None:
         self._clocks_now().refuse_far_ahead(
-            partition, day, today=self.today(), max_future_days=self.policies.max_future_days
+            partition, day, today=self._today, max_future_days=self.policies.max_future_days
         )
 
     def _emit(self, batch: _Batch, customer: str, alerts: Iterable[Outgoing]) -> None:
@@ -277,7 +271,7 @@ class Processor:
             raise InvalidEventError(msg)
         schema, unknown = current.bundle.schema, current.bundle.unknown_policy
         fields = decode_json(record.value)
-        customer = _customer_of(fields, schema.id_column)
+        customer = customer_of(fields, schema.id_column)
         ts = parse_timestamp(fields.get("ts"))
         self._refuse_far_ahead(record.partition, ts.date())
         try:
@@ -295,7 +289,7 @@ class Processor:
             raise InvalidEventError(msg)
         bundle = current.bundle
         fields = decode_json(record.value)
-        customer = _customer_of(fields, bundle.schema.id_column)
+        customer = customer_of(fields, bundle.schema.id_column)
         after = apply_snapshot(
             self._state_of(customer, batch),
             fields,
