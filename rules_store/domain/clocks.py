@@ -1,14 +1,20 @@
 """Each partition's event-time day, and when each of its customers is next due a judgement.
 
-Churn days close by event time: when a partition's events reach a new day, the customers
-of that partition whose next judgement is due (`AssetHistory.due`) have their
-days before it judged, so a customer who went silent after draining their accounts is
-still flagged, and the others are not touched every day. The worker and the crash tests'
-no-crash reference both step through this.
+Churn days close by event time: when an event of a partition is dated after the day a
+customer of that partition is next due a judgement (`AssetHistory.due`), that customer's
+days before the event's day are judged, so a customer who went silent after draining
+their accounts is still flagged, and the others are not touched every day. The worker and
+the crash tests' no-crash reference both step through this.
+
+What is judged depends only on the customers' states and the event's own day, never on
+which events the partition saw before: a worker that restarts from its committed offset
+with a table written further (a crash between changelog writes) closes, when it reads
+the same events again, exactly the days a run without the crash closed.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
@@ -22,6 +28,9 @@ class PartitionClocks:
     def __init__(self) -> None:
         self.day: dict[int, str] = {}  # partition -> latest event day seen
         self.due: dict[int, dict[str, str]] = {}  # partition -> customer -> due day
+        # partition -> (due day, customer), earliest first; an entry whose day is no longer
+        # the customer's due is stale and skipped when it comes up.
+        self._queue: dict[int, list[tuple[str, str]]] = {}
 
     def learn(self, states: Iterable[CustomerState]) -> None:
         """Take partitions, days and due days from stored states (after a rebalance)."""
@@ -35,11 +44,12 @@ class PartitionClocks:
     def track(self, partition: int, state: CustomerState) -> None:
         """Note a customer's new state: when its next judgement is due."""
         customers = self.due.setdefault(partition, {})
-        when = state.assets.due
+        when, customer = state.assets.due, state.customer_id
         if when is None:
-            customers.pop(state.customer_id, None)
-        else:
-            customers[state.customer_id] = when
+            customers.pop(customer, None)
+        elif customers.get(customer) != when:
+            customers[customer] = when
+            heapq.heappush(self._queue.setdefault(partition, []), (when, customer))
 
     def close_days(
         self,
@@ -50,12 +60,12 @@ class PartitionClocks:
         active: ActiveView | None,
         churn: ChurnPolicy,
     ) -> list[tuple[CustomerState, list[Outgoing]]]:
-        """An event of the partition at `at`: if it starts a new day, judge the customers
-        due; their changed states (tracked here) and the churn alerts to send."""
+        """An event of the partition at `at`: judge the customers due before its day; their
+        changed states (tracked here) and the churn alerts to send."""
         changed = []
         for customer in self.advance(partition, at.date().isoformat()):
             stored, alerts = after_day_close(state_of(customer), at, active=active, churn=churn)
-            if stored is not None:
+            if stored is not None:  # else nothing to judge until its state changes
                 self.track(partition, stored)
                 changed.append((stored, alerts))
         return changed
@@ -85,10 +95,23 @@ class PartitionClocks:
             raise InvalidEventError(msg)
 
     def advance(self, partition: int, day: str) -> list[str]:
-        """Note an event of `day`; the customers to judge now (none unless the partition
-        reached a new day): those due on a day now closed."""
-        known = self.day.get(partition)
-        self.day[partition] = max(day, known or day)
-        if known is None or day <= known:
-            return []
-        return sorted(c for c, when in self.due.get(partition, {}).items() if when < day)
+        """Note an event of `day`; the customers to judge now: those due before it. They
+        leave the queue until `track` hands them their next due day.
+
+        >>> from rules_store.domain.churn import AssetHistory
+        >>> clocks = PartitionClocks()
+        >>> clocks.track(0, CustomerState("c", assets=AssetHistory(due="2026-11-02")))
+        >>> clocks.advance(0, "2026-11-02"), clocks.advance(0, "2026-11-03")
+        ([], ['c'])
+        >>> clocks.advance(0, "2026-11-04")  # judged: not again until tracked anew
+        []
+        """
+        self.day[partition] = max(day, self.day.get(partition, day))
+        queue, customers = self._queue.get(partition), self.due.get(partition, {})
+        judge = []
+        while queue and queue[0][0] < day:
+            when, customer = heapq.heappop(queue)
+            if customers.get(customer) == when:
+                del customers[customer]
+                judge.append(customer)
+        return sorted(judge)

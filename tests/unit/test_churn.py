@@ -287,6 +287,7 @@ def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
             if judge if lazy else True:
                 closed, alerts = after_day_close(state, at, active=None, churn=policy)
                 state = closed or state
+                clocks.track(0, state)
                 raised += [json.loads(a)["figures"] for _, a in alerts]
             for kind, amount in by_day.get(day, []):
                 tx = Transaction(

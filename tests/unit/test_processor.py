@@ -111,7 +111,7 @@ def test_a_batch_stores_each_changed_customer_once_and_alerts_on_new_holdings(
     customer = rows[0]["客户编号"]
     batch = [_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0), _tx(2, customer)]
     asyncio.run(processor.transactions(batch))
-    assert sender.deliveries[-1] == [customer]  # three events, one store
+    assert sender.deliveries[-1].count(customer) == 1  # three events, one store
     state = decode_state(table[customer])
     assert state.balances["理财"] == 9_900.0
     assert state.positions == {f"{NAMES.holdings_snapshot}:0": 0, f"{NAMES.transactions}:0": 2}
@@ -223,3 +223,34 @@ def test_a_state_of_an_unknown_format_fails_only_its_own_customer(
     assert len(dead) == 1
     assert "has format 2" in dead[0]["reason"]
     assert decode_state(table[customer]).balances["理财"] == 5_000.0
+
+
+def test_a_restart_from_the_commit_with_a_table_written_further_closes_the_same_days(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    """kill -9 between two changelog writes of a batch: the table holds the state of the
+    event that began day 21 but not the closes it caused. Read again from the committed
+    offset, the days closed must be those of a run without the crash (a partition clock
+    learned from the table used to skip that day's closes: seen in the kill -9 test)."""
+    day = "2026-11-{:02d}T10:00:00+08:00"
+    events = [_tx(100 + 2 * d, "other", ts=day.format(d)) for d in range(1, 22)]
+    # A snapshot customer's balance moves on day 20: due again, judged when day 21 begins.
+    moved = rows[0]["客户编号"]
+    events.insert(-1, _tx(141, moved, ts=day.format(20)))
+    reference, _, expected = _processor(active)
+    asyncio.run(reference.snapshot_rows(_snapshot(rows)))
+    asyncio.run(reference.transactions(events))
+
+    crashed, _, table = _processor(active)
+    asyncio.run(crashed.snapshot_rows(_snapshot(rows)))
+    asyncio.run(crashed.transactions(events[:-1]))  # committed through day 20
+    written = dict(table)
+    asyncio.run(crashed.transactions(events[-1:]))  # day 21: only "other" reached the changelog
+    written["other"] = table["other"]
+    restarted, _, _ = _processor(active)
+    restarted.table.update(written)  # type: ignore[attr-defined]
+    asyncio.run(restarted.transactions(events[-1:]))
+    assert decode_state(expected[moved]).assets.judged == "2026-11-20"
+    assert {c: decode_state(v) for c, v in restarted.table.items()} == {  # type: ignore[attr-defined]
+        c: decode_state(v) for c, v in expected.items()
+    }
