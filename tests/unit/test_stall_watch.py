@@ -1,0 +1,88 @@
+"""The stall watch on a stand-in for Faust's app: what it restarts, logs and counts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from rules_store.views.metrics import EngineMetrics, render_prometheus
+from streams.processing.progress import AgentProgress
+from streams.stall_watch import StallWatch
+
+T0, T1 = TP("t", 0), TP("t", 1)
+
+
+class Consumer:
+    """What the watch uses of Faust's consumer, and the private sets the log line reads."""
+
+    def __init__(self) -> None:
+        self.ends = {T0: 50, T1: 20}
+        self.seeks: list[tuple[TP, int]] = []
+        self.resumed: list[TP] = []
+        self._active_partitions: set[TP] = {T1}  # T0 dropped out of the fetch set
+        self._paused_partitions: set[TP] = set()
+        self._buffered_partitions: set[TP] = set()
+        self._read_offset = {T0: 40, T1: 19}
+        self._committed_offset = {T0: 30, T1: 20}
+        self.flow_active = True
+
+    def assignment(self) -> set[TP]:
+        return {T0, T1}
+
+    def highwater(self, tp: TP) -> int:
+        return self.ends[tp]
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self.resumed += sorted(tps)
+        self._active_partitions |= tps
+
+
+def _app() -> Any:
+    consumer = Consumer()
+    monitor = SimpleNamespace(tp_committed_offsets={T0: 30, T1: 20}, tp_end_offsets={})
+    return SimpleNamespace(consumer=consumer, monitor=monitor, rebalancing=False, in_recovery=False)
+
+
+def test_a_stalled_partition_is_logged_counted_and_sent_back_to_its_committed_offset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, metrics = _app(), EngineMetrics()
+    agent = AgentProgress("transactions", "t")
+    agent.took(0, 40)
+    agent.took(1, 19)
+    agent.taken_at[0] = time.monotonic() - 45  # T1 took its last record just now
+    watch = StallWatch(app, {"t": agent}, metrics, stall_s=30)
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(watch.check())
+    assert app.consumer.seeks == [(T0, 30)]
+    assert app.consumer.resumed == [T0]
+    assert metrics.stalls == {"t": 1}
+    assert 'xsell_partition_stalls_total{topic="t"} 1' in render_prometheus(
+        metrics, bundle_version=None, lag={}
+    )
+    (line,) = caplog.messages
+    assert "partition stalled topic=t partition=0 waiting=9" in line
+    assert '"active": false' in line
+    assert '"read_offset": 40' in line
+    # Restarted: it counts from now, so the next check leaves it alone.
+    assert watch.current() == []
+
+
+def test_nothing_stalls_while_the_worker_rebalances_or_recovers() -> None:
+    app = _app()
+    agent = AgentProgress("transactions", "t", since=time.monotonic() - 100)
+    watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
+    assert [s.partition for _, s in watch.current()] == [0]  # 20 waiting from the commit
+    app.in_recovery = True
+    assert watch.current() == []
+    app.in_recovery, app.rebalancing = False, True
+    assert watch.current() == []
