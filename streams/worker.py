@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import faust
 
@@ -20,6 +21,7 @@ from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.offers import OfferIndex
 from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
+from streams.compat.batch_intake import BatchIntake
 from streams.compat.faust_fixes import flush_waits_for, install_faust_fixes
 from streams.compat.tansu import (
     EMBEDDED_FETCH_WAIT_MS,
@@ -61,6 +63,13 @@ def _record(event: faust.EventT[bytes]) -> Record:
     return Record(m.topic, m.partition, m.offset, event.key, event.value, m.timestamp)
 
 
+def _records(chunk: Sequence[Any]) -> list[Record]:
+    """aiokafka's records (from the batch intake) as the processor's."""
+    return [
+        Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in chunk
+    ]
+
+
 async def _singles(stream: faust.StreamT[bytes]) -> AsyncIterator[list[faust.EventT[bytes]]]:
     async for event in stream.events():
         yield [event]
@@ -96,11 +105,9 @@ def build_worker(
         key_type=str,
         value_type=bytes,
     )
-    outflow = Outflow(topics, holdings)
-    flush_waits_for(app.producer.buffer, outflow.settled)
     processor = Processor(
         holdings.data,
-        outflow,
+        Outflow(topics, holdings),
         names=names,
         active=active.get,
         policies=Policies(
@@ -111,6 +118,7 @@ def build_worker(
         metrics=metrics,
         ignore_keys=(FENCE_CUSTOMER,),
     )
+    flush_waits_for(app.producer.buffer, processor.flush)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     def _on_assigned(_sender: object, *_args: object, **_kwargs: object) -> None:
@@ -128,12 +136,19 @@ def build_worker(
         finally:
             processor.progress[topic].running = False  # only at shutdown: handle never raises
 
-    @app.agent(transactions)
-    async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        within = settings.batch_ms / 1000
-        batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
-        async for done in run(names.transactions, batches, processor.transactions):
-            yield done
+    # Transactions below Faust's per-event stream: subscribed through Faust, fetched
+    # chunks taken whole by the intake (streams/compat/batch_intake.py), one task.
+    intake = BatchIntake(app, names.transactions, max_records=settings.batch_size)
+    app.topics.add(transactions)
+
+    @app.task
+    async def process_transactions() -> None:
+        try:
+            async for chunks in intake.batches():
+                await processor.transactions([r for c in chunks for r in _records(c.records)])
+                intake.done(chunks)
+        finally:
+            processor.progress[names.transactions].running = False  # only at shutdown
 
     @app.agent(profiles)
     async def process_profiles(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -154,6 +169,7 @@ def build_worker(
     register_web(
         app,
         holdings=holdings,
+        state_of=processor.states.get,
         active=active,
         settings=settings,
         endpoints=endpoints,

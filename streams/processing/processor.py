@@ -1,10 +1,11 @@
 """The worker's per-batch logic: records in; alerts, dead letters and changed states out.
 
 It reads states from a table-like mapping (Faust's table data in the worker, a dict in
-tests) and hands each batch to a `Sender` (the worker's `Outflow`, a list in tests), so
-everything between decoding a record and delivering its batch runs in-process. Each
-record is either applied or dead-lettered with the reason: nothing it holds can make a
-handler raise. A batch reads each customer's state once and stores it once.
+tests), keeps them decoded (`DecodedStates`), and hands each batch's messages to a
+`Sender` (the worker's `Outflow`, a list in tests), so everything between decoding a
+record and delivering its batch runs in-process. Each record is either applied or
+dead-lettered with the reason: nothing it holds can make a handler raise. Changed states
+are encoded and written once per commit (`flush`).
 
 Churn days close by event time, partition by partition (rules_store/domain/clocks.py).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -27,8 +28,8 @@ from rules_store.domain.events import (
     InvalidEventError,
     customer_of,
     decode_json,
+    decode_transaction,
     parse_timestamp,
-    parse_transaction,
 )
 from rules_store.domain.holdings import (
     CustomerState,
@@ -36,12 +37,13 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.domain.state_codec import StateFormatError, decode_state, encode_state
+from rules_store.domain.state_codec import StateFormatError
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
-from streams.processing.outbox import Message, Record, Sender, Stored
+from streams.processing.outbox import Message, Record, Sender
 from streams.processing.progress import AgentProgress
+from streams.processing.states import DecodedStates
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class Processor:
 
     def __init__(
         self,
-        table: Mapping[str, bytes],
+        table: MutableMapping[str, bytes],
         sender: Sender,
         *,
         names: TopicNames,
@@ -102,9 +104,7 @@ class Processor:
         }
         self._today = today()
         self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
-        # Decoded states with the stored bytes they came from: a state is decoded again
-        # only when the table holds other bytes (e.g. recovered after a rebalance).
-        self._decoded: dict[str, tuple[bytes, CustomerState]] = {}
+        self.states = DecodedStates(table)
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
@@ -112,6 +112,7 @@ class Processor:
     def reassigned(self) -> None:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
         self._clocks = None
+        self.states.forget()
         for agent in self.progress.values():
             agent.reassigned()
 
@@ -133,12 +134,17 @@ class Processor:
             self.metrics.count_events(source, len(records))
             for record in records:
                 self._guarded(batch, record, take_one)
-            stored = []
-            for customer, (partition, state) in batch.states.items():
-                value = encode_state(state)
-                self._decoded[customer] = (value, state)
-                stored.append(Stored(partition, customer, value))
-            await self.sender.deliver(batch.messages, stored)
+            for partition, state in batch.states.values():
+                self.states.put(partition, state)
+            await self.sender.send(batch.messages)
+
+    async def flush(self) -> None:
+        """Before a commit: once every message sent is acknowledged, write each changed
+        state to the table and its changelog (never a state recording an alert that might
+        still be lost)."""
+        async with self._lock:
+            await self.sender.acknowledged()
+            self.sender.write_changelog(self.states.encode_dirty())
 
     def _guarded(
         self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]
@@ -184,26 +190,21 @@ class Processor:
     def _readable_states(self) -> Iterator[CustomerState]:
         """The table's states; one this release cannot read is logged and left out of the
         clocks, so only that customer's own records fail (dead-lettered with the reason)."""
-        for key, raw in self.table.items():
+        for key in list(self.table):
             if key in self.ignore_keys:
                 continue
             try:
-                yield decode_state(raw)
+                state = self.states.get(key)
             except StateFormatError as exc:
                 log.error("state of %s left out of the partition clocks: %s", key, exc)
+                continue
+            if state is not None:
+                yield state
 
     def _state_of(self, customer: str, batch: _Batch) -> CustomerState:
         if customer in batch.states:
             return batch.states[customer][1]
-        stored = self.table.get(customer)
-        if not stored:
-            return CustomerState(customer)
-        cached = self._decoded.get(customer)
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        state = decode_state(stored)
-        self._decoded[customer] = (stored, state)
-        return state
+        return self.states.get(customer) or CustomerState(customer)
 
     def _refuse_far_ahead(self, partition: int, day: date) -> None:
         self._clocks_now().refuse_far_ahead(
@@ -258,7 +259,7 @@ class Processor:
             self.metrics.count_alerts(kind for kind, _ in alerts)  # no event to time
 
     def _transaction(self, batch: _Batch, record: Record) -> None:
-        tx = parse_transaction(decode_json(record.value))
+        tx = decode_transaction(record.value)
         self._refuse_far_ahead(record.partition, tx.ts.date())
         apply = partial(apply_transaction, tx=tx, churn=self.policies.churn)
         self._update(batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 import faust
 from aiohttp import web as aioweb
 
+from rules_store.domain.holdings import CustomerState
 from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.web import drop_default_views
@@ -39,6 +40,7 @@ def register_web(
     app: faust.App,
     *,
     holdings: faust.types.TableT[str, bytes],
+    state_of: Callable[[str], CustomerState | None],
     active: ActiveSource,
     settings: Settings,
     endpoints: Endpoints,
@@ -53,6 +55,7 @@ def register_web(
     ctx = WebContext(
         app=app,
         holdings=holdings,
+        state_of=state_of,
         active=active,
         settings=settings,
         endpoints=endpoints,

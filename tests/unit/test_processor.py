@@ -28,18 +28,21 @@ DAY = "2026-11-23T10:00:00+08:00"
 
 
 class ListSender:
-    """Messages into a list, states into the dict the processor reads: what Outflow does,
-    without Kafka. `deliveries` counts each customer's stores per batch."""
+    """Messages into a list, changelog writes counted: what Outflow does, without Kafka.
+    `deliveries` lists the customers written by each flush (a commit)."""
 
-    def __init__(self, table: dict[str, bytes]) -> None:
-        self.table, self.messages = table, []  # type: list[Message]
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
         self.deliveries: list[list[str]] = []
 
-    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None:
+    async def send(self, messages: Sequence[Message]) -> None:
         self.messages += messages
+
+    async def acknowledged(self) -> None:
+        pass
+
+    def write_changelog(self, states: Sequence[Stored]) -> None:
         self.deliveries.append([s.customer for s in states])
-        for stored in states:
-            self.table[stored.customer] = stored.value
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(m.value) for m in self.messages if m.topic == topic]
@@ -72,7 +75,7 @@ def rows() -> list[dict[str, Any]]:
 
 def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, bytes]]:
     table: dict[str, bytes] = {}
-    sender = ListSender(table)
+    sender = ListSender()
     processor = Processor(
         table,
         sender,
@@ -82,6 +85,11 @@ def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, byt
         today=lambda: date(2026, 11, 30),
     )
     return processor, sender, table
+
+
+def _commit(processor: Processor) -> None:
+    """What runs before each commit: changed states to the table and the changelog."""
+    asyncio.run(processor.flush())
 
 
 def _snapshot(rows: list[dict[str, Any]]) -> list[Record]:
@@ -103,15 +111,20 @@ def _tx(offset: int, customer: str, **fields: Any) -> Record:
     return Record(NAMES.transactions, 0, offset, customer.encode(), json.dumps(event).encode())
 
 
-def test_a_batch_stores_each_changed_customer_once_and_alerts_on_new_holdings(
+def test_a_commit_writes_each_changed_customer_once_and_alerts_on_new_holdings(
     active: ActiveView, rows: list[dict[str, Any]]
 ) -> None:
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
     customer = rows[0]["客户编号"]
-    batch = [_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0), _tx(2, customer)]
-    asyncio.run(processor.transactions(batch))
-    assert sender.deliveries[-1].count(customer) == 1  # three events, one store
+    asyncio.run(
+        processor.transactions([_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0)])
+    )
+    asyncio.run(processor.transactions([_tx(2, customer)]))
+    assert customer not in table  # kept decoded until a commit
+    assert processor.states.get(customer).balances["理财"] == 9_900.0  # type: ignore[union-attr]
+    _commit(processor)
+    assert sender.deliveries == [[r["客户编号"] for r in rows]]  # two batches, one write each
     state = decode_state(table[customer])
     assert state.balances["理财"] == 9_900.0
     assert state.positions == {f"{NAMES.holdings_snapshot}:0": 0, f"{NAMES.transactions}:0": 2}
@@ -183,10 +196,13 @@ def test_a_repeated_offset_changes_nothing_and_a_resent_alert_keeps_its_id(
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
     customer = rows[1]["客户编号"]
     asyncio.run(processor.transactions([_tx(7, customer)]))
+    _commit(processor)
     after = table[customer]
     first = sender.on(NAMES.cross_sell_alerts)
     asyncio.run(processor.transactions([_tx(7, customer)]))  # re-read after a crash
+    _commit(processor)
     assert table[customer] is after
+    assert sender.deliveries[-1] == []
     assert sender.on(NAMES.cross_sell_alerts) == first
     # A worker that crashed before storing the state sends the same alert again.
     again, again_sender, _ = _processor(active)
@@ -215,10 +231,12 @@ def test_a_state_of_an_unknown_format_fails_only_its_own_customer(
 ) -> None:
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    _commit(processor)
     table["from-the-future"] = json.dumps({"format": 2, "customer_id": "from-the-future"}).encode()
     processor.reassigned()  # clocks rebuilt from the table, as after a rebalance
     customer = rows[2]["客户编号"]
     asyncio.run(processor.transactions([_tx(20, "from-the-future"), _tx(21, customer)]))
+    _commit(processor)
     dead = sender.on(NAMES.dead_letters)
     assert len(dead) == 1
     assert "has format 2" in dead[0]["reason"]
@@ -240,16 +258,20 @@ def test_a_restart_from_the_commit_with_a_table_written_further_closes_the_same_
     reference, _, expected = _processor(active)
     asyncio.run(reference.snapshot_rows(_snapshot(rows)))
     asyncio.run(reference.transactions(events))
+    _commit(reference)
 
     crashed, _, table = _processor(active)
     asyncio.run(crashed.snapshot_rows(_snapshot(rows)))
     asyncio.run(crashed.transactions(events[:-1]))  # committed through day 20
+    _commit(crashed)
     written = dict(table)
     asyncio.run(crashed.transactions(events[-1:]))  # day 21: only "other" reached the changelog
+    _commit(crashed)
     written["other"] = table["other"]
     restarted, _, _ = _processor(active)
     restarted.table.update(written)  # type: ignore[attr-defined]
     asyncio.run(restarted.transactions(events[-1:]))
+    _commit(restarted)
     assert decode_state(expected[moved]).assets.judged == "2026-11-20"
     assert {c: decode_state(v) for c, v in restarted.table.items()} == {  # type: ignore[attr-defined]
         c: decode_state(v) for c, v in expected.items()
