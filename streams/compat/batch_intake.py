@@ -71,6 +71,7 @@ class BatchIntake:
 
     def put(self, consumer: Any, tp: TP, records: Sequence[Any], generation: int) -> None:
         """Queue a fetched chunk (from `getmany`, once it has checked the partition)."""
+        tp = TP(tp.topic, tp.partition)  # aiokafka's TopicPartition: Faust asserts its own
         read = consumer._read_offset.get(tp)
         if read is not None and records[0].offset < read:  # as Faust: nothing before the read
             records = [r for r in records if r.offset >= read]
