@@ -85,6 +85,8 @@ class StallWatch:
                 json.dumps(describe_partition(self.app, tp), default=str),
             )
             self.metrics.count_stall(tp.topic)
+            if committed is None:  # never committed: from the start of what the log holds
+                committed = (await self.app.consumer.earliest_offsets(tp)).get(tp)
             if committed is not None:
                 await self.app.consumer.seek(tp, committed)
             self.app.consumer.resume_partitions({tp})

@@ -237,7 +237,7 @@ def decode_transaction(raw: bytes | None) -> Transaction:
         return parse_transaction(decode_json(raw))
     try:
         f = _TRANSACTION_DECODER.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # msgspec raises the latter when deep
         return parse_transaction(decode_json(raw))
     return _checked(
         f.event_id,

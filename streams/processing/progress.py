@@ -58,17 +58,20 @@ def stalls(
     than `stall_s`.
 
     A partition it has not taken from since the last rebalance counts from its committed
-    offset; one with neither is skipped (nothing known, nothing claimed).
+    offset; one never committed either counts from offset 0 (a fast worker may have
+    processed everything it read between two commits when it was killed, and the kill -9
+    test met such a partition never fetched again after the next rebalance).
 
     >>> p = AgentProgress("transactions", "t", since=0.0)
     >>> p.next_offset[0], p.taken_at[0] = 8, 100.0
-    >>> stalls(p, {0: 10, 1: 5, 2: 7}, {1: 3}, now=131.0, stall_s=30)
-    [Stall(partition=0, waiting=2, idle_s=31.0), Stall(partition=1, waiting=2, idle_s=131.0)]
+    >>> stalls(p, {0: 10, 1: 5, 2: 7, 3: 0}, {1: 3}, now=131.0, stall_s=30)  # doctest: +NORMALIZE_WHITESPACE
+    [Stall(partition=0, waiting=2, idle_s=31.0), Stall(partition=1, waiting=2, idle_s=131.0),
+     Stall(partition=2, waiting=7, idle_s=131.0)]
     """
     found = []
     for partition, end in sorted(ends.items()):
-        start = progress.next_offset.get(partition, committed.get(partition))
-        if start is None or end <= start:
+        start = progress.next_offset.get(partition, committed.get(partition, 0))
+        if end <= start:
             continue
         idle = now - progress.taken_at.get(partition, progress.since)
         if idle > stall_s:

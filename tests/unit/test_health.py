@@ -24,7 +24,9 @@ def test_a_partition_with_records_waiting_and_nothing_taken_for_the_stall_time_s
     # Partition 2 has records again and took one lately: only 0 stalls.
     agent.took(2, 6)
     agent.taken_at[2] = 120.0
-    assert [s.partition for s in stalls(agent, {**ends, 2: 9}, {}, now=131.0, stall_s=30)] == [0]
+    assert [
+        s.partition for s in stalls(agent, {**ends, 2: 9}, committed, now=131.0, stall_s=30)
+    ] == [0]
 
 
 def test_a_rebalance_forgets_old_offsets_and_restarts_the_stall_clock() -> None:
@@ -32,7 +34,8 @@ def test_a_rebalance_forgets_old_offsets_and_restarts_the_stall_clock() -> None:
     agent.took(3, 99)
     agent.reassigned()
     assert agent.next_offset == {}
-    assert stalls(agent, {3: 500}, {}, now=agent.since + 60, stall_s=30) == []  # nothing known
+    # Never committed (nor taken from since): counted from offset 0.
+    assert stalls(agent, {3: 500}, {}, now=agent.since + 60, stall_s=30)[0].waiting == 500
     assert stalls(agent, {3: 500}, {3: 400}, now=agent.since + 29, stall_s=30) == []
     assert stalls(agent, {3: 500}, {3: 400}, now=agent.since + 31, stall_s=30)[0].waiting == 100
 

@@ -50,6 +50,7 @@ PINNED = [
     (None, "empty record (a tombstone): expected a JSON object"),
     (b"[1]", "expected a JSON object, got list"),
     (b'{"amount": NaN}', "not JSON: NaN is not a number in JSON"),
+    (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "not JSON the engine reads: nested too deep"),
     (b'{"event_id": "e1"}', "missing field 'customer_id'"),
     (json.dumps({k: v for k, v in VALID.items() if k != "ts"}).encode(), "missing field 'ts'"),
     (_raw(event_id=7), "field 'event_id' must be a non-empty string, got 7"),
