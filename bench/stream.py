@@ -167,6 +167,17 @@ async def _hand_written(settings: Settings, stack: EmbeddedStack, topic: str, co
 def _quix_peer(bootstrap: str, topic: str, count: int, state_dir: Path) -> float:
     """Run as the peer's process (`--peer quix`): drain `count` records, return events/s."""
     from quixstreams import Application
+    from quixstreams.models.topics.manager import TopicManager
+
+    # Tansu's topic configs carry no retention.ms, which Quix copies to its changelogs.
+    derive = TopicManager.derive_topic_config.__func__  # type: ignore[attr-defined]
+
+    def with_retention(cls: type, topics: list[object]) -> object:
+        for each in topics:
+            each.broker_config.extra_config.setdefault("retention.ms", "-1")  # type: ignore[attr-defined]
+        return derive(cls, topics)
+
+    TopicManager.derive_topic_config = classmethod(with_retention)  # type: ignore[method-assign,assignment]
 
     app = Application(
         broker_address=bootstrap,
@@ -196,7 +207,7 @@ def _quix_peer(bootstrap: str, topic: str, count: int, state_dir: Path) -> float
     return count / (seen["t1"] - seen["t0"])
 
 
-def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int) -> float:
+def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int, result: Path) -> None:
     """Run as a worker-like process (`--peer intake`): the worker's app settings and fixes,
     `topic` through the batch intake to a task that only acknowledges; events/s."""
     from rules_store.settings import Endpoints
@@ -212,7 +223,7 @@ def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int) -> flo
     app = create_app(settings, endpoints, app_id=f"{topic}-intake", web_enabled=False)
     intake = BatchIntake(app, topic, max_records=settings.batch_size)
     app.topics.add(declare_topic(app, topic, settings))
-    rate = {"n": 0, "t0": 0.0, "value": 0.0}
+    rate = {"n": 0, "t0": 0.0}
 
     @app.task
     async def drain() -> None:
@@ -221,13 +232,11 @@ def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int) -> flo
             rate["n"] += sum(len(c.records) for c in chunks)
             intake.done(chunks)
             if rate["n"] >= count:
-                rate["value"] = rate["n"] / (time.perf_counter() - rate["t0"])
-                print(f"RATE {rate['value']}", flush=True)
+                result.write_text(str(rate["n"] / (time.perf_counter() - rate["t0"])))
                 os._exit(0)
 
     sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
-    return rate["value"]
 
 
 def run_peer(kind: str, stack: EmbeddedStack, lines: list[bytes], workdir: Path) -> float | None:
@@ -241,14 +250,13 @@ def run_peer(kind: str, stack: EmbeddedStack, lines: list[bytes], workdir: Path)
     command = [sys.executable, __file__, "--peer", kind, "--topic", topic]
     command += ["--events", str(sent.count), "--bootstrap", stack.endpoints.kafka_bootstrap]
     command += ["--redis", stack.endpoints.redis_url, "--state", str(workdir / f"{topic}-state")]
+    result = workdir / f"{topic}.rate"
+    command += ["--result", str(result)]
     env = {**os.environ, "XSELL_STATE_DIR": str(workdir / "state")}
     with (workdir / f"{topic}.log").open("w") as log:
-        done = subprocess.run(
-            command, env=env, stdout=subprocess.PIPE, stderr=log, timeout=600, check=False
-        )
-    for line in done.stdout.decode().splitlines():
-        if line.startswith("RATE "):
-            return float(line.split()[1])
+        subprocess.run(command, env=env, stdout=log, stderr=log, timeout=600, check=False)
+    if result.exists():
+        return float(result.read_text())
     console.print(f"[red]{kind}: no result; see {workdir / f'{topic}.log'}[/red]")
     return None
 
@@ -256,9 +264,9 @@ def run_peer(kind: str, stack: EmbeddedStack, lines: list[bytes], workdir: Path)
 def _peer_main(args: argparse.Namespace) -> None:
     if args.peer == "quix":
         rate = _quix_peer(args.bootstrap, args.topic, args.events, Path(args.state))
-        print(f"RATE {rate}", flush=True)
+        Path(args.result).write_text(str(rate))
     else:
-        _empty_batch_path(args.bootstrap, args.redis, args.topic, args.events)
+        _empty_batch_path(args.bootstrap, args.redis, args.topic, args.events, Path(args.result))
 
 
 def latency(
@@ -313,7 +321,7 @@ def main() -> None:
         "--rates", default="1000,2000,5000", help="replay rates for the latency figures"
     )
     parser.add_argument("--peer", choices=("quix", "intake"), help=argparse.SUPPRESS)
-    for hidden in ("--topic", "--bootstrap", "--redis", "--state"):
+    for hidden in ("--topic", "--bootstrap", "--redis", "--state", "--result"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:

@@ -96,7 +96,7 @@ class BatchIntake:
         self._full.clear()
 
     async def batches(self) -> AsyncIterator[list[Chunk]]:
-        """Whatever is queued, up to about `max_records` records, as soon as there is any.
+        """Whatever is queued, up to `max_records` records, as soon as there is any.
 
         The caller processes a batch, then hands it to `done`. Chunks of a generation that
         has passed are left out: their partitions are sought back to the committed offsets.
@@ -108,6 +108,11 @@ class BatchIntake:
             count = 0
             while self._queue and count < self.max_records:
                 chunk = self._queue.popleft()
+                room = self.max_records - count
+                if len(chunk.records) > room:  # a fetch can hold a whole partition: split it
+                    rest = chunk.records[room:]
+                    self._queue.appendleft(Chunk(chunk.tp, rest, rest[0].offset, chunk.generation))
+                    chunk = Chunk(chunk.tp, chunk.records[:room], chunk.first, chunk.generation)
                 count += len(chunk.records)
                 if chunk.generation == self.app.consumer_generation_id:
                     taken.append(chunk)

@@ -183,5 +183,28 @@ def test_fetching_stops_above_the_high_water_and_resumes_once_drained() -> None:
     _fetch(app, {TopicPartition("tx", 0): _records(T0, *range(9))})  # as aiokafka keys them
     assert app.consumer.full == [T0]
     assert isinstance(app.consumer.full[0], TP)  # Faust asserts its own type in its sets
-    _take(intake)
+
+    async def drain(batches: int) -> None:
+        taking = intake.batches()
+        for _ in range(batches):
+            await anext(taking)
+
+    asyncio.run(drain(3))  # 3 records left: above a quarter of the high water
+    assert app.consumer.dropped == []
+    asyncio.run(drain(1))
     assert app.consumer.dropped == [T0]
+
+
+def test_a_batch_holds_at_most_max_records_a_large_chunk_split_in_order() -> None:
+    app = StandInApp()
+    intake = _intake(app, max_records=3)
+    _fetch(app, {T0: _records(T0, *range(5)), T1: _records(T1, 7)})
+
+    async def two() -> list[list[tuple[int, list[int]]]]:
+        batches = intake.batches()
+        return [
+            [(c.tp.partition, [r.offset for r in c.records]) for c in await anext(batches)]
+            for _ in range(2)
+        ]
+
+    assert asyncio.run(two()) == [[(0, [0, 1, 2])], [(0, [3, 4]), (1, [7])]]
