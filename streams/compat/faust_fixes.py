@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -155,7 +156,7 @@ async def _flush_everything(self: Any) -> None:
     barrier = _flush_barriers.get(self)
     if barrier is not None:
         await barrier()
-    waited = 0.0
+    warn_at = time.monotonic() + 10.0
     while self.size or getattr(self, "_xsell_in_flight", 0):
         if self.state != "running" and self.size:
             msg = "Cannot flush: Producer not Running"
@@ -163,9 +164,9 @@ async def _flush_everything(self: Any) -> None:
         self.message_sent.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.message_sent.wait(), timeout=1.0)
-        waited += 1.0
-        if waited % 10 == 0:
+        if time.monotonic() > warn_at:  # a commit writes thousands of states: time, not wakeups
             log.warning("still flushing the producer buffer: %s message(s) left", self.size)
+            warn_at += 10.0
 
 
 def _resume_clearing_after_suspend(self: FlowControlEvent) -> None:
