@@ -1,8 +1,10 @@
 """The stream worker's wiring: Faust app, topics, holdings table, agents, web server.
 
-The agents are linear: take records from Faust, hand them to the `Processor`
+The agents (profiles, snapshot rows) and the transactions task (fed by the batch intake,
+below Faust's per-event stream) are linear: take records, hand them to the `Processor`
 (streams/processing/processor.py, where the per-batch logic lives and is tested
-in-process), which delivers each batch through the `Outflow` (the commit ordering).
+in-process), which sends through the `Outflow` and writes changed states before each
+commit (the flush barrier).
 """
 
 from __future__ import annotations
