@@ -85,7 +85,11 @@ class StallWatch:
                 json.dumps(describe_partition(self.app, tp), default=str),
             )
             self.metrics.count_stall(tp.topic)
-            if committed is not None:
-                await self.app.consumer.seek(tp, committed)
-            self.app.consumer.resume_partitions({tp})
+            try:
+                if committed is not None:
+                    await self.app.consumer.seek(tp, committed)
+                self.app.consumer.resume_partitions({tp})
+            except Exception as exc:  # e.g. the broker is away: the next check tries again
+                log.warning("could not restart %s: %s", tp, exc)
+                continue
             agent.restarted(stall.partition)

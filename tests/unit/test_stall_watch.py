@@ -86,3 +86,20 @@ def test_nothing_stalls_while_the_worker_rebalances_or_recovers() -> None:
     assert watch.current() == []
     app.in_recovery, app.rebalancing = False, True
     assert watch.current() == []
+
+
+def test_a_restart_that_fails_is_logged_and_tried_again_at_the_next_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = _app()
+
+    async def refuse(tp: TP, offset: int) -> None:
+        raise ConnectionError("broker away")
+
+    app.consumer.seek = refuse
+    agent = AgentProgress("transactions", "t", since=time.monotonic() - 100)
+    watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(watch.check())
+    assert "could not restart TP(topic='t', partition=0): broker away" in caplog.messages[-1]
+    assert [s.partition for _, s in watch.current()] == [0]  # still stalled: tried again
