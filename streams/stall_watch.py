@@ -2,13 +2,16 @@
 back to its committed offset.
 
 A partition assigned to this worker with records at its end that its agent took none of
-for `XSELL_STALL_SECONDS` is stalled (never during a rebalance or a table recovery,
-when records wait by design). faust-streaming has an open report of partitions that
-stop being fetched after rebalances (faust-streaming#629); our kill -9 test met it about
-once in 20 two-worker runs. Each stall is logged with Faust's and aiokafka's state for
-the partition (streams/compat/consumer_state.py), counted in /metrics, and recovered by
-seeking the partition to its committed offset and resuming it: re-read records are
-harmless, state updates being idempotent. /health reports the stalls it sees.
+for `XSELL_STALL_SECONDS` (not counting rebalances and table recoveries, when records
+wait by design) is stalled. faust-streaming has an open report of partitions that stop
+being fetched after rebalances (faust-streaming#629); our two-worker kill -9 test met it
+about once in 20 runs: the partition's owner "ready", nothing fetched, the committed
+offset frozen. Such a partition has never been fetched, so the consumer knows neither its
+end nor a position: the watch asks the broker for the end offsets and starts from the
+committed offsets Faust sought to. Each stall is logged with Faust's and aiokafka's state
+for the partition (streams/compat/consumer_state.py), counted in /metrics, and recovered
+by seeking the partition to its committed offset and resuming it (re-read records are
+harmless: state updates are idempotent). /health reports what the last check found.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import faust
 from faust.types import TP
 
 from rules_store.views.metrics import EngineMetrics
-from streams.compat.consumer_state import describe_partition
+from streams.compat.consumer_state import committed_offsets, describe_partition
 from streams.processing.progress import AgentProgress, Stall, stalls
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ class StallWatch:
         stall_s: float,
     ) -> None:
         self.app, self.progress, self.metrics, self.stall_s = app, progress, metrics, stall_s
+        self.found: list[tuple[AgentProgress, Stall]] = []  # at the last check
+        self._quiet_until = 0.0  # the last check that saw a rebalance or a recovery
 
     @property
     def interval_s(self) -> float:
@@ -45,51 +50,68 @@ class StallWatch:
         return max(1.0, min(5.0, self.stall_s / 3))
 
     def current(self) -> list[tuple[AgentProgress, Stall]]:
-        """The stalled partitions now, with their agents."""
-        app = self.app
-        if app.rebalancing or app.in_recovery:
-            return []
-        committed = app.monitor.tp_committed_offsets
-        assigned = app.consumer.assignment()
-        now = time.monotonic()
-        found = []
-        for agent in self.progress.values():
-            ends = {}
-            for tp in assigned:
-                if tp.topic != agent.topic:
-                    continue
-                try:
-                    end = app.consumer.highwater(tp)
-                except Exception as exc:  # not fetched yet: nothing known
-                    log.debug("no end offset for %s yet: %s", tp, exc)
-                    continue
-                if end is not None:
-                    ends[tp.partition] = end
-            ours = {tp.partition: o for tp, o in committed.items() if tp.topic == agent.topic}
-            found += [(agent, s) for s in stalls(agent, ends, ours, now=now, stall_s=self.stall_s)]
-        return found
+        """The stalled partitions the last check found, with their agents."""
+        return list(self.found)
 
     async def check(self) -> None:
-        """Log, count and restart each stalled partition."""
-        for agent, stall in self.current():
-            tp = TP(agent.topic, stall.partition)
-            committed = self.app.monitor.tp_committed_offsets.get(tp)
-            log.warning(
-                "partition stalled topic=%s partition=%s waiting=%d idle_s=%.0f "
-                "committed=%s state=%s; seeking back to the committed offset",
-                tp.topic,
-                tp.partition,
-                stall.waiting,
-                stall.idle_s,
-                committed,
-                json.dumps(describe_partition(self.app, tp), default=str),
-            )
-            self.metrics.count_stall(tp.topic)
-            try:
-                if committed is not None:
-                    await self.app.consumer.seek(tp, committed)
-                self.app.consumer.resume_partitions({tp})
-            except Exception as exc:  # e.g. the broker is away: the next check tries again
-                log.warning("could not restart %s: %s", tp, exc)
-                continue
-            agent.restarted(stall.partition)
+        """Find the stalled partitions; log, count and restart each."""
+        self.found = await self._find()
+        for agent, stall in self.found:
+            await self._restart(agent, stall)
+
+    async def _find(self) -> list[tuple[AgentProgress, Stall]]:
+        app = self.app
+        now = time.monotonic()
+        if app.rebalancing or app.in_recovery:
+            self._quiet_until = now
+            return []
+        ours = {tp for tp in app.consumer.assignment() if tp.topic in self.progress}
+        if not ours:
+            return []
+        ends = await app.consumer.highwaters(*ours)
+        starts = await self._starts(ours)
+        found = []
+        for topic, agent in self.progress.items():
+            found += [
+                (agent, stall)
+                for stall in stalls(
+                    agent,
+                    {tp.partition: end for tp, end in ends.items() if tp.topic == topic},
+                    {tp.partition: o for tp, o in starts.items() if tp.topic == topic},
+                    now=now,
+                    stall_s=self.stall_s,
+                    quiet_until=self._quiet_until,
+                )
+            ]
+        return found
+
+    async def _starts(self, tps: set[TP]) -> dict[TP, int]:
+        """Where reading a partition resumes: its committed offset, or where the topic
+        begins for one with none (the consumer starts at the earliest offset)."""
+        starts = {tp: o for tp, o in committed_offsets(self.app).items() if tp in tps}
+        if missing := tps - starts.keys():
+            starts |= await self.app.consumer.earliest_offsets(*missing)
+        return starts
+
+    async def _restart(self, agent: AgentProgress, stall: Stall) -> None:
+        tp = TP(agent.topic, stall.partition)
+        committed = (await self._starts({tp})).get(tp)
+        log.warning(
+            "partition stalled topic=%s partition=%s waiting=%d idle_s=%.0f committed=%s "
+            "state=%s; seeking back to the committed offset",
+            tp.topic,
+            tp.partition,
+            stall.waiting,
+            stall.idle_s,
+            committed,
+            json.dumps(describe_partition(self.app, tp), default=str),
+        )
+        self.metrics.count_stall(tp.topic)
+        try:
+            if committed is not None:
+                await self.app.consumer.seek(tp, committed)
+            self.app.consumer.resume_partitions({tp})
+        except Exception as exc:  # e.g. the broker is away: the next check tries again
+            log.warning("could not restart %s: %s", tp, exc)
+            return
+        agent.restarted(stall.partition)

@@ -53,9 +53,10 @@ def stalls(
     *,
     now: float,
     stall_s: float,
+    quiet_until: float = 0.0,
 ) -> list[Stall]:
     """The agent's partitions with records at their end it has not taken, idle for longer
-    than `stall_s`.
+    than `stall_s` (time before `quiet_until`, a rebalance or a recovery, not counted).
 
     A partition it has not taken from since the last rebalance counts from its committed
     offset; one with neither is skipped (nothing known, nothing claimed).
@@ -70,7 +71,7 @@ def stalls(
         start = progress.next_offset.get(partition, committed.get(partition))
         if start is None or end <= start:
             continue
-        idle = now - progress.taken_at.get(partition, progress.since)
+        idle = now - max(progress.taken_at.get(partition, progress.since), quiet_until)
         if idle > stall_s:
             found.append(Stall(partition, end - start, round(idle, 1)))
     return found

@@ -29,14 +29,17 @@ class Consumer:
         self._paused_partitions: set[TP] = set()
         self._buffered_partitions: set[TP] = set()
         self._read_offset = {T0: 40, T1: 19}
-        self._committed_offset = {T0: 30, T1: 20}
+        self._committed_offset: dict[TP, int | None] = {T0: 30, T1: 20}
         self.flow_active = True
 
     def assignment(self) -> set[TP]:
         return {T0, T1}
 
-    def highwater(self, tp: TP) -> int:
-        return self.ends[tp]
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:  # asked of the broker
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -48,7 +51,7 @@ class Consumer:
 
 def _app() -> Any:
     consumer = Consumer()
-    monitor = SimpleNamespace(tp_committed_offsets={T0: 30, T1: 20}, tp_end_offsets={})
+    monitor = SimpleNamespace(tp_end_offsets={})
     return SimpleNamespace(consumer=consumer, monitor=monitor, rebalancing=False, in_recovery=False)
 
 
@@ -73,19 +76,32 @@ def test_a_stalled_partition_is_logged_counted_and_sent_back_to_its_committed_of
     assert "partition stalled topic=t partition=0 waiting=9" in line
     assert '"active": false' in line
     assert '"read_offset": 40' in line
+    assert [s.partition for _, s in watch.current()] == [0]  # /health: what the check found
     # Restarted: it counts from now, so the next check leaves it alone.
+    asyncio.run(watch.check())
     assert watch.current() == []
 
 
-def test_nothing_stalls_while_the_worker_rebalances_or_recovers() -> None:
+def test_rebalances_and_recoveries_do_not_count_as_idle_time() -> None:
     app = _app()
     agent = AgentProgress("transactions", "t", since=time.monotonic() - 100)
     watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
-    assert [s.partition for _, s in watch.current()] == [0]  # 20 waiting from the commit
     app.in_recovery = True
+    asyncio.run(watch.check())
     assert watch.current() == []
-    app.in_recovery, app.rebalancing = False, True
-    assert watch.current() == []
+    app.in_recovery = False
+    asyncio.run(watch.check())
+    assert watch.current() == []  # idle since the recovery ended only: not yet
+
+
+def test_a_partition_never_committed_counts_from_where_the_topic_begins() -> None:
+    app = _app()
+    app.consumer._committed_offset[T1] = None  # Faust keeps offset 0 as None
+    agent = AgentProgress("transactions", "t", since=time.monotonic() - 100)
+    watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
+    asyncio.run(watch.check())
+    assert {s.partition: s.waiting for _, s in watch.current()} == {0: 20, 1: 20}
+    assert (T1, 0) in app.consumer.seeks
 
 
 def test_a_restart_that_fails_is_logged_and_tried_again_at_the_next_check(
@@ -101,5 +117,7 @@ def test_a_restart_that_fails_is_logged_and_tried_again_at_the_next_check(
     watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
     with caplog.at_level(logging.WARNING):
         asyncio.run(watch.check())
-    assert "could not restart TP(topic='t', partition=0): broker away" in caplog.messages[-1]
-    assert [s.partition for _, s in watch.current()] == [0]  # still stalled: tried again
+        asyncio.run(watch.check())
+    refused = [m for m in caplog.messages if m.startswith("could not restart")]
+    assert refused[-1] == "could not restart TP(topic='t', partition=0): broker away"
+    assert len(refused) == 2  # still stalled at the next check: tried again
