@@ -1,0 +1,117 @@
+"""Notice a partition that stopped moving, say what the consumer holds for it, and send it
+back to its committed offset.
+
+A partition assigned to this worker with records at its end that its agent took none of
+for `XSELL_STALL_SECONDS` (not counting rebalances and table recoveries, when records
+wait by design) is stalled. faust-streaming has an open report of partitions that stop
+being fetched after rebalances (faust-streaming#629); our two-worker kill -9 test met it
+about once in 20 runs: the partition's owner "ready", nothing fetched, the committed
+offset frozen. Such a partition has never been fetched, so the consumer knows neither its
+end nor a position: the watch asks the broker for the end offsets and starts from the
+committed offsets Faust sought to. Each stall is logged with Faust's and aiokafka's state
+for the partition (streams/compat/consumer_state.py), counted in /metrics, and recovered
+by seeking the partition to its committed offset and resuming it (re-read records are
+harmless: state updates are idempotent). /health reports what the last check found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+
+import faust
+from faust.types import TP
+
+from rules_store.views.metrics import EngineMetrics
+from streams.compat.consumer_state import committed_offsets, describe_partition
+from streams.processing.progress import AgentProgress, Stall, stalls
+
+log = logging.getLogger(__name__)
+
+
+class StallWatch:
+    def __init__(
+        self,
+        app: faust.App,
+        progress: Mapping[str, AgentProgress],
+        metrics: EngineMetrics,
+        *,
+        stall_s: float,
+    ) -> None:
+        self.app, self.progress, self.metrics, self.stall_s = app, progress, metrics, stall_s
+        self.found: list[tuple[AgentProgress, Stall]] = []  # at the last check
+        self._quiet_until = 0.0  # the last check that saw a rebalance or a recovery
+
+    @property
+    def interval_s(self) -> float:
+        """How often `check` runs: often enough to act soon after `stall_s`."""
+        return max(1.0, min(5.0, self.stall_s / 3))
+
+    def current(self) -> list[tuple[AgentProgress, Stall]]:
+        """The stalled partitions the last check found, with their agents."""
+        return list(self.found)
+
+    async def check(self) -> None:
+        """Find the stalled partitions; log, count and restart each."""
+        self.found = await self._find()
+        for agent, stall in self.found:
+            await self._restart(agent, stall)
+
+    async def _find(self) -> list[tuple[AgentProgress, Stall]]:
+        app = self.app
+        now = time.monotonic()
+        if app.rebalancing or app.in_recovery:
+            self._quiet_until = now
+            return []
+        ours = {tp for tp in app.consumer.assignment() if tp.topic in self.progress}
+        if not ours:
+            return []
+        ends = await app.consumer.highwaters(*ours)
+        starts = await self._starts(ours)
+        found = []
+        for topic, agent in self.progress.items():
+            found += [
+                (agent, stall)
+                for stall in stalls(
+                    agent,
+                    {tp.partition: end for tp, end in ends.items() if tp.topic == topic},
+                    {tp.partition: o for tp, o in starts.items() if tp.topic == topic},
+                    now=now,
+                    stall_s=self.stall_s,
+                    quiet_until=self._quiet_until,
+                )
+            ]
+        return found
+
+    async def _starts(self, tps: set[TP]) -> dict[TP, int]:
+        """Where reading a partition resumes: its committed offset, or where the topic
+        begins for one with none (the consumer starts at the earliest offset)."""
+        starts = {tp: o for tp, o in committed_offsets(self.app).items() if tp in tps}
+        if missing := tps - starts.keys():
+            starts |= await self.app.consumer.earliest_offsets(*missing)
+        return starts
+
+    async def _restart(self, agent: AgentProgress, stall: Stall) -> None:
+        tp = TP(agent.topic, stall.partition)
+        committed = (await self._starts({tp})).get(tp)
+        log.warning(
+            "partition stalled topic=%s partition=%s waiting=%d idle_s=%.0f committed=%s "
+            "state=%s; seeking back to the committed offset",
+            tp.topic,
+            tp.partition,
+            stall.waiting,
+            stall.idle_s,
+            committed,
+            json.dumps(describe_partition(self.app, tp), default=str),
+        )
+        self.metrics.count_stall(tp.topic)
+        try:
+            if committed is not None:
+                await self.app.consumer.seek(tp, committed)
+            self.app.consumer.resume_partitions({tp})
+        except Exception as exc:  # e.g. the broker is away: the next check tries again
+            log.warning("could not restart %s: %s", tp, exc)
+            return
+        agent.restarted(stall.partition)
