@@ -2,8 +2,8 @@
 
 For each segment, the offers of every holdings mask are computed once with the pure
 `recommend` (so they are the same by construction). With up to `EAGER_ITEMS` products
-that is a flat list per segment (2^8 = 256 entries for the retail catalog); a larger
-catalog fills a per-segment cache on first use instead.
+that is a flat list per segment (2^8 = 256 entries for seed 001's catalog); a larger
+catalog (up to 64 products) fills a per-segment cache on first use instead.
 """
 
 from __future__ import annotations
@@ -21,12 +21,16 @@ class OfferIndex:
         self.bundle = bundle
         self.top_k = top_k
         n = len(bundle.items)
+        self.values = bundle.catalog.values
         self.eager = n <= EAGER_ITEMS
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
         if self.eager:
             self._tables = [
-                [recommend(held, s.rules, s.popularity, top_k=top_k) for held in range(1 << n)]
+                [
+                    recommend(held, s.rules, s.popularity, top_k=top_k, values=self.values)
+                    for held in range(1 << n)
+                ]
                 for s in bundle.segments
             ]
 
@@ -37,5 +41,7 @@ class OfferIndex:
         found = cache.get(held)
         if found is None:
             s = self.bundle.segments[segment]
-            found = cache[held] = recommend(held, s.rules, s.popularity, top_k=self.top_k)
+            found = cache[held] = recommend(
+                held, s.rules, s.popularity, top_k=self.top_k, values=self.values
+            )
         return found

@@ -76,24 +76,36 @@ def recommend(
     popularity: Sequence[tuple[int, float]],
     *,
     top_k: int = 3,
+    values: Sequence[float] | None = None,
 ) -> tuple[Offer, ...]:
     """Up to `top_k` offers for a customer holding `held`, best first.
 
     `popularity` is the segment's items with their holding rates, most held first: a
     customer whom no rule matches is offered the most held items they lack, marked as
-    fallback.
+    fallback. `values` are the catalog's value weights: offers are ranked by score x
+    value, then by the rule's strength (all weights 1, the default: by strength alone).
+    An offer's `score` stays the unweighted evidence.
 
     >>> r = Rule(0b01, 0b10, 0.5, 0.4, 0.3, 0.6, 1.5, 0.1, 1.5)
     >>> [(o.item, o.fallback) for o in recommend(0b01, [r], [(0, 0.9), (1, 0.4)])]
     [(1, False)]
     >>> [(o.item, o.fallback) for o in recommend(0b00, [r], [(0, 0.9), (1, 0.4)])]
     [(0, True), (1, True)]
+    >>> [o.item for o in recommend(0b00, [r], [(0, 0.9), (1, 0.4)], values=[1.0, 3.0])]
+    [1, 0]
     """
     if top_k <= 0:
         return ()
+    weight = (lambda item: values[item]) if values is not None else (lambda item: 1.0)
     matched = match_rules(held, rules)
     if matched:
-        ranked = sorted(matched.items(), key=lambda kv: (kv[1].strength(), -kv[0]), reverse=True)
+        ranked = sorted(
+            matched.items(),
+            key=lambda kv: (kv[1].confidence * weight(kv[0]), kv[1].strength(), -kv[0]),
+            reverse=True,
+        )
         return tuple(Offer(item, rule.confidence, rule, False) for item, rule in ranked[:top_k])
     lacking = [(item, rate) for item, rate in popularity if not held >> item & 1 and rate > 0]
+    # Stable: items of equal weighted rate keep the popularity order.
+    lacking.sort(key=lambda ir: -ir[1] * weight(ir[0]))
     return tuple(Offer(item, rate, None, True) for item, rate in lacking[:top_k])
