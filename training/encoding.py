@@ -119,11 +119,7 @@ def prepare_retail(
     filled: numbers by the median, categories by the most frequent code, balances by 0.
     """
     schema = learn_values(frame, schema)
-    catalog = schema.products
-    absent = [name for name in catalog.balance_columns if name not in schema.columns]
-    if absent:
-        msg = f"{source}: schema {schema.name!r} lacks the balance columns {absent} that define holdings"
-        raise InputError(msg)
+    catalog = schema.products  # its balance columns are fields: the schema checked them
     report = PrepReport(rows_read=len(frame), missing_policy=missing, unknown_policy=unknown)
     lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
     features = schema.segment_fields

@@ -141,7 +141,7 @@ def parse_transaction(event: Mapping[str, Any], catalog: Catalog) -> Transaction
         msg = "missing field 'ts'"
         raise InvalidEventError(msg)
     product = event.get("product")
-    if product not in catalog.bits:
+    if not isinstance(product, str) or product not in catalog.bits:
         msg = f"unknown product {show(product)}; expected one of {list(catalog.names)}"
         raise InvalidEventError(msg)
     kind = event.get("kind")

@@ -13,12 +13,12 @@ import pytest
 from kafka import KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
-from rules_store.domain.catalog import PRODUCTS, products_to_mask
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints
 from rules_store.store.redis_store import BundleStore, encode_bundle, open_redis
 from streams.kafka.clients import ensure_topics, kafka_python_options
 from streams.kafka.topics import TopicNames
+from tests.default_catalog import PRODUCTS, products_to_mask
 from tests.integration.reading import read_json, table_updates
 from tests.integration.web_engine import request
 from training.batch import cross_sell

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_store.bundle.model import Bundle, SegmentRules
-from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.offers import EAGER_ITEMS, OfferIndex
 from rules_store.domain.rules import Rule, recommend
 from rules_store.domain.segments import SegmentModel
+from tests.catalogs import catalog_schema
 
 
 def _bundle(n_items: int, seed: int, segments: int = 3) -> Bundle:
@@ -46,9 +46,8 @@ def _bundle(n_items: int, seed: int, segments: int = 3) -> Bundle:
     model = SegmentModel(
         ("x",), np.zeros(1), np.ones(1), np.arange(segments, dtype=float).reshape(-1, 1)
     )
-    return Bundle(
-        tuple(f"p{i}" for i in range(n_items)), RETAIL_SCHEMA, "stop", model, tuple(rule_sets)
-    )
+    schema = catalog_schema([f"p{i}" for i in range(n_items)])
+    return Bundle(schema, "stop", model, tuple(rule_sets))
 
 
 @settings(max_examples=25, deadline=None)

@@ -13,13 +13,12 @@ import pytest
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.alerts import ActiveView
-from rules_store.domain.catalog import PRODUCT_BALANCES
-from rules_store.domain.churn import financial_assets
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.state_codec import decode_state
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Stored
 from streams.processing.processor import Policies, Processor
+from tests.default_catalog import PRODUCT_BALANCES, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 
