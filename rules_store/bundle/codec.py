@@ -191,7 +191,13 @@ def bundle_from_dict(raw: Any) -> Bundle:
             _expect(doc.get("schema"), dict, "schema"), source="bundle schema"
         )
     except SchemaError as exc:
-        raise BundleFormatError(str(exc)) from exc
+        hint = (
+            "; it was written before catalogs were data (its schema has no products): "
+            "retrain it with this release"
+            if "products" not in doc["schema"]
+            else ""
+        )
+        raise BundleFormatError(f"{exc}{hint}") from exc
     _check_catalog(doc, items, schema)
     model_raw = _expect(doc.get("segment_model"), dict, "segment_model")
     features = tuple(
