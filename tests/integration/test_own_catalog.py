@@ -153,7 +153,7 @@ def test_a_24_product_ascii_catalog_runs_end_to_end_and_survives_a_catalog_chang
         for row in rows:
             _wait(
                 f"customer {row['cust_id']} loaded",
-                lambda: _customer(worker, row["cust_id"]),
+                lambda customer=row["cust_id"]: _customer(worker, customer),
                 worker,
             )
         engine.send_transactions(
