@@ -12,7 +12,7 @@ from typing import Any
 
 from rules_store.bundle.schema import Schema
 from rules_store.domain.catalog import Catalog
-from rules_store.domain.rules import Offer, Rule, recommend
+from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
 
@@ -54,7 +54,11 @@ class Bundle:
         return self.schema.products.names
 
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
-        rules = self.segments[segment]
+        rules, values = self.segments[segment], self.catalog.values
         return recommend(
-            held, rules.rules, rules.popularity, top_k=top_k, values=self.catalog.values
+            held,
+            rules.rules,
+            rank_popularity(rules.popularity, values),
+            top_k=top_k,
+            values=values,
         )
