@@ -20,6 +20,9 @@ from rules_store.domain.catalog import MAX_PRODUCTS, Catalog, Product
 from rules_store.domain.rules import Rule
 from rules_store.domain.segments import SegmentModel
 from tests.catalogs import catalog_schema
+from training.batch import cross_sell
+from training.generate import generate_retail
+from training.retail import TrainParams, train_retail
 
 
 def _schema_doc(products: list[dict[str, Any]]) -> dict[str, Any]:
@@ -239,3 +242,31 @@ def test_catalog_lookups_name_the_unknown_product() -> None:
     catalog = Catalog((Product("a", ("a_bal",), financial_asset=True),))
     with pytest.raises(KeyError, match=r"unknown product 'z'; expected one of \['a'\]"):
         catalog.mask(["z"])
+
+
+def test_a_64_product_catalog_trains_and_scores_in_batch_like_the_bundle(tmp_path: Path) -> None:
+    names = [f"p{i:02d}" for i in range(MAX_PRODUCTS)]
+    schema = catalog_schema(names)
+    rng = np.random.default_rng(3)
+    frame = generate_retail(800, seed=3, dirty_share=0.0)[
+        [f.name for f in schema.fields if f.kind != "balance"]
+    ]
+    held = rng.random((len(frame), MAX_PRODUCTS)) < 0.08
+    held[:, 63] |= held[:, 0]  # bit 63, the int64 sign bit, often held
+    for i, name in enumerate(names):
+        frame[f"{name}_balance"] = np.where(held[:, i], 100.0, 0.0)
+    path = tmp_path / "c.csv"
+    frame.to_csv(path, index=False)
+    result = train_retail(path, schema, TrainParams(segments=2, min_support=0.05))
+    bundle = result.bundle
+    assert bundle.items == tuple(names)
+    assert any(r.consequents >> 63 or r.antecedents >> 63 for s in bundle.segments for r in s.rules)
+    offers = cross_sell(bundle, result.data)
+    best = offers[offers["rank"] == 1].set_index("客户编号")
+    for i, row in enumerate(frame.head(200).to_dict("records")):
+        mask = bundle.catalog.holdings_from_balances(row)
+        assert mask == bundle.catalog.mask(n for n, h in zip(names, held[i], strict=True) if h)
+        segment = int(result.segmentation.labels[i])
+        expected = bundle.recommend(mask, segment)
+        if expected:
+            assert best.loc[row["客户编号"], "product"] == bundle.items[expected[0].item]
