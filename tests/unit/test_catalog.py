@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from rules_store.bundle.codec import BundleFormatError, bundle_from_dict, bundle_to_dict
 from rules_store.bundle.codec import bundle_to_json as encode
+from rules_store.bundle.diff import diff_bundles
 from rules_store.bundle.model import Bundle, SegmentRules
 from rules_store.bundle.schema import RETAIL_SCHEMA, SchemaError, load_schema, schema_from_dict
 from rules_store.domain.catalog import MAX_PRODUCTS, Catalog, Product
@@ -270,3 +272,25 @@ def test_a_64_product_catalog_trains_and_scores_in_batch_like_the_bundle(tmp_pat
         expected = bundle.recommend(mask, segment)
         if expected:
             assert best.loc[row["客户编号"], "product"] == bundle.items[expected[0].item]
+
+
+def test_bundles_with_other_catalogs_diff_by_product_names() -> None:
+    def bundle(names: tuple[str, ...], rules: list[tuple[str, str, float]]) -> Bundle:
+        plain = _small_bundle(names)
+        mask = plain.catalog.mask
+        segment = replace(
+            plain.segments[0],
+            rules=tuple(
+                Rule(mask([a]), mask([c]), 0.5, 0.4, 0.3, conf, 1.5, 0.1, 1.5)
+                for a, c, conf in rules
+            ),
+        )
+        return replace(plain, segments=(segment,))
+
+    old = bundle(("a", "b", "c"), [("a", "b", 0.6), ("c", "a", 0.5), ("b", "c", 0.7)])
+    new = bundle(("d", "c", "b", "a"), [("a", "b", 0.6), ("b", "c", 0.8), ("d", "a", 0.9)])
+    (d,) = diff_bundles(old, new)
+    names = new.catalog.products_of
+    assert [(names(r.antecedents), names(r.consequents)) for r in d.added] == [(("d",), ("a",))]
+    assert [old.catalog.products_of(r.antecedents) for r in d.removed] == [("c",)]
+    assert [(b.confidence, a.confidence) for b, a in d.changed] == [(0.7, 0.8)]
