@@ -5,7 +5,6 @@ another catalog activated under the same worker and the customers' stored states
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from tests.cli import run_cli
 from tests.integration.reading import read_json
-from tests.integration.web_engine import TOKEN, Engine, WorkerProcess, request
+from tests.integration.web_engine import Engine, WorkerProcess, request, worker_env
 from xsell.embedded import EmbeddedStack
 
 N_PRODUCTS = 24
@@ -85,6 +84,14 @@ def _customers(n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+def _train_and_activate(
+    data: Path, schema: Path, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "retail", str(data), "--out", str(out), "--schema", str(schema)]
+    code, output = run_cli([*args, "--segments", "2", "--publish", "--activate"], capsys)
+    assert code == 0, output
+
+
 def _wait(what: str, check: Any, worker: WorkerProcess) -> Any:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
@@ -119,28 +126,14 @@ def test_a_24_product_ascii_catalog_runs_end_to_end_and_survives_a_catalog_chang
     data.to_csv(data_path, index=False)
 
     # Train -> publish -> activate, with the bank's own schema file.
-    code, output = run_cli(
-        [
-            "train", "retail", str(data_path), "--out", str(tmp_path / "run"),
-            "--schema", str(schema_path), "--segments", "2", "--publish", "--activate",
-        ],
-        capsys,
-    )  # fmt: skip
-    assert code == 0, output
+    _train_and_activate(data_path, schema_path, tmp_path / "run", capsys)
     store = BundleStore(open_redis(settings, stack.endpoints), prefix)
     version, bundle = store.load("active")
     assert bundle.items == tuple(f"prod_{i:02d}" for i in range(N_PRODUCTS))
     assert bundle.schema.field("tier").values == ("bronze", "gold", "silver")
     ensure_topics(settings, stack.endpoints, names.all())
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XSELL_")}
-    env |= {
-        "XSELL_STATE_DIR": str(stack.settings.state_dir),
-        "XSELL_TOPIC_PREFIX": prefix,
-        "XSELL_REDIS_KEY_PREFIX": prefix,
-        "XSELL_API_TOKEN": TOKEN,
-    }
-    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker = WorkerProcess(worker_env(stack, prefix), tmp_path / "worker.log")
     engine = Engine(settings, stack, names, bundle, version, [worker], [])
     # Customers holding prod_00 but neither prod_01 nor prod_02: a credit to prod_01
     # makes the planted rule's antecedents complete.
@@ -228,14 +221,7 @@ def test_a_24_product_ascii_catalog_runs_end_to_end_and_survives_a_catalog_chang
         second_data_path = tmp_path / "customers2.csv"
         second_data.to_csv(second_data_path, index=False)
         assert "prod_new" in load_schema(second_path).products.names
-        code, output = run_cli(
-            [
-                "train", "retail", str(second_data_path), "--out", str(tmp_path / "run2"),
-                "--schema", str(second_path), "--segments", "2", "--publish", "--activate",
-            ],
-            capsys,
-        )  # fmt: skip
-        assert code == 0, output
+        _train_and_activate(second_data_path, second_path, tmp_path / "run2", capsys)
         second_version, _ = store.load("active")
         _wait(
             "the worker serving the second bundle",
