@@ -121,9 +121,7 @@ def feature_inputs(task: Task) -> tuple[InputFeature, ...]:
     """The model's features: numbers and categories, minus the id, labels, dates and text.
     A category that lists no values gets them from training (`learn_inputs`)."""
     return tuple(
-        InputFeature(
-            f.name, "category" if f.kind == "category" else "number", f.values, not f.values
-        )
+        InputFeature(f.name, "category", f.values, learned=not f.values)
         if f.kind == "category"
         else InputFeature(f.name, "number")
         for f in task.schema.fields
