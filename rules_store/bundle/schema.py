@@ -245,9 +245,11 @@ def schema_from_dict(raw: dict[str, Any], *, source: str = "schema") -> Schema:
         )
         raise SchemaError(msg) from exc
     catalog = _catalog_from_list(raw.get("products", _default_doc()["products"]), source)
-    return Schema(
-        str(raw.get("name", source)), fields, str(raw.get("id_column", ID_COLUMN)), catalog
-    )
+    name, id_column = str(raw.get("name", source)), str(raw.get("id_column", ID_COLUMN))
+    try:
+        return Schema(name, fields, id_column, catalog)
+    except SchemaError as exc:
+        raise SchemaError(f"{source}: {exc}") from exc
 
 
 RETAIL_SCHEMA = schema_from_dict(_default_doc(), source=f"default schema {DEFAULT_SCHEMA_FILE}")

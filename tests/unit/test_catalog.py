@@ -102,7 +102,7 @@ def test_a_bad_product_is_refused_naming_it(
     path.write_text(json.dumps(_schema_doc(products), ensure_ascii=False), encoding="utf-8")
     with pytest.raises(SchemaError, match=expected) as caught:
         load_schema(path)
-    assert str(path) in str(caught.value) or "schema 'retail'" in str(caught.value)
+    assert str(path) in str(caught.value)
 
 
 def test_more_than_64_products_are_refused_with_the_limit() -> None:
