@@ -28,8 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.alerts import ActiveView, after_event
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
-from rules_store.domain.churn import ChurnPolicy, financial_assets
+from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.events import parse_transaction
@@ -41,6 +40,7 @@ from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka.changelog import latest_states
 from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
 from streams.kafka.topics import TopicNames
+from tests.default_catalog import CATALOG, PRODUCT_BALANCES, PRODUCTS, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
@@ -171,12 +171,14 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     located = sorted(((f.get().partition, f.get().offset), e) for e, f in sent)
     ends = {partition: offset + 1 for (partition, offset), _ in located}
     for (partition, offset), event in located:
-        tx = parse_transaction(event)
+        tx = parse_transaction(event, CATALOG)
         source = f"{names.transactions}:{partition}"
         before = expected[tx.customer_id]
         stored, alerts = after_event(
             before,
-            apply_transaction(before, tx, source=source, offset=offset, churn=churn),
+            apply_transaction(
+                before, tx, catalog=CATALOG, source=source, offset=offset, churn=churn
+            ),
             event_id=tx.event_id,
             ts=tx.ts,
             active=active,
