@@ -84,6 +84,39 @@ def _wait_until_read(
         time.sleep(0.5)
 
 
+def _story(
+    settings: Settings,
+    stack: EmbeddedStack,
+    names: TopicNames,
+    customer: str,
+    located: list[tuple[tuple[int, int], dict[str, Any]]],
+) -> str:
+    """What happened to one customer, to diagnose a difference: its events, every state
+    written to the changelog for it, and its dead letters."""
+    lines = ["events (partition, offset, ts, kind, product, amount):"]
+    lines += [
+        f"  {p} {o} {e['ts']} {e['kind']} {e['product']} {e['amount']}"
+        for (p, o), e in located
+        if e["customer_id"] == customer
+    ]
+    lines.append("changelog (offset: positions, latest, balances):")
+    for message in _read_all(settings, stack, names.holdings_changelog):
+        state = json.loads(message.value) if message.value else {}
+        if state.get("customer_id") == customer:
+            balances = {k: v for k, v in state.get("balances", {}).items() if v}
+            assets = state.get("assets", {})
+            lines.append(
+                f"  {message.offset}: {state.get('positions')} {assets.get('latest')} {balances}"
+            )
+    lines.append("dead letters:")
+    lines += [
+        f"  {m.value[:300]!r}"
+        for m in _read_all(settings, stack, names.dead_letters)
+        if m.key == customer.encode()
+    ]
+    return "\n".join(lines)
+
+
 @pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
 def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crashes(
     workers: int,
@@ -235,8 +268,10 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         want = json.loads(json.dumps(state_to_dict(expected[differ[0]])))
         got = latest.get(differ[0], {})
         detail = {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
+        history = _story(settings, stack, names, differ[0], located)
         pytest.fail(
-            f"{len(differ)} of {len(expected)} customers differ; {differ[0]} (got, want): {detail}"
+            f"{len(differ)} of {len(expected)} customers differ; {differ[0]} (got, want): "
+            f"{detail}\n{history}"
         )
 
     seen: dict[str, list[str]] = defaultdict(list)
