@@ -6,9 +6,9 @@ for `XSELL_STALL_SECONDS` (not counting rebalances and table recoveries, when re
 wait by design) is stalled. faust-streaming has an open report of partitions that stop
 being fetched after rebalances (faust-streaming#629); our two-worker kill -9 test met it
 about once in 20 runs: the partition's owner "ready", nothing fetched, the committed
-offset frozen. Such a partition has never been fetched, so the consumer knows neither its
-end nor a position: the watch asks the broker for the end offsets and starts from the
-committed offsets Faust sought to. Each stall is logged with Faust's and aiokafka's state
+offset frozen. Such a partition may never have been fetched, so the consumer knows neither
+its end nor a position: the watch asks the broker for the end offsets (and takes the
+fetched end when later) and starts from the committed offsets Faust sought to. Each stall is logged with Faust's and aiokafka's state
 for the partition (streams/compat/consumer_state.py), counted in /metrics, and recovered
 by seeking the partition to its committed offset and resuming it (re-read records are
 harmless: state updates are idempotent). /health reports what the last check found.
@@ -68,7 +68,7 @@ class StallWatch:
         ours = {tp for tp in app.consumer.assignment() if tp.topic in self.progress}
         if not ours:
             return []
-        ends = await app.consumer.highwaters(*ours)
+        ends = await self._ends(ours)
         starts = await self._starts(ours)
         found = []
         for topic, agent in self.progress.items():
@@ -84,6 +84,20 @@ class StallWatch:
                 )
             ]
         return found
+
+    async def _ends(self, tps: set[TP]) -> dict[TP, int]:
+        """Each partition's end: the broker's answer, or the end the last fetch saw when
+        later (the embedded broker answers with the start of the last record batch)."""
+        ends = dict(await self.app.consumer.highwaters(*tps))
+        for tp in tps:
+            try:
+                fetched = self.app.consumer.highwater(tp)
+            except Exception as exc:  # not fetched yet: only the broker's answer
+                log.debug("no fetched end offset for %s: %s", tp, exc)
+                continue
+            if fetched is not None and fetched > ends.get(tp, -1):
+                ends[tp] = fetched
+        return ends
 
     async def _starts(self, tps: set[TP]) -> dict[TP, int]:
         """Where reading a partition resumes: its committed offset, or where the topic

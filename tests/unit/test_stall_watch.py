@@ -23,6 +23,7 @@ class Consumer:
 
     def __init__(self) -> None:
         self.ends = {T0: 50, T1: 20}
+        self.fetched: dict[TP, int] = {}
         self.seeks: list[tuple[TP, int]] = []
         self.resumed: list[TP] = []
         self._active_partitions: set[TP] = {T1}  # T0 dropped out of the fetch set
@@ -37,6 +38,9 @@ class Consumer:
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:  # asked of the broker
         return {tp: self.ends[tp] for tp in tps}
+
+    def highwater(self, tp: TP) -> int | None:  # seen by the last fetch
+        return self.fetched.get(tp)
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return dict.fromkeys(tps, 0)
@@ -121,3 +125,17 @@ def test_a_restart_that_fails_is_logged_and_tried_again_at_the_next_check(
     refused = [m for m in caplog.messages if m.startswith("could not restart")]
     assert refused[-1] == "could not restart TP(topic='t', partition=0): broker away"
     assert len(refused) == 2  # still stalled at the next check: tried again
+
+
+def test_the_end_a_fetch_saw_counts_when_the_broker_answers_less() -> None:
+    """The embedded broker answers ListOffsets with the start of the last record batch."""
+    app = _app()
+    app.consumer.ends[T0] = 25  # the broker's answer, below the commit (30)
+    agent = AgentProgress("transactions", "t", since=time.monotonic() - 100)
+    watch = StallWatch(app, {"t": agent}, EngineMetrics(), stall_s=30)
+    asyncio.run(watch.check())
+    assert watch.current() == []
+    app.consumer.fetched[T0] = 50
+    agent.since = time.monotonic() - 100
+    asyncio.run(watch.check())
+    assert {s.partition: s.waiting for _, s in watch.current()} == {0: 20}
