@@ -1,17 +1,18 @@
 """Notice a partition that stopped moving, say what the consumer holds for it, and send it
 back to its committed offset.
 
-A partition assigned to this worker with records at its end that its agent took none of
-for `XSELL_STALL_SECONDS` (not counting rebalances and table recoveries, when records
-wait by design) is stalled. faust-streaming has an open report of partitions that stop
-being fetched after rebalances (faust-streaming#629); our two-worker kill -9 test met it
-about once in 20 runs: the partition's owner "ready", nothing fetched, the committed
-offset frozen. Such a partition has never been fetched, so the consumer knows neither its
-end nor a position: the watch asks the broker for the end offsets and starts from the
-committed offsets Faust sought to. Each stall is logged with Faust's and aiokafka's state
-for the partition (streams/compat/consumer_state.py), counted in /metrics, and recovered
-by seeking the partition to its committed offset and resuming it (re-read records are
-harmless: state updates are idempotent). /health reports what the last check found.
+A partition assigned to this worker with records past its committed offset is stalled
+when that offset has not moved for `XSELL_STALL_SECONDS` (rebalances and table
+recoveries, when records wait by design, do not count). Our two-worker kill -9 test met
+such partitions about once in 20 runs: the owner "ready", its committed offset frozen for
+minutes (faust-streaming#629 reports partitions no longer fetched after rebalances).
+Such a partition may never have been fetched, so the consumer knows neither its end nor
+a position: the watch asks the broker for the end offsets (taking the fetched end when
+later) and starts from the committed offsets Faust sought to. Each stall is logged with
+Faust's and aiokafka's state for the partition (streams/compat/consumer_state.py),
+counted in /metrics, and recovered by seeking the partition to its committed offset and
+resuming it (records read again are harmless: state updates are idempotent). /health
+reports what the last check found.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import faust
 from faust.types import TP
 
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.consumer_state import committed_offsets, describe_partition
-from streams.processing.progress import AgentProgress, Stall, stalls
+from streams.processing.progress import AgentProgress, CommitClocks, Stall
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,12 @@ class StallWatch:
         metrics: EngineMetrics,
         *,
         stall_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.app, self.progress, self.metrics, self.stall_s = app, progress, metrics, stall_s
+        self.app, self.progress, self.metrics, self.clock = app, progress, metrics, clock
+        self.stall_s = stall_s
+        self.clocks = {topic: CommitClocks(stall_s=stall_s) for topic in progress}
         self.found: list[tuple[AgentProgress, Stall]] = []  # at the last check
-        self._quiet_until = 0.0  # the last check that saw a rebalance or a recovery
 
     @property
     def interval_s(self) -> float:
@@ -61,29 +64,37 @@ class StallWatch:
 
     async def _find(self) -> list[tuple[AgentProgress, Stall]]:
         app = self.app
-        now = time.monotonic()
+        now = self.clock()
         if app.rebalancing or app.in_recovery:
-            self._quiet_until = now
+            for clocks in self.clocks.values():
+                clocks.quiet(now)
             return []
         ours = {tp for tp in app.consumer.assignment() if tp.topic in self.progress}
-        if not ours:
-            return []
-        ends = await app.consumer.highwaters(*ours)
-        starts = await self._starts(ours)
+        ends = await self._ends(ours) if ours else {}
+        starts = await self._starts(ours) if ours else {}
         found = []
         for topic, agent in self.progress.items():
-            found += [
-                (agent, stall)
-                for stall in stalls(
-                    agent,
-                    {tp.partition: end for tp, end in ends.items() if tp.topic == topic},
-                    {tp.partition: o for tp, o in starts.items() if tp.topic == topic},
-                    now=now,
-                    stall_s=self.stall_s,
-                    quiet_until=self._quiet_until,
-                )
-            ]
+            stalls = self.clocks[topic].observe(
+                {tp.partition: end for tp, end in ends.items() if tp.topic == topic},
+                {tp.partition: o for tp, o in starts.items() if tp.topic == topic},
+                now=now,
+            )
+            found += [(agent, stall) for stall in stalls]
         return found
+
+    async def _ends(self, tps: set[TP]) -> dict[TP, int]:
+        """Each partition's end: the broker's answer, or the end the last fetch saw when
+        later (the embedded broker answers with the start of the last record batch)."""
+        ends = dict(await self.app.consumer.highwaters(*tps))
+        for tp in tps:
+            try:
+                fetched = self.app.consumer.highwater(tp)
+            except Exception as exc:  # not fetched yet: only the broker's answer
+                log.debug("no fetched end offset for %s: %s", tp, exc)
+                continue
+            if fetched is not None and fetched > ends.get(tp, -1):
+                ends[tp] = fetched
+        return ends
 
     async def _starts(self, tps: set[TP]) -> dict[TP, int]:
         """Where reading a partition resumes: its committed offset, or where the topic
@@ -98,12 +109,13 @@ class StallWatch:
         committed = (await self._starts({tp})).get(tp)
         log.warning(
             "partition stalled topic=%s partition=%s waiting=%d idle_s=%.0f committed=%s "
-            "state=%s; seeking back to the committed offset",
+            "taken_to=%s state=%s; seeking back to the committed offset",
             tp.topic,
             tp.partition,
             stall.waiting,
             stall.idle_s,
             committed,
+            agent.next_offset.get(tp.partition),
             json.dumps(describe_partition(self.app, tp), default=str),
         )
         self.metrics.count_stall(tp.topic)
@@ -114,4 +126,4 @@ class StallWatch:
         except Exception as exc:  # e.g. the broker is away: the next check tries again
             log.warning("could not restart %s: %s", tp, exc)
             return
-        agent.restarted(stall.partition)
+        self.clocks[agent.topic].restarted(stall.partition, self.clock())
