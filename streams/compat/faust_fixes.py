@@ -156,7 +156,8 @@ async def _flush_everything(self: Any) -> None:
     barrier = _flush_barriers.get(self)
     if barrier is not None:
         await barrier()
-    waited = 0.0
+    loop = asyncio.get_running_loop()
+    warn_at = loop.time() + 10.0  # a flush this long means the broker is slow or away
     while self.size or getattr(self, "_xsell_in_flight", 0):
         if self.state != "running" and self.size:
             msg = "Cannot flush: Producer not Running"
@@ -164,9 +165,9 @@ async def _flush_everything(self: Any) -> None:
         self.message_sent.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.message_sent.wait(), timeout=1.0)
-        waited += 1.0
-        if waited % 10 == 0:
+        if loop.time() >= warn_at:
             log.warning("still flushing the producer buffer: %s message(s) left", self.size)
+            warn_at += 10.0
 
 
 _original_add_gap = Consumer._add_gap
