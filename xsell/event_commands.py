@@ -16,12 +16,12 @@ from training.loading import read_snapshot, write_months_table
 from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.options import (
-    bundle_option,
     days_option,
     drainers_option,
     malformed_option,
-    model_option,
     out_option,
+    schema_bundle_option,
+    schema_model_option,
     seed_option,
     with_input_options,
 )
@@ -61,8 +61,8 @@ from xsell.schema_source import schema_args, schema_for
     "a JSON-lines file; beside it go a manifest (drainers, counts) and FILE.months.csv, "
     "the customers' months table for `xsell load-snapshot --months`."
 )
-@model_option
-@bundle_option
+@schema_model_option
+@schema_bundle_option
 @with_input_options
 @click.pass_obj
 def generate_events_cmd(

@@ -20,7 +20,13 @@ from training.loading import read_months_table, read_snapshot
 from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
-from xsell.options import bundle_option, model_option, rate_option, wait_option, with_input_options
+from xsell.options import (
+    rate_option,
+    schema_bundle_option,
+    schema_model_option,
+    wait_option,
+    with_input_options,
+)
 from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
 from xsell.schema_source import schema_for
 
@@ -62,8 +68,8 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     "customers (a snapshot row replaces balances).",
     min_open=True,
 )
-@model_option
-@bundle_option
+@schema_model_option
+@schema_bundle_option
 @click.pass_obj
 def load_snapshot_cmd(
     settings: Settings,
