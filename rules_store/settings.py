@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     stall_seconds: float = Field(
         30.0,
         gt=0,
-        description="A partition with records waiting that its agent took none of for this "
-        "long is stalled: logged, counted, sent back to its committed offset, and /health fails",
+        description="A partition with records waiting whose committed offset has not moved "
+        "for this long is stalled: logged, counted, sent back to its committed offset, and "
+        "/health fails",
     )
     batch_size: int = Field(500, ge=1, description="Events a worker takes at once, at most")
     producer_linger_ms: int = Field(

@@ -27,7 +27,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
 from rules_store.store.files import atomic_path
 
 FileFormat = Literal["del", "csv", "parquet"]
@@ -115,6 +114,7 @@ PLANTED_RULES: tuple[PlantedRule, ...] = (
 )
 
 DIRTY_SHARE = 0.001
+CATALOG = RETAIL_SCHEMA.products  # the personas and rules above name seed 001's products
 
 
 def _choice(
@@ -126,14 +126,14 @@ def _choice(
 
 def _holdings(rng: np.random.Generator, persona: Persona, n: int) -> npt.NDArray[np.int64]:
     masks = np.zeros(n, dtype=np.int64)
-    for i, product in enumerate(PRODUCTS):
+    for i, product in enumerate(CATALOG.names):
         held = rng.random(n) < persona.holding.get(product, 0.02)
         masks |= held.astype(np.int64) << i
     for rule in PLANTED_RULES:
         if rule.persona != persona.name:
             continue
-        need = products_to_mask(rule.antecedents)
-        bit = products_to_mask([rule.consequent])
+        need = CATALOG.mask(rule.antecedents)
+        bit = CATALOG.mask([rule.consequent])
         has_all = (masks & need) == need
         p = np.where(has_all, rule.confidence, rule.base_rate)
         held = rng.random(n) < p
@@ -167,7 +167,7 @@ def _persona_frame(rng: np.random.Generator, persona: Persona, n: int) -> pd.Dat
         )
 
     balances: dict[str, npt.NDArray[np.float64]] = {}
-    for i, (product, balance_columns) in enumerate(PRODUCT_BALANCES.items()):
+    for i, (product, balance_columns) in enumerate((p.name, p.balances) for p in CATALOG.products):
         held = (masks >> i & 1).astype(bool)
         scale = 200_000.0 if product in ("代销资管产品", "理财", "贷款和信用卡") else 30_000.0
         if len(balance_columns) == 1:

@@ -12,12 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from rules_store.bundle.model import Bundle, SegmentRules
-from rules_store.bundle.schema import Schema
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.bundle.schema import Schema, UnknownPolicy
 from rules_store.domain.rules import Rule
-from training.encoding import MissingPolicy, RetailData, UnknownPolicy, prepare_retail
+from training.encoding import MissingPolicy, RetailData, prepare_retail
 from training.loading import FileFormat, file_format, read_snapshot
-from training.mining import mine_masks, prune_redundant
+from training.mining import mine_holdings, prune_redundant
 from training.segmentation import SegmentationResult, fit_segments
 from training.stages import Stages
 
@@ -92,14 +91,18 @@ def load_retail(
 
 
 def mine_segments(
-    masks: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], k: int, params: TrainParams
+    masks: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.int64],
+    k: int,
+    params: TrainParams,
+    n_items: int,
 ) -> tuple[SegmentRules, ...]:
     segments = []
     for s in range(k):
         members = masks[labels == s]
-        rules = mine_masks(
+        rules = mine_holdings(
             members,
-            len(PRODUCTS),
+            n_items,
             min_support=params.min_support,
             min_confidence=params.min_confidence,
             min_lift=params.min_lift,
@@ -108,9 +111,7 @@ def mine_segments(
         if params.prune:
             rules, pruned = prune_redundant(rules)
         segments.append(
-            SegmentRules(
-                s, len(members), tuple(rules), popularity(members, len(PRODUCTS)), tuple(pruned)
-            )
+            SegmentRules(s, len(members), tuple(rules), popularity(members, n_items), tuple(pruned))
         )
     return tuple(segments)
 
@@ -142,13 +143,15 @@ def train_retail(
         )
     with stages.stage("mine"):
         segments = mine_segments(
-            data.masks, segmentation.labels, segmentation.model.n_segments, params
+            data.masks,
+            segmentation.labels,
+            segmentation.model.n_segments,
+            params,
+            len(data.schema.products.names),
         )
     report = data.report
     bundle = Bundle(
-        items=PRODUCTS,
-        item_balances=dict(PRODUCT_BALANCES),
-        schema=schema,
+        schema=data.schema,
         unknown_policy=params.unknown,
         segment_model=segmentation.model,
         segments=segments,

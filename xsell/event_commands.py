@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from rules_store.settings import Settings
 from rules_store.store.files import atomic_path
 from training.event_generator import EventPlan, generate_events
 from training.loading import read_snapshot, write_months_table
@@ -19,11 +20,13 @@ from xsell.options import (
     drainers_option,
     malformed_option,
     out_option,
-    schema_from,
+    schema_bundle_option,
+    schema_model_option,
     seed_option,
     with_input_options,
 )
 from xsell.progress import stage_progress
+from xsell.schema_source import schema_args, schema_for
 
 
 @click.command("events")
@@ -58,8 +61,12 @@ from xsell.progress import stage_progress
     "a JSON-lines file; beside it go a manifest (drainers, counts) and FILE.months.csv, "
     "the customers' months table for `xsell load-snapshot --months`."
 )
+@schema_model_option
+@schema_bundle_option
 @with_input_options
+@click.pass_obj
 def generate_events_cmd(
+    settings: Settings,
     snapshot_path: Path,
     days: int,
     start: date,
@@ -68,15 +75,19 @@ def generate_events_cmd(
     malformed: int,
     seed: int,
     out_path: Path,
+    model_dir: Path | None,
+    bundle_ref: str | None,
     schema_path: Path | None,
     encoding: str | None,
 ) -> None:
     """Transaction events consistent with a snapshot, for `xsell replay`.
 
     Openings, closings, credits and debits, each with the balance after it, in
-    event-time order. Load the same snapshot (`xsell load-snapshot`) before replaying.
+    event-time order, on the products of the bundle given (--model DIR or --bundle
+    VERSION), else of the --schema file (default: seed 001's catalog). Load the same
+    snapshot (`xsell load-snapshot`) before replaying.
     """
-    schema = schema_from(schema_path)
+    schema = schema_for(settings, model_dir, bundle_ref, schema_path)
     plan = EventPlan(days, start, events_per_day, drainers, malformed, seed)
     with stage_progress(err) as stages:
         with stages.stage(f"read {snapshot_path}"):
@@ -101,4 +112,5 @@ def generate_events_cmd(
     out.print(
         f"load the snapshot with its history first: xsell load-snapshot {snapshot_path} "
         f"--months {months} --as-of {plan.as_of}"
+        f"{schema_args(model_dir, bundle_ref, schema_path)}"
     )

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from rules_store.domain.catalog import PRODUCTS
+from rules_store.domain.catalog import Catalog
 from rules_store.errors import XsellError
 from rules_store.validation import finite_number, plausible_day, short_text, show
 
@@ -128,11 +128,12 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     return parsed
 
 
-def parse_transaction(event: Mapping[str, Any]) -> Transaction:
-    """Validate a decoded transaction event.
+def parse_transaction(event: Mapping[str, Any], catalog: Catalog) -> Transaction:
+    """Validate a decoded transaction event; its product is one of `catalog`'s.
 
+    >>> from rules_store.domain.catalog import demo_catalog
     >>> parse_transaction({"event_id": "e1", "customer_id": "c1", "ts": "2026-01-05T09:30:00+08:00",
-    ...     "product": "国债", "kind": "credit", "amount": 5000}).amount
+    ...     "product": "fund", "kind": "credit", "amount": 5000}, demo_catalog()).amount
     5000.0
     """
     if "ts" not in event:
@@ -150,6 +151,7 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
         event.get("balance"),
         event.get("branch_id"),
         event.get("channel"),
+        catalog,
     )
 
 
@@ -163,14 +165,15 @@ def _checked(
     balance: Any,
     branch_id: Any,
     channel: Any,
+    catalog: Catalog,
 ) -> Transaction:
     """The checks of a transaction's fields, in the order that decides which error is
     reported, whichever decoder read them."""
     checked_id = _required(event_id, "event_id", short_text)
     checked_customer = _required(customer_id, "customer_id", short_text)
     moment = parse_timestamp(ts)
-    if product not in PRODUCTS:
-        msg = f"unknown product {show(product)}; expected one of {list(PRODUCTS)}"
+    if not isinstance(product, str) or product not in catalog.bits:
+        msg = f"unknown product {show(product)}; expected one of {list(catalog.names)}"
         raise InvalidEventError(msg)
     if kind not in KINDS:
         msg = f"unknown kind {show(kind)}; expected one of {list(KINDS)}"
@@ -219,26 +222,28 @@ class _TransactionFields(msgspec.Struct):
 _TRANSACTION_DECODER = msgspec.json.Decoder(_TransactionFields)
 
 
-def decode_transaction(raw: bytes | None) -> Transaction:
-    """`parse_transaction(decode_json(raw))` in one step, for the usual record: msgspec
+def decode_transaction(raw: bytes | None, catalog: Catalog) -> Transaction:
+    """`parse_transaction(decode_json(raw), catalog)` in one step, for the usual record: msgspec
     decodes and types it, then the same checks run. A record msgspec refuses (malformed,
     a field missing or of another type, a number out of range) is read again the slow way,
     so a dead letter's reason is the same whichever decoder met it.
 
-    >>> decode_transaction(b'{"event_id": "e1", "customer_id": "c1", "product": "国债",'
-    ...     b' "ts": "2026-01-05T09:30:00+08:00", "kind": "credit", "amount": 5000}').amount
+    >>> from rules_store.domain.catalog import demo_catalog
+    >>> decode_transaction(b'{"event_id": "e1", "customer_id": "c1", "product": "fund",'
+    ...     b' "ts": "2026-01-05T09:30:00+08:00", "kind": "credit", "amount": 5000}',
+    ...     demo_catalog()).amount
     5000.0
-    >>> decode_transaction(b'{"event_id": "e1"}')
+    >>> decode_transaction(b'{"event_id": "e1"}', demo_catalog())
     Traceback (most recent call last):
     ...
     rules_store.domain.events.InvalidEventError: missing field 'customer_id'
     """
     if raw is None or len(raw) > MAX_RECORD_BYTES:
-        return parse_transaction(decode_json(raw))
+        return parse_transaction(decode_json(raw), catalog)
     try:
         f = _TRANSACTION_DECODER.decode(raw)
     except (msgspec.MsgspecError, RecursionError):  # msgspec raises the latter when deep
-        return parse_transaction(decode_json(raw))
+        return parse_transaction(decode_json(raw), catalog)
     return _checked(
         f.event_id,
         f.customer_id,
@@ -249,4 +254,5 @@ def decode_transaction(raw: bytes | None) -> Transaction:
         f.balance,
         f.branch_id,
         f.channel,
+        catalog,
     )

@@ -2,16 +2,78 @@
 
 For each segment, the offers of every holdings mask are computed once with the pure
 `recommend` (so they are the same by construction). With up to `EAGER_ITEMS` products
-that is a flat list per segment (2^8 = 256 entries for the retail catalog); a larger
-catalog fills a per-segment cache on first use instead.
+that is a flat list per segment (2^8 = 256 entries for seed 001's catalog). A larger
+catalog (up to 64 products) has too many holdings to precompute: holdings seen for the
+first time get what `recommend` gives them (a test holds them equal), from the segment's
+rules ranked once and matched at once as arrays (`_RankedRules`); the answer is cached, in
+a bounded cache (2^64 holdings could fill any memory).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rules_store.bundle.model import Bundle
-from rules_store.domain.rules import Offer, recommend
+from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend, set_bits
 
 EAGER_ITEMS = 12  # 4,096 masks per segment
+MAX_CACHED = 200_000  # holdings per segment; the cache starts over when full
+
+
+class _RankedRules:
+    """A segment's (rule, offered item) pairs in `recommend`'s ranking order, and which of
+    them each holdings exclude, as bitsets over the pairs.
+
+    For one item, `recommend` keeps the strongest matching rule; its ranking key
+    (confidence x the item's value, then strength) orders an item's rules the same way,
+    since strength starts with the confidence. So the offers for some holdings are the
+    first matching pairs in key order, one per item: no per-customer sorting. A pair
+    matches unless an antecedent is not held or a consequent is; per byte of the holdings
+    mask, a table gives the pairs that byte excludes, so matching is 8 lookups, not a scan.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...], values: Sequence[float], n_items: int) -> None:
+        pairs = [(rule, item) for rule in rules for item in set_bits(rule.consequents)]
+        pairs.sort(
+            key=lambda p: (p[0].confidence * values[p[1]], p[0].strength(), -p[1]), reverse=True
+        )
+        self.pairs = pairs
+        self.all = (1 << len(pairs)) - 1
+        needs, gives = [0] * n_items, [0] * n_items  # per item: pairs needing / offering it
+        for k, (rule, _) in enumerate(pairs):
+            for item in set_bits(rule.antecedents):
+                needs[item] |= 1 << k
+            for item in set_bits(rule.consequents):
+                gives[item] |= 1 << k
+        self.tables: list[list[int]] = []  # per byte of the mask: value -> pairs excluded
+        for start in range(0, n_items, 8):
+            items = range(start, min(start + 8, n_items))
+            table = []
+            for byte in range(256):
+                excluded = 0
+                for item in items:
+                    excluded |= gives[item] if byte >> (item - start) & 1 else needs[item]
+                table.append(excluded)
+            self.tables.append(table)
+
+    def offers(
+        self, held: int, popularity: Sequence[tuple[int, float]], *, top_k: int
+    ) -> tuple[Offer, ...]:
+        """`recommend(held, rules, popularity, top_k=top_k, values=values)`."""
+        excluded = 0
+        for j, table in enumerate(self.tables):
+            excluded |= table[held >> (8 * j) & 255]
+        hit = self.all & ~excluded
+        offers: list[Offer] = []
+        seen: set[int] = set()
+        while hit and len(offers) < top_k:
+            low = hit & -hit
+            hit ^= low
+            rule, item = self.pairs[low.bit_length() - 1]
+            if item not in seen:
+                seen.add(item)
+                offers.append(Offer(item, rule.confidence, rule, False))
+        return tuple(offers) or recommend(held, (), popularity, top_k=top_k)
 
 
 class OfferIndex:
@@ -21,13 +83,21 @@ class OfferIndex:
         self.bundle = bundle
         self.top_k = top_k
         n = len(bundle.items)
+        self.values = bundle.catalog.values
         self.eager = n <= EAGER_ITEMS
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
+        self._ranked = (
+            [] if self.eager else [_RankedRules(s.rules, self.values, n) for s in bundle.segments]
+        )
+        self._popularity = [rank_popularity(s.popularity, self.values) for s in bundle.segments]
         if self.eager:
             self._tables = [
-                [recommend(held, s.rules, s.popularity, top_k=top_k) for held in range(1 << n)]
-                for s in bundle.segments
+                [
+                    recommend(held, s.rules, popularity, top_k=top_k, values=self.values)
+                    for held in range(1 << n)
+                ]
+                for s, popularity in zip(bundle.segments, self._popularity, strict=True)
             ]
 
     def offers(self, segment: int, held: int) -> tuple[Offer, ...]:
@@ -36,6 +106,9 @@ class OfferIndex:
         cache = self._caches[segment]
         found = cache.get(held)
         if found is None:
-            s = self.bundle.segments[segment]
-            found = cache[held] = recommend(held, s.rules, s.popularity, top_k=self.top_k)
+            if len(cache) >= MAX_CACHED:
+                cache.clear()
+            found = cache[held] = self._ranked[segment].offers(
+                held, self._popularity[segment], top_k=self.top_k
+            )
         return found

@@ -71,6 +71,8 @@ class EngineMetrics:
     alerts: Counter[str] = field(default_factory=Counter)  # by type: cross_sell, churn, ...
     dead_letters: int = 0
     stalls: Counter[str] = field(default_factory=Counter)  # by input topic
+    # Profile fields whose value was outside their list and got the unknown code, by field.
+    unseen_values: Counter[str] = field(default_factory=Counter)
     latency: Histogram = field(default_factory=Histogram)
 
     def count_events(self, source: str, n: int = 1) -> None:
@@ -81,6 +83,9 @@ class EngineMetrics:
 
     def count_stall(self, topic: str) -> None:
         self.stalls[topic] += 1
+
+    def count_unseen(self, fields: Iterable[str]) -> None:
+        self.unseen_values.update(fields)
 
     def count_alerts(
         self,
@@ -147,6 +152,15 @@ def render_prometheus(
     for topic in sorted(metrics.stalls):
         lines.append(
             f'xsell_partition_stalls_total{{topic="{_label(topic)}"}} {metrics.stalls[topic]}'
+        )
+    family(
+        "xsell_unseen_values_total",
+        "counter",
+        "Profile values outside their field's list, encoded as the unknown code, by field.",
+    )
+    for name in sorted(metrics.unseen_values):
+        lines.append(
+            f'xsell_unseen_values_total{{field="{_label(name)}"}} {metrics.unseen_values[name]}'
         )
     family(
         "xsell_consumer_lag",

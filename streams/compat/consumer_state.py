@@ -3,8 +3,8 @@
 Read for the stall watch's log line when a partition stops moving: Faust's own sets
 (assigned, active, paused, buffered), its read and committed offsets, and aiokafka's
 fetch state (paused, position, a fetched result waiting to be taken, nodes with a fetch
-in flight). These are private attributes of both libraries, read from another thread
-without a lock: good enough for a diagnosis, never used to decide anything.
+in flight). These are private attributes of both libraries; aiokafka's are read from
+another thread without a lock: good enough for a diagnosis, never used to decide.
 """
 
 from __future__ import annotations
@@ -13,6 +13,13 @@ from typing import Any
 
 import faust
 from faust.types import TP
+
+
+def committed_offsets(app: faust.App) -> dict[TP, int]:
+    """The committed offsets Faust knows: those it sought to after the last rebalance
+    (also for partitions never fetched since), then its own commits."""
+    known: dict[TP, int | None] = app.consumer._committed_offset  # type: ignore[attr-defined]
+    return {tp: offset for tp, offset in known.items() if offset is not None}
 
 
 def describe_partition(app: faust.App, tp: TP) -> dict[str, Any]:

@@ -1,79 +1,88 @@
-"""What each agent has taken, to tell a stalled partition from an idle one (/health, the
-stall watch)."""
+"""What each agent has taken, and which of its partitions stopped committing (the stall
+watch, /health)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
 @dataclass
 class AgentProgress:
-    """What one agent took: per partition the next offset and when it last moved."""
+    """What one agent took: per partition the next offset."""
 
     name: str
     topic: str
     next_offset: dict[int, int] = field(default_factory=dict)
-    # Per partition, when it last took a record or was handed over; a partition not in
-    # here counts from `since`.
-    taken_at: dict[int, float] = field(default_factory=dict)
-    since: float = field(default_factory=time.monotonic)  # start or last rebalance
     running: bool = True  # false once its loop has ended
 
     def took(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1
-        self.taken_at[partition] = time.monotonic()
 
     def reassigned(self) -> None:
         """After a rebalance: offsets of partitions it had say nothing any more."""
         self.next_offset.clear()
-        self.taken_at.clear()
-        self.since = time.monotonic()
-
-    def restarted(self, partition: int) -> None:
-        """The partition was sent back to its committed offset: it counts from now."""
-        self.next_offset.pop(partition, None)
-        self.taken_at[partition] = time.monotonic()
 
 
 @dataclass(frozen=True)
 class Stall:
-    """A partition with records waiting that took none for `idle_s`."""
+    """A partition with records past its committed offset, which has not moved for `idle_s`."""
 
     partition: int
     waiting: int
     idle_s: float
 
 
-def stalls(
-    progress: AgentProgress,
-    ends: Mapping[int, int],
-    committed: Mapping[int, int],
-    *,
-    now: float,
-    stall_s: float,
-) -> list[Stall]:
-    """The agent's partitions with records at their end it has not taken, idle for longer
-    than `stall_s`.
+class CommitClocks:
+    """Per partition of one topic: its committed offset, and since when it has stood still
+    while records waited past it.
 
-    A partition it has not taken from since the last rebalance counts from its committed
-    offset; one never committed either counts from offset 0 (a fast worker may have
-    processed everything it read between two commits when it was killed, and the kill -9
-    test met such a partition never fetched again after the next rebalance).
+    The committed offset, not what the agent took, is what tells: a partition whose
+    records are no longer fetched commits nothing, and so does one whose records are
+    taken while an earlier one is never acknowledged (Faust then holds its commits back
+    for good). Either way, with records waiting, it stands still.
 
-    >>> p = AgentProgress("transactions", "t", since=0.0)
-    >>> p.next_offset[0], p.taken_at[0] = 8, 100.0
-    >>> stalls(p, {0: 10, 1: 5, 2: 7, 3: 0}, {1: 3}, now=131.0, stall_s=30)  # doctest: +NORMALIZE_WHITESPACE
-    [Stall(partition=0, waiting=2, idle_s=31.0), Stall(partition=1, waiting=2, idle_s=131.0),
-     Stall(partition=2, waiting=7, idle_s=131.0)]
+    >>> clocks = CommitClocks(stall_s=30)
+    >>> clocks.observe({0: 50, 1: 20}, {0: 30, 1: 20}, now=0.0)
+    []
+    >>> clocks.observe({0: 50, 1: 20}, {0: 30, 1: 20}, now=31.0)
+    [Stall(partition=0, waiting=20, idle_s=31.0)]
+    >>> clocks.observe({0: 50, 1: 25}, {0: 31, 1: 20}, now=62.0)  # 0 moved; 1 just got records
+    []
     """
-    found = []
-    for partition, end in sorted(ends.items()):
-        start = progress.next_offset.get(partition, committed.get(partition, 0))
-        if end <= start:
-            continue
-        idle = now - progress.taken_at.get(partition, progress.since)
-        if idle > stall_s:
-            found.append(Stall(partition, end - start, round(idle, 1)))
-    return found
+
+    def __init__(self, *, stall_s: float) -> None:
+        self.stall_s = stall_s
+        self._seen: dict[int, tuple[int, float]] = {}  # partition -> (committed, since)
+
+    def observe(
+        self, ends: Mapping[int, int], committed: Mapping[int, int], *, now: float
+    ) -> list[Stall]:
+        """The partitions stalled at `now`, given their end and committed offsets."""
+        found = []
+        for partition in set(self._seen) - set(ends):  # no longer ours
+            del self._seen[partition]
+        for partition, end in sorted(ends.items()):
+            offset = committed.get(partition)
+            if offset is None:
+                continue
+            if end <= offset:  # nothing waits: the time starts when records come
+                self._seen.pop(partition, None)
+                continue
+            seen = self._seen.get(partition)
+            if seen is None or seen[0] != offset:
+                self._seen[partition] = (offset, now)  # records came, or it moved
+                continue
+            idle = now - seen[1]
+            if idle > self.stall_s:
+                found.append(Stall(partition, end - offset, round(idle, 1)))
+        return found
+
+    def quiet(self, now: float) -> None:
+        """A rebalance or a recovery is on, when records wait by design: time starts again."""
+        self._seen = {p: (offset, now) for p, (offset, _) in self._seen.items()}
+
+    def restarted(self, partition: int, now: float) -> None:
+        """The partition was sent back to its committed offset: time starts again."""
+        if partition in self._seen:
+            self._seen[partition] = (self._seen[partition][0], now)

@@ -1,8 +1,8 @@
 """What `/health` reports: each agent taking its records, the broker, Redis, the live feed.
 
 Two levels of trouble. *Failing* (503): the worker cannot do its job and a restart or an
-operator is needed: a partition has records waiting that its agent took none of for
-`XSELL_STALL_SECONDS` (the stall watch, streams/stall_watch.py, also restarts it),
+operator is needed: a partition has records waiting and its committed offset has not
+moved for `XSELL_STALL_SECONDS` (the stall watch, streams/stall_watch.py, restarts it),
 an agent's loop ended, the broker does not answer, the live feed's reader died.
 *Degraded* (200, with the problems): it does its job with something missing that will
 come back by itself or needs no restart: Redis unreachable while the cached bundle
@@ -40,11 +40,12 @@ class HealthReport:
 def stall_problem(agent: AgentProgress, stall: Stall) -> str:
     """
     >>> stall_problem(AgentProgress("transactions", "t"), Stall(2, 120, 31.0))
-    'agent transactions: partition 2 has 120 record(s) waiting on t and took none for 31 s'
+    'agent transactions: partition 2 has 120 record(s) waiting on t and its committed offset has not moved for 31 s'
     """
     return (
         f"agent {agent.name}: partition {stall.partition} has {stall.waiting} record(s) "
-        f"waiting on {agent.topic} and took none for {stall.idle_s:.0f} s"
+        f"waiting on {agent.topic} and its committed offset has not moved for "
+        f"{stall.idle_s:.0f} s"
     )
 
 

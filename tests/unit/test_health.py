@@ -6,38 +6,36 @@ import asyncio
 import socket
 from types import SimpleNamespace
 
-from streams.processing.progress import AgentProgress, stalls
+from streams.processing.progress import AgentProgress, CommitClocks
 from streams.web.health import HealthReport, agent_problems, broker_problem, stall_problem
 from xsell.processes import free_port
 
 
-def test_a_partition_with_records_waiting_and_nothing_taken_for_the_stall_time_stalls() -> None:
-    agent = AgentProgress("transactions", "t", since=0.0)
-    agent.took(0, 41)
-    agent.took(2, 5)
-    agent.taken_at.update({0: 100.0, 2: 100.0})
-    ends, committed = {0: 50, 1: 9, 2: 6}, {1: 9}
-    assert stalls(agent, ends, committed, now=129.0, stall_s=30) == []  # not yet
-    (stall,) = stalls(agent, ends, committed, now=131.0, stall_s=30)
+def test_a_commit_that_stands_still_while_records_wait_stalls_its_partition_only() -> None:
+    clocks = CommitClocks(stall_s=30)
+    ends, committed = {0: 50, 1: 9, 2: 6}, {0: 42, 1: 9, 2: 6}
+    assert clocks.observe(ends, committed, now=100.0) == []
+    assert clocks.observe(ends, committed, now=129.0) == []  # not yet
+    (stall,) = clocks.observe(ends, committed, now=131.0)
     assert (stall.partition, stall.waiting) == (0, 8)  # 1 and 2 are read to their end
+    agent = AgentProgress("transactions", "t")
     assert "partition 0 has 8 record(s) waiting on t" in stall_problem(agent, stall)
-    # Partition 2 has records again and took one lately: only 0 stalls.
-    agent.took(2, 6)
-    agent.taken_at[2] = 120.0
+    # Partition 2 gets records and commits them as they come: only 0 stalls.
+    assert [s.partition for s in clocks.observe({**ends, 2: 9}, committed, now=140.0)] == [0]
     assert [
-        s.partition for s in stalls(agent, {**ends, 2: 9}, committed, now=131.0, stall_s=30)
+        s.partition for s in clocks.observe({**ends, 2: 12}, {**committed, 2: 9}, now=180.0)
     ] == [0]
 
 
-def test_a_rebalance_forgets_old_offsets_and_restarts_the_stall_clock() -> None:
-    agent = AgentProgress("profiles", "p", since=0.0)
-    agent.took(3, 99)
-    agent.reassigned()
-    assert agent.next_offset == {}
-    # Never committed (nor taken from since): counted from offset 0.
-    assert stalls(agent, {3: 500}, {}, now=agent.since + 60, stall_s=30)[0].waiting == 500
-    assert stalls(agent, {3: 500}, {3: 400}, now=agent.since + 29, stall_s=30) == []
-    assert stalls(agent, {3: 500}, {3: 400}, now=agent.since + 31, stall_s=30)[0].waiting == 100
+def test_a_rebalance_a_restart_or_a_partition_moving_away_starts_the_time_again() -> None:
+    clocks = CommitClocks(stall_s=30)
+    clocks.observe({3: 500}, {3: 400}, now=0.0)
+    clocks.quiet(20.0)
+    assert clocks.observe({3: 500}, {3: 400}, now=45.0) == []
+    clocks.restarted(3, 60.0)
+    assert clocks.observe({3: 500}, {3: 400}, now=85.0) == []
+    assert clocks.observe({}, {}, now=95.0) == []  # no longer ours: forgotten
+    assert clocks.observe({3: 500}, {3: 400}, now=100.0) == []
 
 
 def test_an_agent_whose_loop_ended_fails_whatever_its_partitions_hold() -> None:

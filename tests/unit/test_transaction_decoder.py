@@ -17,6 +17,7 @@ from rules_store.domain.events import (
     decode_transaction,
     parse_transaction,
 )
+from tests.default_catalog import CATALOG
 
 VALID: dict[str, Any] = {
     "event_id": "e1",
@@ -36,7 +37,11 @@ def _raw(**changes: Any) -> bytes:
 
 
 def _plain(raw: bytes | None) -> Transaction:
-    return parse_transaction(decode_json(raw))
+    return parse_transaction(decode_json(raw), CATALOG)
+
+
+def _typed(raw: bytes | None) -> Transaction:
+    return decode_transaction(raw, CATALOG)
 
 
 def _outcome(decode: Any, raw: bytes | None) -> Transaction | str:
@@ -64,6 +69,11 @@ PINNED = [
         _raw(kind="refund"),
         "unknown kind 'refund'; expected one of ['open', 'close', 'credit', 'debit']",
     ),
+    (
+        _raw(product="gold"),
+        f"unknown product 'gold'; expected one of {list(CATALOG.names)}",
+    ),
+    (_raw(product=5), f"unknown product 5; expected one of {list(CATALOG.names)}"),
     (_raw(amount=-5), "field 'amount' must be >= 0, got -5.0"),
     (_raw(amount="5"), "field 'amount' must be a finite number, got '5'"),
     (_raw(amount=True), "field 'amount' must be a finite number, got True"),
@@ -78,16 +88,14 @@ PINNED = [
 
 @pytest.mark.parametrize(("raw", "reason"), PINNED)
 def test_both_decoders_give_the_pinned_dead_letter_reason(raw: bytes | None, reason: str) -> None:
-    assert _outcome(decode_transaction, raw) == f"refused: {reason}"
+    assert _outcome(_typed, raw) == f"refused: {reason}"
     assert _outcome(_plain, raw) == f"refused: {reason}"
 
 
 def test_a_valid_record_gives_the_same_transaction() -> None:
     raw = _raw()
-    assert decode_transaction(raw) == _plain(raw)
-    assert decode_transaction(_raw(balance=None, amount=12)) == _plain(
-        _raw(balance=None, amount=12)
-    )
+    assert _typed(raw) == _plain(raw)
+    assert _typed(_raw(balance=None, amount=12)) == _plain(_raw(balance=None, amount=12))
 
 
 values = st.one_of(
@@ -110,4 +118,4 @@ def test_the_decoders_agree_on_any_change_to_a_valid_record(
 ) -> None:
     record = {k: v for k, v in {**VALID, **changes}.items() if k not in dropped}
     raw = json.dumps(record).encode()
-    assert _outcome(decode_transaction, raw) == _outcome(_plain, raw)
+    assert _outcome(_typed, raw) == _outcome(_plain, raw)
