@@ -120,15 +120,31 @@ class AssetHistory:
 
     def month_totals(self, month: str, through: str | None = None) -> tuple[float, int]:
         """(sum of end-of-day totals, days counted) of `month`'s known days, through
-        `through` if given."""
-        if self.since is None:
+        `through` if given.
+
+        Walks the days the total changed, not every day of the month (the cross-sell
+        path asks for a month or two per event), adding day by day as `_Carried` does,
+        so the sums are the same to the last bit.
+        """
+        days = _month_days(month)
+        first = max(days[0], self.since or days[-1])
+        last = days[-1] if through is None else min(days[-1], through)
+        if self.since is None or first > last:
             return 0.0, 0
-        carried = _Carried(self)
-        total, count = 0.0, 0
-        for day in _month_days(month):
-            if through is not None and day > through:
+        changes = sorted(self.days)
+        at = bisect.bisect_right(changes, first)
+        value = self.days[changes[at - 1]] if at else None
+        total, count, day = 0.0, 0, int(first[8:])
+        for key in changes[at:]:
+            if key > last:
                 break
-            if (value := carried.on(day)) is not None:
+            if value is not None:
+                for _ in range(int(key[8:]) - day):
+                    total += value
+                    count += 1
+            value, day = self.days[key], int(key[8:])
+        if value is not None:
+            for _ in range(int(last[8:]) + 1 - day):
                 total += value
                 count += 1
         return total, count

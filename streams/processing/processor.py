@@ -63,6 +63,9 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+FLUSH_CHUNK = 200  # states encoded and written between two chances for a batch to run
+
+
 @dataclass(frozen=True)
 class Policies:
     """What decides alerts and refusals, from the settings."""
@@ -118,6 +121,7 @@ class Processor:
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
+        self._flushing = asyncio.Lock()
 
     def reassigned(self) -> None:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
@@ -151,10 +155,22 @@ class Processor:
     async def flush(self) -> None:
         """Before a commit: once every message sent is acknowledged, write each changed
         state to the table and its changelog (never a state recording an alert that might
-        still be lost)."""
-        async with self._lock:
-            await self.sender.acknowledged()
-            self.sender.write_changelog(self.states.encode_dirty())
+        still be lost).
+
+        The states are taken at once; encoding and writing them (thousands at a busy
+        commit) goes a chunk at a time, batches running in between, so events do not
+        wait for it. The offsets being committed were acknowledged before this began, so
+        their effects are in what was taken. One flush at a time: a customer's writes
+        reach the changelog in order.
+        """
+        async with self._flushing:
+            async with self._lock:
+                await self.sender.acknowledged()
+                taken = self.states.take_dirty()
+            for start in range(0, len(taken), FLUSH_CHUNK):
+                if start:
+                    await asyncio.sleep(0)  # let a batch run
+                self.sender.write_changelog(self.states.write(taken[start : start + FLUSH_CHUNK]))
 
     def _guarded(
         self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]

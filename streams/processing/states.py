@@ -1,18 +1,28 @@
 """Customers' states kept decoded between batches; encoded only when they go out.
 
-A batch changes states here (marked dirty, with the changelog partition); a commit
-encodes each dirty state once, puts the bytes in the table and hands them to the
-changelog. A state is decoded from the table only when the table holds other bytes than
-the ones it was read from or written as (e.g. recovered after a rebalance).
+A batch changes states here (marked dirty, with the changelog partition); a commit takes
+the dirty states at once (`take_dirty`), then encodes each once, puts the bytes in the
+table and hands them to the changelog, a chunk at a time (`write`) while batches go on.
+A state is decoded from the table only when the table holds other bytes than the ones it
+was read from or written as (e.g. recovered after a rebalance).
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
+from typing import NamedTuple
 
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.state_codec import decode_state, encode_state
 from streams.processing.outbox import Stored
+
+
+class Changed(NamedTuple):
+    """A changed state taken by a commit, to be written."""
+
+    customer: str
+    partition: int  # of the changelog
+    state: CustomerState
 
 
 class DecodedStates:
@@ -20,11 +30,12 @@ class DecodedStates:
         self.table = table
         self._cache: dict[str, tuple[bytes | None, CustomerState]] = {}
         self._dirty: dict[str, int] = {}  # customer -> changelog partition
+        self._taken: set[str] = set()  # taken by a commit, not in the table yet
 
     def get(self, customer: str) -> CustomerState | None:
         """The customer's current state (a changed one before the table has it)."""
         cached = self._cache.get(customer)
-        if cached is not None and customer in self._dirty:
+        if cached is not None and (customer in self._dirty or customer in self._taken):
             return cached[1]
         stored = self.table.get(customer)
         if not stored:
@@ -45,16 +56,25 @@ class DecodedStates:
     def dirty(self) -> int:
         return len(self._dirty)
 
-    def encode_dirty(self) -> list[Stored]:
-        """Each changed state, encoded once and put in the table, for its changelog."""
+    def take_dirty(self) -> list[Changed]:
+        """The changed states, no longer dirty: a commit writes them (`write`)."""
+        taken = [Changed(c, p, self._cache[c][1]) for c, p in self._dirty.items()]
+        self._taken.update(self._dirty)
+        self._dirty.clear()
+        return taken
+
+    def write(self, changed: Sequence[Changed]) -> list[Stored]:
+        """Encode taken states, put them in the table, and return them for the changelog.
+        A customer changed again since keeps the newer state, dirty for the next commit."""
         out = []
-        for customer, partition in self._dirty.items():
-            state = self._cache[customer][1]
+        for customer, partition, state in changed:
             value = encode_state(state)
             self.table[customer] = value
-            self._cache[customer] = (value, state)
+            cached = self._cache.get(customer)
+            if cached is not None and cached[1] is state:
+                self._cache[customer] = (value, state)
+            self._taken.discard(customer)
             out.append(Stored(partition, customer, value))
-        self._dirty.clear()
         return out
 
     def forget(self) -> None:
@@ -63,3 +83,4 @@ class DecodedStates:
         them first), so their records are read again."""
         self._cache.clear()
         self._dirty.clear()
+        self._taken.clear()

@@ -31,10 +31,12 @@ DAY = "2026-11-23T10:00:00+08:00"
 
 class ListSender:
     """Messages into a list, changelog writes counted: what Outflow does, without Kafka.
-    `deliveries` lists the customers written by each flush (a commit)."""
+    `written` lists the customers written to the changelog, `deliveries` those written by
+    each commit (`_commit`)."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.written: list[str] = []
         self.deliveries: list[list[str]] = []
 
     async def send(self, messages: Sequence[Message]) -> None:
@@ -44,7 +46,7 @@ class ListSender:
         pass
 
     def write_changelog(self, states: Sequence[Stored]) -> None:
-        self.deliveries.append([s.customer for s in states])
+        self.written += [s.customer for s in states]
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(m.value) for m in self.messages if m.topic == topic]
@@ -91,7 +93,11 @@ def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, byt
 
 def _commit(processor: Processor) -> None:
     """What runs before each commit: changed states to the table and the changelog."""
+    sender = processor.sender
+    assert isinstance(sender, ListSender)
+    written = len(sender.written)
     asyncio.run(processor.flush())
+    sender.deliveries.append(sender.written[written:])
 
 
 def _snapshot(rows: list[dict[str, Any]]) -> list[Record]:
@@ -163,6 +169,30 @@ BAD = {
         "days before",
     ),
 }
+
+
+def test_a_batch_run_while_a_commit_writes_keeps_its_change_for_the_next_commit(
+    active: ActiveView, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.processing.processor.FLUSH_CHUNK", 1)  # a batch after each
+    processor, sender, table = _processor(active)
+    known, new = rows[0]["客户编号"], "c-not-in-the-table-yet"
+    asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
+    _commit(processor)
+
+    async def commit_with_a_batch_in_between() -> None:
+        await processor.transactions([_tx(0, known), _tx(1, new, amount=100.0)])
+        # The commit takes both states and writes `known` first; the batch runs before
+        # `new` is written, and must see its taken state, not an empty one.
+        await asyncio.gather(processor.flush(), processor.transactions([_tx(2, new, amount=5.0)]))
+
+    asyncio.run(commit_with_a_batch_in_between())
+    assert sender.written[-2:] == [known, new]
+    assert decode_state(table[new]).balances["理财"] == 100.0  # what the commit took
+    assert processor.states.get(new).balances["理财"] == 105.0  # type: ignore[union-attr]
+    _commit(processor)
+    assert sender.deliveries[-1] == [new]
+    assert decode_state(table[new]).balances["理财"] == 105.0
 
 
 def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason_and_source(
