@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -52,6 +53,12 @@ def worker_cmd(settings: Settings) -> None:
         "--loglevel",
         settings.log_level.lower().replace("warning", "warn"),
     ]
+    # Every event leaves new objects that outlive many collections (customers' states):
+    # with Python's default thresholds the cyclic collector took a fifth of the pipeline's
+    # time (40k events in-process: 70 µs/event, 55 µs with these settings or with it off).
+    # What exists now is left out of its scans; young collections run 30 times less often.
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
     try:
         app.main()
     finally:

@@ -208,7 +208,12 @@ def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
 
 
 def _context(
-    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveView | None
+    state: CustomerState,
+    *,
+    event_id: str,
+    ts: datetime,
+    active: ActiveView | None,
+    segment: int | None,
 ) -> AlertContext:
     return AlertContext(
         customer_id=state.customer_id,
@@ -216,8 +221,14 @@ def _context(
         ts=ts.isoformat(),
         event_id=event_id,
         bundle_version=active.version if active else None,
-        segment=segment_of(state, active),
+        segment=segment,
     )
+
+
+def _moved(before: CustomerState, after: CustomerState, active: ActiveView) -> bool:
+    """Holdings or profile changed, so an offer is considered (most events move neither)."""
+    catalog = active.bundle.catalog
+    return after.features != before.features or after.held_in(catalog) != before.held_in(catalog)
 
 
 def churned(
@@ -229,7 +240,9 @@ def churned(
     active: ActiveView | None,
     threshold: float,
 ) -> Outgoing:
-    context = _context(state, event_id=event_id, ts=ts, active=active)
+    context = _context(
+        state, event_id=event_id, ts=ts, active=active, segment=segment_of(state, active)
+    )
     model = (
         churn_model_opinion(
             active.bundle,
@@ -268,13 +281,12 @@ def after_event(
                 after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
             )
         )
-    context = _context(after, event_id=event_id, ts=ts, active=active)
-    if active is None or context.segment is None:
+    if active is None or after.features is None or not _moved(before, after, active):
         return after, out
     _, bundle, index = active
-    chosen = choose_cross_sell(
-        before, after, bundle, index, segment=context.segment, ts=ts, policy=policy
-    )
+    segment = bundle.segment_model.assign_segment(after.features)
+    context = _context(after, event_id=event_id, ts=ts, active=active, segment=segment)
+    chosen = choose_cross_sell(before, after, bundle, index, segment=segment, ts=ts, policy=policy)
     if chosen is None:
         return after, out
     rank, offer = chosen

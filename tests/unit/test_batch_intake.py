@@ -9,12 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
-from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
 from streams.compat.batch_intake import BatchIntake, Chunk
-from streams.compat.faust_fixes import _getmany_without_loss
+from streams.compat.faust_fixes import _getmany_without_loss, _new_offset_from_unique_offsets
 
 T0, T1, OTHER = TP("tx", 0), TP("tx", 1), TP("profiles", 0)
 
@@ -66,8 +65,8 @@ class StandInConsumer:
         self.dropped.append(tp)
 
     def commit_offset(self, tp: TP) -> int | None:
-        """The offset Faust's commit would take for tp now."""
-        return Consumer._new_offset(self, tp)  # type: ignore[arg-type]
+        """The offset the worker's commit would take for tp now (Faust's, fixes 4 and 5)."""
+        return _new_offset_from_unique_offsets(self, tp)
 
 
 class StandInApp:
@@ -136,6 +135,20 @@ def test_acknowledged_chunks_commit_through_their_last_offset_gaps_included() ->
     intake.done(first)
     intake.done(second)
     assert app.consumer.commit_offset(T0) == 8
+
+
+def test_no_commit_past_an_unread_committed_offset_and_records_read_again_count_once() -> None:
+    app = StandInApp()
+    intake = _intake(app)
+    app.consumer._committed_offset[T0] = 10
+    _fetch(app, {T0: _records(T0, 11, 12)})  # 10 never handed on
+    intake.done(_take(intake))
+    assert app.consumer.commit_offset(T0) is None  # fix 4: Faust's check would take 13
+    app.consumer._read_offset[T0] = 10  # sought back to the commit: 10..12 read again
+    _fetch(app, {T0: _records(T0, 10, 11, 12)})
+    intake.done(_take(intake))
+    assert app.consumer._acked[T0] == [11, 12, 10]  # each offset once
+    assert app.consumer.commit_offset(T0) == 13
 
 
 def test_a_chunk_in_flight_is_waited_for_by_faust_and_released_after() -> None:
