@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import NamedTuple, Protocol
 
 
@@ -38,6 +38,8 @@ class Sender(Protocol):
 
     async def send(self, messages: Sequence[Message]) -> None: ...
 
-    async def acknowledged(self) -> None: ...
+    def acknowledgements(self) -> Awaitable[object]:
+        """What acknowledges every message handed over so far."""
+        ...
 
     def write_changelog(self, states: Sequence[Stored]) -> None: ...

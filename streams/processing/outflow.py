@@ -37,14 +37,14 @@ class Outflow:
         self._sent: list[Awaitable[Any]] = []  # acknowledgements not awaited yet
 
     async def send(self, messages: Sequence[Message]) -> None:
-        """Hand the messages to the producer (acknowledged later, see `acknowledged`)."""
+        """Hand the messages to the producer (acknowledged later, see `acknowledgements`)."""
         for message in messages:
             self._sent.append(await self._send(message))
 
-    async def acknowledged(self) -> None:
-        """Every message handed over so far is acknowledged (a failure raises here)."""
+    def acknowledgements(self) -> Awaitable[object]:
+        """What acknowledges every message handed over so far (a failure raises there)."""
         sent, self._sent = self._sent, []
-        await asyncio.gather(*sent)
+        return asyncio.gather(*sent)
 
     def write_changelog(self, states: Sequence[Stored]) -> None:
         for stored in states:

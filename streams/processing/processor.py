@@ -157,20 +157,29 @@ class Processor:
         state to the table and its changelog (never a state recording an alert that might
         still be lost).
 
-        The states are taken at once; encoding and writing them (thousands at a busy
-        commit) goes a chunk at a time, batches running in between, so events do not
-        wait for it. The offsets being committed were acknowledged before this began, so
-        their effects are in what was taken. One flush at a time: a customer's writes
-        reach the changelog in order.
+        The states, and the messages their batches sent, are taken at once between two
+        batches; waiting for those messages' acknowledgements, and encoding and writing
+        the states (thousands at a busy commit, a chunk at a time), goes on while later
+        batches run, so events do not wait for a commit. The offsets being committed were
+        acknowledged before this began, so their effects are in what was taken. One
+        flush at a time: a customer's writes reach the changelog in order. A failure
+        leaves what was not written dirty, for the next commit.
         """
         async with self._flushing:
             async with self._lock:
-                await self.sender.acknowledged()
+                acknowledged = self.sender.acknowledgements()
                 taken = self.states.take_dirty()
-            for start in range(0, len(taken), FLUSH_CHUNK):
-                if start:
+            written = 0
+            try:
+                await acknowledged
+                while written < len(taken):
+                    chunk = taken[written : written + FLUSH_CHUNK]
+                    self.sender.write_changelog(self.states.write(chunk))
+                    written += len(chunk)
                     await asyncio.sleep(0)  # let a batch run
-                self.sender.write_changelog(self.states.write(taken[start : start + FLUSH_CHUNK]))
+            except BaseException:
+                self.states.untake(taken[written:])
+                raise
 
     def _guarded(
         self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]

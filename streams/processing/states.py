@@ -77,6 +77,13 @@ class DecodedStates:
             out.append(Stored(partition, customer, value))
         return out
 
+    def untake(self, changed: Sequence[Changed]) -> None:
+        """Taken states a commit could not write: dirty again, unless changed since."""
+        for customer, partition, _ in changed:
+            if customer in self._taken:
+                self._taken.discard(customer)
+                self._dirty.setdefault(customer, partition)
+
     def forget(self) -> None:
         """Partitions moved: read everything from the (recovered) table again. Changes not
         yet written are dropped: their offsets were not committed (every commit writes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -38,18 +38,24 @@ class ListSender:
         self.messages: list[Message] = []
         self.written: list[str] = []
         self.deliveries: list[list[str]] = []
+        self.refused: list[bool] = []  # popped per commit: True fails its acknowledgements
 
     async def send(self, messages: Sequence[Message]) -> None:
         self.messages += messages
 
-    async def acknowledged(self) -> None:
-        pass
+    def acknowledgements(self) -> Awaitable[object]:
+        return _refused() if self.refused and self.refused.pop() else asyncio.sleep(0)
 
     def write_changelog(self, states: Sequence[Stored]) -> None:
         self.written += [s.customer for s in states]
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(m.value) for m in self.messages if m.topic == topic]
+
+
+async def _refused() -> None:
+    msg = "the broker refused a message"
+    raise RuntimeError(msg)
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +199,21 @@ def test_a_batch_run_while_a_commit_writes_keeps_its_change_for_the_next_commit(
     _commit(processor)
     assert sender.deliveries[-1] == [new]
     assert decode_state(table[new]).balances["理财"] == 105.0
+
+
+def test_a_commit_whose_messages_fail_leaves_its_states_to_the_next_commit(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    customer = rows[0]["客户编号"]
+    asyncio.run(processor.transactions([_tx(0, customer)]))
+    sender.refused.append(True)
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(processor.flush())
+    assert customer not in table
+    _commit(processor)
+    assert sender.deliveries == [[customer]]
+    assert decode_state(table[customer]).balances["理财"] == 5_000.0
 
 
 def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason_and_source(
