@@ -1,0 +1,175 @@
+"""How often an offer is accepted, learned from outcomes: Beta posteriors and Thompson draws.
+
+Counts are kept per (bundle version, segment, product), so they cost O(segments × products)
+whatever the number of customers. A product's prior is a Beta centred on the offline
+figure the bundle gives it (the ranker's mean probability in the segment, or the rule's
+confidence) with `strength` pseudo-outcomes: a new product starts at what training
+believes, and a few real outcomes move it.
+
+Accepted outcomes and inferred conversions are successes; declined and ignored offers are
+failures. The adaptive score is the ranker's probability times a draw from the posterior
+(Thompson sampling: uncertain products get tried), or times the posterior mean when
+sampling is off. The draw is seeded by the alert's own id, so a re-sent alert draws the
+same number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+Outcome = Literal["accepted", "declined", "ignored"]
+OUTCOMES: tuple[Outcome, ...] = ("accepted", "declined", "ignored")
+
+
+class ArmKey(NamedTuple):
+    """What acceptance is counted by."""
+
+    bundle_version: str
+    segment: int
+    product: str
+
+
+@dataclass(frozen=True)
+class Tally:
+    accepted: int = 0
+    declined: int = 0
+    ignored: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.accepted + self.declined + self.ignored
+
+    def add(self, outcome: Outcome, n: int = 1) -> Tally:
+        return Tally(
+            self.accepted + n * (outcome == "accepted"),
+            self.declined + n * (outcome == "declined"),
+            self.ignored + n * (outcome == "ignored"),
+        )
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.accepted + other.accepted,
+            self.declined + other.declined,
+            self.ignored + other.ignored,
+        )
+
+
+def merge_tallies(books: Iterable[Mapping[ArmKey, Tally]]) -> dict[ArmKey, Tally]:
+    """One book from several (one per partition): counts add up.
+
+    >>> k = ArmKey("v1", 0, "国债")
+    >>> merge_tallies([{k: Tally(1, 2, 0)}, {k: Tally(3, 0, 1)}])[k]
+    Tally(accepted=4, declined=2, ignored=1)
+    """
+    merged: dict[ArmKey, Tally] = {}
+    for book in books:
+        for key, tally in book.items():
+            merged[key] = merged.get(key, Tally()) + tally
+    return merged
+
+
+@dataclass(frozen=True)
+class AdaptivePolicy:
+    """`XSELL_ADAPTIVE`, `XSELL_THOMPSON` and `XSELL_PRIOR_STRENGTH` in the settings."""
+
+    enabled: bool = True
+    thompson: bool = True
+    prior_strength: float = 20.0  # pseudo-outcomes behind the offline figure
+
+
+class Beta(NamedTuple):
+    alpha: float
+    beta: float
+
+    @property
+    def mean(self) -> float:
+        return self.alpha / (self.alpha + self.beta)
+
+
+# Keeps a prior of 0 or 1 (a rule with confidence 1.0) learnable: the posterior can move.
+_PRIOR_CLIP = 1e-3
+
+
+def posterior(prior_mean: float, tally: Tally, *, strength: float) -> Beta:
+    """The Beta posterior of acceptance after `tally`, from a prior centred on `prior_mean`.
+
+    >>> posterior(0.2, Tally(accepted=8, declined=2), strength=10).mean
+    0.5
+    """
+    mean = min(max(prior_mean, _PRIOR_CLIP), 1 - _PRIOR_CLIP)
+    return Beta(
+        mean * strength + tally.accepted,
+        (1 - mean) * strength + tally.declined + tally.ignored,
+    )
+
+
+def draw_seed(*parts: str) -> int:
+    """A 64-bit seed from text (an alert's id and product): the same parts, the same draw."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+
+
+def acceptance_factor(belief: Beta, *, seed: int, thompson: bool) -> float:
+    """A Thompson draw from `belief` (seeded), or its mean when sampling is off.
+
+    >>> b = Beta(2.0, 8.0)
+    >>> acceptance_factor(b, seed=7, thompson=True) == acceptance_factor(b, seed=7, thompson=True)
+    True
+    >>> acceptance_factor(b, seed=7, thompson=False)
+    0.2
+    """
+    if not thompson:
+        return belief.mean
+    return float(np.random.default_rng(seed).beta(belief.alpha, belief.beta))
+
+
+class Candidate(NamedTuple):
+    """A product the ranker offers, its probability, and the prior's centre for it."""
+
+    product: str
+    probability: float
+    prior_mean: float
+
+
+class AdaptiveScore(NamedTuple):
+    product: str
+    score: float  # the ranker's probability × the acceptance factor
+    factor: float
+    belief: Beta
+
+
+def rank_adaptively(
+    candidates: Iterable[Candidate],
+    *,
+    book: Mapping[ArmKey, Tally],
+    version: str,
+    segment: int,
+    policy: AdaptivePolicy,
+    trigger: str,
+) -> list[AdaptiveScore]:
+    """The candidates by adaptive score, best first (ties keep the ranker's order).
+
+    `trigger` names what caused the alert (customer and event id): with the product it
+    seeds the draw, so a replay of the same event ranks the same way.
+
+    >>> cands = [Candidate("a", 0.5, 0.5), Candidate("b", 0.4, 0.5)]
+    >>> book = {ArmKey("v", 0, "a"): Tally(declined=200), ArmKey("v", 0, "b"): Tally(accepted=200)}
+    >>> [s.product for s in rank_adaptively(cands, book=book, version="v", segment=0,
+    ...     policy=AdaptivePolicy(thompson=False), trigger="c1/e1")]
+    ['b', 'a']
+    """
+    scored = []
+    for candidate in candidates:
+        tally = book.get(ArmKey(version, segment, candidate.product), Tally())
+        belief = posterior(candidate.prior_mean, tally, strength=policy.prior_strength)
+        factor = acceptance_factor(
+            belief, seed=draw_seed(trigger, candidate.product), thompson=policy.thompson
+        )
+        scored.append(
+            AdaptiveScore(candidate.product, candidate.probability * factor, factor, belief)
+        )
+    return sorted(scored, key=lambda s: -s.score)

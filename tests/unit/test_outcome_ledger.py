@@ -1,0 +1,129 @@
+"""The offers ledger: explicit answers, inferred conversions, expiry, cool-down, no double count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from rules_store.domain.events import InvalidEventError
+from rules_store.domain.outcomes import (
+    OfferLedger,
+    OutcomePolicy,
+    OutcomeReport,
+    SentOffer,
+    UnknownAlertError,
+    attribute_opening,
+    cooling_down,
+    customer_of_alert,
+    expire_offers,
+    parse_outcome,
+    record_offer,
+    settle_outcome,
+)
+
+POLICY = OutcomePolicy(attribution_days=30, decline_cooldown_days=90)
+ALERT = "C001:" + "ab" * 16
+OTHER = "C001:" + "cd" * 16
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T10:00:00+08:00")
+
+
+def sent(product: str = "国债", day: str = "2026-11-01") -> SentOffer:
+    return SentOffer(product, at(day).isoformat(), "v1", 3)
+
+
+def report(outcome: str, alert: str = ALERT, day: str = "2026-11-02") -> OutcomeReport:
+    return parse_outcome({"alert_id": alert, "outcome": outcome, "ts": at(day).isoformat()})
+
+
+def test_an_answer_settles_its_alert_once() -> None:
+    ledger = record_offer(OfferLedger(), ALERT, sent())
+    ledger, settlement = settle_outcome(ledger, report("accepted"))
+    assert settlement is not None
+    assert settlement.outcome == "accepted"
+    assert not settlement.inferred
+    assert settlement.offer.key == ("v1", 3, "国债")
+    # The same outcome replayed, or another answer for the same alert: nothing more to count.
+    assert settle_outcome(ledger, report("accepted")) == (ledger, None)
+    assert settle_outcome(ledger, report("declined")) == (ledger, None)
+    # A re-sent alert (the worker re-processed its event) does not reopen it.
+    assert record_offer(ledger, ALERT, sent()) is ledger
+
+
+def test_an_opening_within_the_window_is_an_acceptance_and_an_answer_after_it_counts_nothing() -> (
+    None
+):
+    ledger = record_offer(OfferLedger(), ALERT, sent())
+    ledger = record_offer(ledger, OTHER, sent("理财"))
+    ledger, settled = attribute_opening(ledger, "国债", at("2026-11-20"), POLICY)
+    assert [(s.alert_id, s.outcome, s.inferred) for s in settled] == [(ALERT, "accepted", True)]
+    assert list(ledger.pending) == [OTHER]
+    assert settle_outcome(ledger, report("accepted"))[1] is None
+
+
+def test_an_opening_outside_the_window_or_before_the_offer_is_not_attributed() -> None:
+    ledger = record_offer(OfferLedger(), ALERT, sent(day="2026-11-01"))
+    assert attribute_opening(ledger, "国债", at("2026-12-02"), POLICY)[1] == []
+    assert attribute_opening(ledger, "国债", at("2026-10-31"), POLICY)[1] == []
+
+
+def test_an_offer_past_the_window_is_ignored_and_its_id_forgotten_later() -> None:
+    ledger = record_offer(OfferLedger(), ALERT, sent(day="2026-11-01"))
+    same, none = expire_offers(ledger, at("2026-11-30"), POLICY)
+    assert none == []
+    assert same is ledger
+    ledger, settled = expire_offers(ledger, at("2026-12-02"), POLICY)
+    assert [(s.outcome, s.inferred) for s in settled] == [("ignored", True)]
+    assert ALERT in ledger.settled
+    ledger, _ = expire_offers(ledger, at("2027-01-05"), POLICY)
+    assert ledger.settled == {}
+    with pytest.raises(UnknownAlertError, match="not an offer sent to them within"):
+        settle_outcome(ledger, report("accepted", day="2027-01-05"))
+
+
+def test_a_decline_cools_the_product_down_for_the_customer() -> None:
+    ledger = record_offer(OfferLedger(), ALERT, sent())
+    ledger, _ = settle_outcome(ledger, report("declined", day="2026-11-03"))
+    assert cooling_down(ledger, "国债", at("2027-01-31"), POLICY)
+    assert not cooling_down(ledger, "国债", at("2027-02-01"), POLICY)
+    assert not cooling_down(ledger, "理财", at("2026-11-04"), POLICY)
+    ledger, _ = expire_offers(ledger, at("2027-02-01"), POLICY)
+    assert ledger.declined == {}
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"outcome": "accepted", "ts": "2026-11-02T10:00:00+08:00"}, "missing field 'alert_id'"),
+        ({"alert_id": "abc", "outcome": "accepted"}, "is not an offer's alert id"),
+        ({"alert_id": "C1:" + "z" * 32, "outcome": "accepted"}, "is not hexadecimal"),
+        (
+            {"alert_id": ALERT, "outcome": "yes", "ts": "2026-11-02T10:00:00+08:00"},
+            "unknown outcome 'yes'",
+        ),
+        ({"alert_id": ALERT, "outcome": "ignored"}, "missing field 'ts'"),
+        (
+            {"alert_id": ALERT, "outcome": "ignored", "ts": "2026-11-02T10:00:00"},
+            "has no UTC offset",
+        ),
+        (
+            {
+                "alert_id": ALERT,
+                "outcome": "ignored",
+                "ts": "2026-11-02T10:00:00+08:00",
+                "channel": 7,
+            },
+            "field 'channel'",
+        ),
+    ],
+)
+def test_a_bad_outcome_says_what_is_wrong(record: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidEventError, match=reason):
+        parse_outcome(record)
+
+
+def test_the_alert_id_names_its_customer_even_with_colons_in_the_id() -> None:
+    assert customer_of_alert("branch:7:C9:" + "0" * 32) == "branch:7:C9"
