@@ -46,6 +46,7 @@ class Run:
     accepted: int
     alerts: int
     regret: np.ndarray  # cumulative expected regret after each alert
+    hits: np.ndarray  # cumulative acceptances after each alert
 
     @property
     def rate(self) -> float:
@@ -60,6 +61,7 @@ def simulate(world: World, *, alerts: int, seed: int, policy: str) -> Run:
     book: dict[ArmKey, Tally] = {}
     adaptive = AdaptivePolicy(prior_strength=20.0)
     regret = np.empty(alerts)
+    hits = np.empty(alerts, dtype=np.int64)
     lost = 0.0
     accepted = 0
     for i, segment in enumerate(segments):
@@ -89,4 +91,5 @@ def simulate(world: World, *, alerts: int, seed: int, policy: str) -> Run:
         book[key] = book.get(key, Tally()).add("accepted" if took else "declined")
         lost += float(world.truth[s].max() - p)
         regret[i] = lost
-    return Run(policy, accepted, alerts, regret)
+        hits[i] = accepted
+    return Run(policy, accepted, alerts, regret, hits)

@@ -9,8 +9,8 @@ believes, and a few real outcomes move it.
 Accepted outcomes and inferred conversions are successes; declined and ignored offers are
 failures. The adaptive score is the ranker's probability times a draw from the posterior
 (Thompson sampling: uncertain products get tried), or times the posterior mean when
-sampling is off. The draw is seeded by the alert's own id, so a re-sent alert draws the
-same number.
+sampling is off. The draw comes from a hash of what triggered the alert and the product,
+so a re-sent alert draws the same number.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-import numpy as np
+from scipy.special import betaincinv
 
 Outcome = Literal["accepted", "declined", "ignored"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "declined", "ignored")
@@ -108,23 +108,27 @@ def posterior(prior_mean: float, tally: Tally, *, strength: float) -> Beta:
     )
 
 
-def draw_seed(*parts: str) -> int:
-    """A 64-bit seed from text (an alert's id and product): the same parts, the same draw."""
-    return int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+def draw_uniform(*parts: str) -> float:
+    """A uniform number in (0, 1) from text (an alert's trigger and product): same text, same number."""
+    n = int.from_bytes(hashlib.sha256("\x1f".join(parts).encode()).digest()[:8], "big")
+    return (n + 0.5) / 2**64
 
 
-def acceptance_factor(belief: Beta, *, seed: int, thompson: bool) -> float:
-    """A Thompson draw from `belief` (seeded), or its mean when sampling is off.
+def acceptance_factor(belief: Beta, *, uniform: float, thompson: bool) -> float:
+    """A Thompson draw from `belief`, or its mean when sampling is off.
+
+    The draw is the Beta's quantile at `uniform` (inverse transform): one number per alert
+    and product, no random generator to seed (a seeded numpy generator costs 7 µs a draw).
 
     >>> b = Beta(2.0, 8.0)
-    >>> acceptance_factor(b, seed=7, thompson=True) == acceptance_factor(b, seed=7, thompson=True)
-    True
-    >>> acceptance_factor(b, seed=7, thompson=False)
+    >>> round(acceptance_factor(b, uniform=0.5, thompson=True), 4)
+    0.1796
+    >>> acceptance_factor(b, uniform=0.5, thompson=False)
     0.2
     """
     if not thompson:
         return belief.mean
-    return float(np.random.default_rng(seed).beta(belief.alpha, belief.beta))
+    return float(betaincinv(belief.alpha, belief.beta, uniform))
 
 
 class Candidate(NamedTuple):
@@ -167,7 +171,7 @@ def rank_adaptively(
         tally = book.get(ArmKey(version, segment, candidate.product), Tally())
         belief = posterior(candidate.prior_mean, tally, strength=policy.prior_strength)
         factor = acceptance_factor(
-            belief, seed=draw_seed(trigger, candidate.product), thompson=policy.thompson
+            belief, uniform=draw_uniform(trigger, candidate.product), thompson=policy.thompson
         )
         scored.append(
             AdaptiveScore(candidate.product, candidate.probability * factor, factor, belief)
