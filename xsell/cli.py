@@ -19,6 +19,7 @@ from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from xsell import (
     __version__,
+    arm_commands,
     bundle_commands,
     corporate_commands,
     event_commands,
@@ -234,6 +235,8 @@ for _command in (
 ):
     cli.add_command(_command)
 retail_commands.generate.add_command(event_commands.generate_events_cmd)
+for _command in arm_commands.BUNDLE_COMMANDS:
+    bundle_commands.bundles.add_command(_command)
 for _command in corporate_commands.GENERATE_COMMANDS:
     retail_commands.generate.add_command(_command)
 for _command in corporate_commands.TRAIN_COMMANDS:

@@ -39,6 +39,7 @@ class Tally:
     accepted: int = 0
     declined: int = 0
     ignored: int = 0
+    sent: int = 0  # offers sent; those not settled yet are pending
 
     @property
     def settled(self) -> int:
@@ -49,13 +50,18 @@ class Tally:
             self.accepted + n * (outcome == "accepted"),
             self.declined + n * (outcome == "declined"),
             self.ignored + n * (outcome == "ignored"),
+            self.sent,
         )
+
+    def offered(self, n: int = 1) -> Tally:
+        return Tally(self.accepted, self.declined, self.ignored, self.sent + n)
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
             self.accepted + other.accepted,
             self.declined + other.declined,
             self.ignored + other.ignored,
+            self.sent + other.sent,
         )
 
 
@@ -64,7 +70,7 @@ def merge_tallies(books: Iterable[Mapping[ArmKey, Tally]]) -> dict[ArmKey, Tally
 
     >>> k = ArmKey("v1", 0, "国债")
     >>> merge_tallies([{k: Tally(1, 2, 0)}, {k: Tally(3, 0, 1)}])[k]
-    Tally(accepted=4, declined=2, ignored=1)
+    Tally(accepted=4, declined=2, ignored=1, sent=0)
     """
     merged: dict[ArmKey, Tally] = {}
     for book in books:
