@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from rules_store.domain.customer_value import DEFAULT_WEIGHTS, QUANTILES, ValueModel
+from rules_store.domain.customer_value import COMPONENTS, DEFAULT_WEIGHTS, QUANTILES, ValueModel
+from training.encoding import RetailData
 
 
 def _cuts(values: np.ndarray) -> tuple[float, ...]:
@@ -28,7 +29,7 @@ def fit_value_model(
     A component without a column (a schema with no tenure field) drops out, and the other
     weights are rescaled to sum to 1.
     """
-    present = {name: w for name, w in weights.items() if name in columns}
+    present = {name: weights[name] for name in COMPONENTS if name in weights and name in columns}
     if not present:
         msg = f"customer value: none of {sorted(weights)} among the columns {sorted(columns)}"
         raise ValueError(msg)
@@ -47,3 +48,23 @@ def fit_value_model(
     composite_cuts = _cuts(np.asarray(composite, dtype=float))
     values = np.round(100 * np.searchsorted(composite_cuts, composite, side="right") / QUANTILES, 1)
     return ValueModel(scaled, cuts, composite_cuts, tenure_field, activity_field), values
+
+
+def held_counts(masks: np.ndarray, n_items: int) -> np.ndarray:
+    """Products held per customer from catalog bitmasks (int64; bit 63 is the sign bit)."""
+    return sum(((masks >> i) & 1 for i in range(n_items)), np.zeros(len(masks), dtype=np.int64))
+
+
+def value_from_data(data: RetailData) -> tuple[ValueModel, np.ndarray]:
+    """The value model of a training snapshot and each of its customers' values."""
+    columns = {
+        "financial_assets": data.assets,
+        "products_held": held_counts(data.masks, len(data.schema.products.names)).astype(float),
+    }
+    fields = data.schema.value_fields
+    for role in ("tenure", "activity"):
+        if role in fields:
+            columns[role] = data.features[:, data.feature_names.index(fields[role])]
+    return fit_value_model(
+        columns, tenure_field=fields.get("tenure"), activity_field=fields.get("activity")
+    )

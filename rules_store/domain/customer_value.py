@@ -49,9 +49,12 @@ class ValueModel:
 
     def composite(self, inputs: Mapping[str, float]) -> float:
         """Weighted percentiles; a missing input (no profile yet) counts at the bottom."""
+        # In COMPONENTS order whatever the weights' order (JSON sorts keys): same floats.
         return sum(
-            weight * (percentile(inputs[name], self.cuts[name]) if name in inputs else 0.0)
-            for name, weight in self.weights.items()
+            self.weights[name]
+            * (percentile(inputs[name], self.cuts[name]) if name in inputs else 0.0)
+            for name in COMPONENTS
+            if name in self.weights
         )
 
     def value(self, inputs: Mapping[str, float]) -> float:
@@ -70,3 +73,19 @@ def quantile_cuts(values: Sequence[float], n: int = QUANTILES) -> tuple[float, .
         return ()
     last = len(ordered) - 1
     return tuple(float(ordered[round(i * last / (n - 1))]) for i in range(n))
+
+
+def customer_inputs(
+    model: ValueModel,
+    *,
+    financial_assets: float,
+    held: int,
+    profile: Mapping[str, float] | None,
+) -> dict[str, float]:
+    """A customer's components from what the stream keeps: financial assets (unrounded, in
+    catalog order), the held-products bitmask and the profile fields (None: no profile yet)."""
+    inputs = {"financial_assets": financial_assets, "products_held": float(held.bit_count())}
+    for role, name in (("tenure", model.tenure_field), ("activity", model.activity_field)):
+        if name is not None and profile is not None and name in profile:
+            inputs[role] = profile[name]
+    return inputs

@@ -56,6 +56,14 @@ class CustomerState:
         """Held products as a bitmask of `catalog`: a non-zero balance, as in the batch."""
         return catalog.held(self.balances)
 
+    def financial_assets_in(self, catalog: Catalog) -> float:
+        """Financial-asset balances summed, unrounded, in catalog order (as training sums
+        them for the customer value)."""
+        total = 0.0
+        for name in catalog.financial_assets:
+            total += self.balances.get(name, 0.0)
+        return total
+
 
 def apply_transaction(
     state: CustomerState,

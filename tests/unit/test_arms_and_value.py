@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules_store.bundle.codec import bundle_from_dict, bundle_to_json
+from rules_store.bundle.schema import RETAIL_SCHEMA, SchemaError, schema_from_dict
+from rules_store.bundle.value_codec import value_model_from_dict, value_model_to_dict
 from rules_store.domain.arms import acceptance_rate, assign_arm, uplift
-from rules_store.domain.customer_value import ValueModel, quantile_cuts
+from rules_store.domain.customer_value import ValueModel, customer_inputs, quantile_cuts
+from rules_store.domain.holdings import CustomerState, apply_snapshot
 from training.customer_value import fit_value_model
+from training.generate import generate_retail, write_retail
+from training.retail import TrainParams, train_retail
 
 
 def test_the_challenger_gets_its_share_and_a_customer_keeps_their_arm() -> None:
@@ -74,3 +84,62 @@ def test_a_missing_component_drops_out_and_the_rest_are_rescaled() -> None:
     assert abs(sum(model.weights.values()) - 1) < 1e-12
     assert isinstance(model, ValueModel)
     assert quantile_cuts([]) == ()
+
+
+def test_a_trained_bundle_values_a_snapshot_row_in_the_stream_as_training_did(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.del"
+    frame = generate_retail(1_500, seed=8)
+    write_retail(frame, path, "del")
+    trained = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=3))
+    bundle = bundle_from_dict(json.loads(bundle_to_json(trained.bundle)))  # as stored
+    model = bundle.value_model
+    assert model is not None
+    assert (model.tenure_field, model.activity_field) == ("开户年限", "签约消费渠道个数")
+    assert trained.values.min() >= 0
+    assert trained.values.max() == 100.0
+    names = bundle.segment_model.features
+    by_id = {str(c): float(v) for c, v in zip(trained.data.ids, trained.values, strict=True)}
+    for row in frame.head(60).to_dict("records"):
+        state = apply_snapshot(
+            CustomerState(str(row["客户编号"])),
+            row,
+            bundle.schema,
+            unknown="code",
+            source="snapshot:0",
+            offset=1,
+        )
+        assert state is not None
+        assert state.features is not None
+        inputs = customer_inputs(
+            model,
+            financial_assets=state.financial_assets_in(bundle.catalog),
+            held=state.held_in(bundle.catalog),
+            profile=dict(zip(names, state.features, strict=True)),
+        )
+        assert model.value(inputs) == by_id[str(row["客户编号"])]
+
+
+def test_a_stored_value_model_that_is_not_one_is_refused_with_its_path() -> None:
+    columns = _columns(50, 3)
+    model, _ = fit_value_model(columns, tenure_field="t", activity_field=None)
+    doc = value_model_to_dict(model)
+    assert value_model_from_dict(json.loads(json.dumps(doc)), "v", ValueError) == model
+    doc["cuts"]["tenure"] = [3.0, 1.0]
+    with pytest.raises(ValueError, match=r"v\.cuts\.tenure: expected a non-empty ascending"):
+        value_model_from_dict(doc, "v", ValueError)
+    doc = value_model_to_dict(model) | {"weights": {"wealth": 1.0}}
+    with pytest.raises(ValueError, match=r"v\.weights: expected non-negative weights"):
+        value_model_from_dict(doc, "v", ValueError)
+
+
+def test_a_schema_naming_a_value_field_it_cannot_keep_is_refused() -> None:
+    doc = RETAIL_SCHEMA.to_dict() | {"customer_value": {"tenure": "存款余额"}}
+    with pytest.raises(
+        SchemaError,
+        match=r"customer_value\.tenure names '存款余额'; expected a field of kind 'number'",
+    ):
+        schema_from_dict(doc)
+    with pytest.raises(SchemaError, match=r"unknown key\(s\) \['age'\]"):
+        schema_from_dict(RETAIL_SCHEMA.to_dict() | {"customer_value": {"age": "年龄"}})
