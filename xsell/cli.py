@@ -32,6 +32,7 @@ from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack, resolve_endpoints
 from xsell.logs import configure_logging
 from xsell.options import json_option, wait_option
+from xsell.outcome_command import outcome_cmd
 from xsell.runfile import read_run_file
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
@@ -230,6 +231,7 @@ for _command in (
     *bundle_commands.COMMANDS,
     *stream_commands.COMMANDS,
     worker_cmd,
+    outcome_cmd,
     tail_cmd,
     demo_cmd,
 ):

@@ -19,6 +19,7 @@ from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, c
 from rules_store.domain.contact import ContactPolicy, pick_offer
 from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.outcomes import offer_alert_id
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
@@ -69,8 +70,15 @@ def cross_sell_alert(
             "confidence": offer.rule.confidence,
             "lift": offer.rule.lift,
         }
-    key = alert_id(
-        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
+    key = offer_alert_id(
+        context.customer_id,
+        alert_id(
+            "cross_sell",
+            context.customer_id,
+            context.event_id,
+            str(context.bundle_version),
+            product,
+        ),
     )
     return context.fields(key, "cross_sell") | {
         "rank": rank,

@@ -24,6 +24,15 @@ from rules_store.validation import short_text, show
 ALERT_HASH_LENGTH = 32
 
 
+def offer_alert_id(customer_id: str, digest: str) -> str:
+    """A cross-sell alert's id: its customer, then the digest of what triggered it.
+
+    >>> offer_alert_id("C9", "0" * 32) == "C9:" + "0" * 32
+    True
+    """
+    return f"{customer_id}:{digest}"
+
+
 def customer_of_alert(alert_id: str) -> str:
     """The customer an offer's alert id names (`<customer id>:<32 hex>`).
 
@@ -97,6 +106,20 @@ def parse_outcome(record: Mapping[str, Any]) -> OutcomeReport:
         ts=parse_timestamp(record["ts"]),
         **optional,
     )
+
+
+def outcome_record(report: OutcomeReport) -> dict[str, Any]:
+    """The outcomes topic's JSON for a report (read back by `parse_outcome`)."""
+    record: dict[str, Any] = {
+        "alert_id": report.alert_id,
+        "outcome": report.outcome,
+        "ts": report.ts.isoformat(),
+    }
+    if report.channel is not None:
+        record["channel"] = report.channel
+    if report.branch_id is not None:
+        record["branch_id"] = report.branch_id
+    return record
 
 
 class UnknownAlertError(InvalidEventError):
