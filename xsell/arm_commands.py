@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from rules_store.domain.acceptance import ArmKey, Tally, merge_tallies
-from rules_store.domain.arms import Rate, acceptance_rate, uplift
 from rules_store.errors import XsellError
 from rules_store.settings import Settings
 from rules_store.store.acceptance_store import AcceptanceStore
+from rules_store.views.acceptance_view import arms_report
 from xsell.bundle_commands import open_store
 from xsell.console import out
 
@@ -70,19 +69,15 @@ def report_cmd(settings: Settings, products: bool) -> None:
         msg = "no bundle is active yet: publish one with `xsell publish DIR --activate`"
         raise XsellError(msg)
     challenge = store.challenger()
-    arms = [("champion", champion)] + ([("challenger", challenge.version)] if challenge else [])
     counts = AcceptanceStore(store.client, settings.redis_key_prefix)
-    rates: dict[str, Rate] = {}
-    for arm, version in arms:
-        book = counts.read(version)
-        total = sum(book.values(), Tally())
-        rates[arm] = acceptance_rate(total.accepted, total.settled)
-        share = (
-            1 - challenge.share
-            if arm == "champion" and challenge
-            else (challenge.share if challenge else 1)
+    reports = arms_report(
+        champion, (challenge.version, challenge.share) if challenge else None, counts.read
+    )
+    for report in reports:
+        table = Table(
+            title=f"{report.arm} {report.version} ({report.share:.0%} of customers)",
+            title_justify="left",
         )
-        table = Table(title=f"{arm} {version} ({share:.0%} of customers)", title_justify="left")
         for column in (
             "product",
             "alerts",
@@ -95,21 +90,13 @@ def report_cmd(settings: Settings, products: bool) -> None:
             table.add_column(
                 column, justify="left" if column == "product" else "right", no_wrap=True
             )
-        rows = [("all", total)]
-        if products:
-            by_product = merge_tallies({ArmKey(version, 0, k.product): t} for k, t in book.items())
-            rows += sorted((k.product, t) for k, t in by_product.items())
-        for product, t in rows:
-            rate = acceptance_rate(t.accepted, t.settled)
-            lift = (
-                uplift(rate, rates["champion"])
-                if arm == "challenger" and product == "all"
-                else None
-            )
+        for line in [report.total, *(report.products if products else [])]:
+            t, rate = line.tally, line.rate
+            lift = report.uplift if line is report.total else None
             table.add_row(
-                product,
+                line.product,
                 f"{t.sent:,}",
-                f"{max(t.sent - t.settled, 0):,}",
+                f"{line.pending:,}",
                 f"{t.accepted:,} / {t.declined:,} / {t.ignored:,}",
                 "–" if rate.rate is None else f"{rate.rate:.1%}",
                 "–" if rate.low is None or rate.high is None else f"{rate.low:.1%}–{rate.high:.1%}",
