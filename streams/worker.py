@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import faust
 
@@ -73,9 +74,11 @@ def build_worker(
     *,
     app_id: str | None = None,
     store_problem: Callable[[], str | None] = lambda: None,
+    acceptance: Callable[[], dict[str, Any]] = lambda: {"arms": []},
 ) -> faust.App:
     """The worker's Faust app. `store_problem` says why the bundle store cannot be read
-    right now (None when it can), for /health."""
+    right now (None when it can), for /health; `acceptance` reads the acceptance per arm
+    (GET /acceptance)."""
     names = TopicNames(settings.topic_prefix)
     metrics = EngineMetrics()
     install_faust_fixes()
@@ -161,5 +164,6 @@ def build_worker(
         progress=processor.progress,
         stalls=watch.current,
         store_problem=store_problem,
+        acceptance=acceptance,
     )
     return app

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from rules_store.settings import Settings
+from rules_store.store.acceptance_store import AcceptanceStore
 from rules_store.store.redis_store import BundleStore, BundleWatcher, open_redis
+from rules_store.views.acceptance_view import arms_json, arms_report
 from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from streams.worker import ActiveBundle, build_worker
@@ -38,7 +41,23 @@ def worker_cmd(settings: Settings) -> None:
             "no active bundle yet: records are dead-lettered (with the reason, to replay) "
             "until one is activated: its schema and catalog say what they mean"
         )
-    app = build_worker(settings, endpoints, active, store_problem=lambda: watcher.problem)
+    counts = AcceptanceStore(store.client, settings.redis_key_prefix)
+
+    def acceptance() -> dict[str, Any]:
+        champion = store.active_version()
+        if champion is None:
+            return {"arms": []}
+        challenge = store.challenger()
+        pair = (challenge.version, challenge.share) if challenge else None
+        return arms_json(arms_report(champion, pair, counts.read))
+
+    app = build_worker(
+        settings,
+        endpoints,
+        active,
+        store_problem=lambda: watcher.problem,
+        acceptance=acceptance,
+    )
     # Faust reads its own command line, which would override the app's web settings.
     sys.argv = [
         sys.argv[0],

@@ -236,6 +236,17 @@ class Outcomes(ApiView):
             return self.answer(exc.body, exc.status, **exc.headers)
 
 
+class Acceptance(ApiView):
+    async def get(self, request: Request) -> Response:
+        try:
+            report = await asyncio.to_thread(self.ctx.acceptance)
+        except Exception as exc:  # Redis down: the figures live there
+            return self.answer(
+                error_body("store_unavailable", f"cannot read the counts: {exc}"), 503
+            )
+        return self.answer(report)
+
+
 class BundleView(ApiView):
     async def get(self, request: Request) -> Response:
         current, cache = self.ctx.active.get(), self.ctx.bundle_cache
@@ -299,6 +310,7 @@ PAGES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/customers/{customer_id}", Customer),
     ("/predict", Predict),
     ("/outcomes", Outcomes),
+    ("/acceptance", Acceptance),
     ("/bundle", BundleView),
     ("/alerts/stream", AlertStream),
 )
