@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from scipy.special import betaincinv
@@ -77,6 +77,33 @@ def merge_tallies(books: Iterable[Mapping[ArmKey, Tally]]) -> dict[ArmKey, Tally
         for key, tally in book.items():
             merged[key] = merged.get(key, Tally()) + tally
     return merged
+
+
+@dataclass(frozen=True)
+class PartitionBook:
+    """One input partition's counts and, per source ("topic:partition"), the last event
+    offset counted: an event is counted once, whatever the order in which a crash left the
+    counts and the customers' states in the changelog."""
+
+    book: Mapping[ArmKey, Tally] = field(default_factory=dict)
+    positions: Mapping[str, int] = field(default_factory=dict)
+
+    def count(
+        self,
+        source: str,
+        offset: int,
+        sent: Iterable[ArmKey],
+        settled: Iterable[tuple[ArmKey, Outcome]],
+    ) -> PartitionBook | None:
+        """The book with one event's offers and outcomes, or None when it counted them already."""
+        if self.positions.get(source, -1) >= offset:
+            return None
+        book = dict(self.book)
+        for key in sent:
+            book[key] = book.get(key, Tally()).offered()
+        for key, outcome in settled:
+            book[key] = book.get(key, Tally()).add(outcome)
+        return PartitionBook(book, {**self.positions, source: offset})
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,19 @@ class SentOffer:
     ts: str  # the alert's event time, ISO 8601
     bundle_version: str
     segment: int
-    arm: str = "champion"
+    arm: str
+    by: str  # the event that sent it, "topic:partition@offset"
 
     @property
     def key(self) -> ArmKey:
         return ArmKey(self.bundle_version, self.segment, self.product)
+
+
+@dataclass(frozen=True)
+class SettledOffer:
+    offer: SentOffer
+    outcome: Outcome
+    by: str  # the event that settled it (an answer, an opening, the one past the window)
 
 
 class Settlement(NamedTuple):
@@ -151,10 +159,18 @@ class Settlement(NamedTuple):
 @dataclass(frozen=True)
 class OfferLedger:
     pending: Mapping[str, SentOffer] = field(default_factory=dict)  # alert id -> offer
-    # Settled alert ids -> the offer's ts, kept for two windows after the offer, so an answer
-    # arriving after the window closed the offer as ignored is known as a repeat.
-    settled: Mapping[str, str] = field(default_factory=dict)
+    # Settled offers, kept for two windows after the offer: an answer arriving after the
+    # window closed the offer as ignored is known as a repeat.
+    settled: Mapping[str, SettledOffer] = field(default_factory=dict)
     declined: Mapping[str, str] = field(default_factory=dict)  # product -> last decline ts
+
+    def caused_by(self, by: str) -> tuple[list[ArmKey], list[tuple[ArmKey, Outcome]]]:
+        """The offers an event sent and the outcomes it settled, as this ledger records them:
+        what to count when the state already holds the event and the counts do not."""
+        sent = [o.key for o in self.pending.values() if o.by == by]
+        sent += [s.offer.key for s in self.settled.values() if s.offer.by == by]
+        settled = [(s.offer.key, s.outcome) for s in self.settled.values() if s.by == by]
+        return sent, settled
 
 
 @dataclass(frozen=True)
@@ -177,21 +193,19 @@ def record_offer(ledger: OfferLedger, alert_id: str, offer: SentOffer) -> OfferL
 
 
 def _settle(
-    ledger: OfferLedger, alert_id: str, outcome: Outcome, ts: datetime, *, inferred: bool
+    ledger: OfferLedger, alert_id: str, outcome: Outcome, ts: datetime, *, by: str, inferred: bool
 ) -> tuple[OfferLedger, Settlement]:
     offer = ledger.pending[alert_id]
     pending = {k: v for k, v in ledger.pending.items() if k != alert_id}
     declined = ledger.declined
     if outcome == "declined":
         declined = {**declined, offer.product: ts.isoformat()}
-    return (
-        OfferLedger(pending, {**ledger.settled, alert_id: offer.ts}, declined),
-        Settlement(alert_id, offer, outcome, inferred),
-    )
+    settled = {**ledger.settled, alert_id: SettledOffer(offer, outcome, by)}
+    return OfferLedger(pending, settled, declined), Settlement(alert_id, offer, outcome, inferred)
 
 
 def settle_outcome(
-    ledger: OfferLedger, report: OutcomeReport
+    ledger: OfferLedger, report: OutcomeReport, *, by: str
 ) -> tuple[OfferLedger, Settlement | None]:
     """The ledger after an explicit answer, and what it settles (None: settled already)."""
     if report.alert_id in ledger.settled:
@@ -202,35 +216,36 @@ def settle_outcome(
             " not an offer sent to them within the attribution window"
         )
         raise UnknownAlertError(msg)
-    return _settle(ledger, report.alert_id, report.outcome, report.ts, inferred=False)
+    return _settle(ledger, report.alert_id, report.outcome, report.ts, by=by, inferred=False)
 
 
 def attribute_opening(
-    ledger: OfferLedger, product: str, ts: datetime, policy: OutcomePolicy
+    ledger: OfferLedger, product: str, ts: datetime, policy: OutcomePolicy, *, by: str
 ) -> tuple[OfferLedger, list[Settlement]]:
     """An `open` of `product` at `ts` accepts its pending offers sent within the window before."""
     settlements = []
     for alert_id, offer in sorted(ledger.pending.items()):
         sent = datetime.fromisoformat(offer.ts)
         if offer.product == product and sent <= ts <= sent + policy.window:
-            ledger, settlement = _settle(ledger, alert_id, "accepted", ts, inferred=True)
+            ledger, settlement = _settle(ledger, alert_id, "accepted", ts, by=by, inferred=True)
             settlements.append(settlement)
     return ledger, settlements
 
 
 def expire_offers(
-    ledger: OfferLedger, now: datetime, policy: OutcomePolicy
+    ledger: OfferLedger, now: datetime, policy: OutcomePolicy, *, by: str
 ) -> tuple[OfferLedger, list[Settlement]]:
-    """Offers past the window with no outcome are ignored; settled ids past it are forgotten."""
+    """Offers past the window with no outcome are ignored; settled ids past two windows and
+    declines past the cool-down are forgotten."""
     settlements = []
     for alert_id, offer in sorted(ledger.pending.items()):
         if now > datetime.fromisoformat(offer.ts) + policy.window:
-            ledger, settlement = _settle(ledger, alert_id, "ignored", now, inferred=True)
+            ledger, settlement = _settle(ledger, alert_id, "ignored", now, by=by, inferred=True)
             settlements.append(settlement)
     settled = {
-        k: sent
-        for k, sent in ledger.settled.items()
-        if now <= datetime.fromisoformat(sent) + 2 * policy.window
+        k: s
+        for k, s in ledger.settled.items()
+        if now <= datetime.fromisoformat(s.offer.ts) + 2 * policy.window
     }
     cooldown = timedelta(days=policy.decline_cooldown_days)
     declined = {

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from rules_store.domain.acceptance import ArmKey, PartitionBook, Tally
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.outcomes import (
     OfferLedger,
@@ -31,8 +32,8 @@ def at(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T10:00:00+08:00")
 
 
-def sent(product: str = "国债", day: str = "2026-11-01") -> SentOffer:
-    return SentOffer(product, at(day).isoformat(), "v1", 3)
+def sent(product: str = "国债", day: str = "2026-11-01", by: str = "tx:0@7") -> SentOffer:
+    return SentOffer(product, at(day).isoformat(), "v1", 3, "champion", by)
 
 
 def report(outcome: str, alert: str = ALERT, day: str = "2026-11-02") -> OutcomeReport:
@@ -41,14 +42,14 @@ def report(outcome: str, alert: str = ALERT, day: str = "2026-11-02") -> Outcome
 
 def test_an_answer_settles_its_alert_once() -> None:
     ledger = record_offer(OfferLedger(), ALERT, sent())
-    ledger, settlement = settle_outcome(ledger, report("accepted"))
+    ledger, settlement = settle_outcome(ledger, report("accepted"), by="out:0@1")
     assert settlement is not None
     assert settlement.outcome == "accepted"
     assert not settlement.inferred
     assert settlement.offer.key == ("v1", 3, "国债")
     # The same outcome replayed, or another answer for the same alert: nothing more to count.
-    assert settle_outcome(ledger, report("accepted")) == (ledger, None)
-    assert settle_outcome(ledger, report("declined")) == (ledger, None)
+    assert settle_outcome(ledger, report("accepted"), by="out:0@1") == (ledger, None)
+    assert settle_outcome(ledger, report("declined"), by="out:0@2") == (ledger, None)
     # A re-sent alert (the worker re-processed its event) does not reopen it.
     assert record_offer(ledger, ALERT, sent()) is ledger
 
@@ -58,39 +59,39 @@ def test_an_opening_within_the_window_is_an_acceptance_and_an_answer_after_it_co
 ):
     ledger = record_offer(OfferLedger(), ALERT, sent())
     ledger = record_offer(ledger, OTHER, sent("理财"))
-    ledger, settled = attribute_opening(ledger, "国债", at("2026-11-20"), POLICY)
+    ledger, settled = attribute_opening(ledger, "国债", at("2026-11-20"), POLICY, by="tx:0@9")
     assert [(s.alert_id, s.outcome, s.inferred) for s in settled] == [(ALERT, "accepted", True)]
     assert list(ledger.pending) == [OTHER]
-    assert settle_outcome(ledger, report("accepted"))[1] is None
+    assert settle_outcome(ledger, report("accepted"), by="out:0@1")[1] is None
 
 
 def test_an_opening_outside_the_window_or_before_the_offer_is_not_attributed() -> None:
     ledger = record_offer(OfferLedger(), ALERT, sent(day="2026-11-01"))
-    assert attribute_opening(ledger, "国债", at("2026-12-02"), POLICY)[1] == []
-    assert attribute_opening(ledger, "国债", at("2026-10-31"), POLICY)[1] == []
+    assert attribute_opening(ledger, "国债", at("2026-12-02"), POLICY, by="tx:0@9")[1] == []
+    assert attribute_opening(ledger, "国债", at("2026-10-31"), POLICY, by="tx:0@9")[1] == []
 
 
 def test_an_offer_past_the_window_is_ignored_and_its_id_forgotten_later() -> None:
     ledger = record_offer(OfferLedger(), ALERT, sent(day="2026-11-01"))
-    same, none = expire_offers(ledger, at("2026-11-30"), POLICY)
+    same, none = expire_offers(ledger, at("2026-11-30"), POLICY, by="tx:0@11")
     assert none == []
     assert same is ledger
-    ledger, settled = expire_offers(ledger, at("2026-12-02"), POLICY)
+    ledger, settled = expire_offers(ledger, at("2026-12-02"), POLICY, by="tx:0@11")
     assert [(s.outcome, s.inferred) for s in settled] == [("ignored", True)]
     assert ALERT in ledger.settled
-    ledger, _ = expire_offers(ledger, at("2027-01-05"), POLICY)
+    ledger, _ = expire_offers(ledger, at("2027-01-05"), POLICY, by="tx:0@11")
     assert ledger.settled == {}
     with pytest.raises(UnknownAlertError, match="not an offer sent to them within"):
-        settle_outcome(ledger, report("accepted", day="2027-01-05"))
+        settle_outcome(ledger, report("accepted", day="2027-01-05"), by="out:0@3")
 
 
 def test_a_decline_cools_the_product_down_for_the_customer() -> None:
     ledger = record_offer(OfferLedger(), ALERT, sent())
-    ledger, _ = settle_outcome(ledger, report("declined", day="2026-11-03"))
+    ledger, _ = settle_outcome(ledger, report("declined", day="2026-11-03"), by="out:0@4")
     assert cooling_down(ledger, "国债", at("2027-01-31"), POLICY)
     assert not cooling_down(ledger, "国债", at("2027-02-01"), POLICY)
     assert not cooling_down(ledger, "理财", at("2026-11-04"), POLICY)
-    ledger, _ = expire_offers(ledger, at("2027-02-01"), POLICY)
+    ledger, _ = expire_offers(ledger, at("2027-02-01"), POLICY, by="tx:0@11")
     assert ledger.declined == {}
 
 
@@ -127,3 +128,23 @@ def test_a_bad_outcome_says_what_is_wrong(record: dict[str, object], reason: str
 
 def test_the_alert_id_names_its_customer_even_with_colons_in_the_id() -> None:
     assert customer_of_alert("branch:7:C9:" + "0" * 32) == "branch:7:C9"
+
+
+def test_the_ledger_tells_what_an_event_caused_and_the_book_counts_an_event_once() -> None:
+    ledger = record_offer(OfferLedger(), ALERT, sent(by="tx:0@7"))
+    ledger = record_offer(ledger, OTHER, sent("理财", by="tx:0@7"))
+    ledger, _ = settle_outcome(ledger, report("declined"), by="out:0@2")
+    assert ledger.caused_by("tx:0@7") == ([("v1", 3, "理财"), ("v1", 3, "国债")], [])
+    assert ledger.caused_by("out:0@2") == ([], [(("v1", 3, "国债"), "declined")])
+
+    book = PartitionBook().count("tx:0", 7, *ledger.caused_by("tx:0@7"))
+    assert book is not None
+    assert book.count("tx:0", 7, [ArmKey("v1", 3, "国债")], []) is None  # counted already
+    assert book.count("tx:0", 6, [ArmKey("v1", 3, "国债")], []) is None
+    book = book.count("out:0", 2, *ledger.caused_by("out:0@2"))
+    assert book is not None
+    assert book.book == {
+        ArmKey("v1", 3, "国债"): Tally(declined=1, sent=1),
+        ArmKey("v1", 3, "理财"): Tally(sent=1),
+    }
+    assert book.positions == {"tx:0": 7, "out:0": 2}
