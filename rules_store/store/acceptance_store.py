@@ -20,6 +20,7 @@ from rules_store.store.keys import StoreKeys
 
 log = logging.getLogger(__name__)
 _SEP = "\x1f"
+SNAPSHOT_TTL_S = 35 * 24 * 3600
 
 
 def _field(key: ArmKey, partition: int) -> str:
@@ -38,6 +39,31 @@ class AcceptanceStore:
                 value = json.dumps([t.sent, t.accepted, t.declined, t.ignored])
                 pipe.hset(self.keys.acceptance(key.bundle_version), _field(key, partition), value)
             pipe.execute()
+
+    def day_snapshot(self, version: str, day: str) -> dict[ArmKey, Tally]:
+        """The counts offers of `day` are ranked with: stored by the first asker, then fixed."""
+        key = self.keys.acceptance_day(version, day)
+        raw: bytes | None = self.client.get(key)  # type: ignore[assignment]
+        if raw is None:
+            book = self.read(version)
+            document = json.dumps(
+                [
+                    [k.segment, k.product, t.sent, t.accepted, t.declined, t.ignored]
+                    for k, t in book.items()
+                ],
+                ensure_ascii=False,
+            )
+            # Kept a month past its day: replays never go back that far.
+            self.client.set(key, document, nx=True, ex=SNAPSHOT_TTL_S)
+            raw = self.client.get(key)  # type: ignore[assignment]
+            if raw is None:  # expired or deleted in between: what we computed is as good
+                return book
+        snapshot: dict[ArmKey, Tally] = {}
+        for segment, product, sent, accepted, declined, ignored in json.loads(raw):
+            snapshot[ArmKey(version, int(segment), str(product))] = Tally(
+                int(accepted), int(declined), int(ignored), int(sent)
+            )
+        return snapshot
 
     def read(self, version: str) -> dict[ArmKey, Tally]:
         """A version's counts, summed over partitions; a field that does not parse is skipped

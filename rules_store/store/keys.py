@@ -9,6 +9,7 @@
 {p}:challenger           hash    the challenger bundle: version, share (of customers)
 {p}:acceptance:{version} hash    "{segment}\x1f{product}\x1f{partition}" -> [sent, accepted,
                                  declined, ignored]: each worker writes its partitions' counts
+{p}:acceptance:{version}:{day}  string  the counts offers of that event-time day rank with
 
 The prefix is a Redis Cluster hash tag (`{xsell:rules}`), so every key of the store lives
 in one slot and the MULTI blocks and Lua scripts also work on a cluster.
@@ -55,3 +56,6 @@ class StoreKeys:
 
     def acceptance(self, version: str) -> str:
         return f"{self.prefix}:acceptance:{version}"
+
+    def acceptance_day(self, version: str, day: str) -> str:
+        return f"{self.prefix}:acceptance:{version}:{day}"

@@ -132,3 +132,15 @@ def test_the_report_without_an_active_bundle_says_what_to_do(
     code, text = run_cli(["bundles", "report"], capsys)
     assert code != 0
     assert "no bundle is active yet" in text
+
+
+def test_a_day_s_snapshot_is_taken_once_and_then_fixed(store: BundleStore) -> None:
+    counts = AcceptanceStore(store.client, store.keys.prefix.strip("{}").removesuffix(":rules"))
+    key = ArmKey("v1", 2, "国债")
+    counts.write(0, {key: Tally(3, 4, 1, sent=9)})
+    first = counts.day_snapshot("v1", "2026-11-30")
+    assert first == {key: Tally(3, 4, 1, sent=9)}
+    counts.write(0, {key: Tally(30, 4, 1, sent=40)})  # later outcomes
+    assert counts.day_snapshot("v1", "2026-11-30") == first  # the day ranks as it began
+    assert counts.day_snapshot("v1", "2026-12-01") == {key: Tally(30, 4, 1, sent=40)}
+    assert store.client.ttl(store.keys.acceptance_day("v1", "2026-11-30")) > 30 * 24 * 3600
