@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rules_store.domain.acceptance import ArmKey, PartitionBook, Tally
+from rules_store.domain.acceptance import OUTCOMES, ArmKey, PartitionBook, Tally
 from rules_store.domain.events import InvalidEventError
+from rules_store.domain.holdings import CustomerState
 from rules_store.domain.outcomes import (
     OfferLedger,
     OutcomePolicy,
     OutcomeReport,
     SentOffer,
+    SettledOffer,
     UnknownAlertError,
     attribute_opening,
     cooling_down,
@@ -22,6 +27,7 @@ from rules_store.domain.outcomes import (
     record_offer,
     settle_outcome,
 )
+from rules_store.domain.state_codec import decode_state, encode_state
 
 POLICY = OutcomePolicy(attribution_days=30, decline_cooldown_days=90)
 ALERT = "C001:" + "ab" * 16
@@ -148,3 +154,36 @@ def test_the_ledger_tells_what_an_event_caused_and_the_book_counts_an_event_once
         ArmKey("v1", 3, "理财"): Tally(sent=1),
     }
     assert book.positions == {"tx:0": 7, "out:0": 2}
+
+
+_offers = st.builds(
+    SentOffer,
+    st.sampled_from(["国债", "理财", "p:7"]),
+    st.just("2026-11-01T10:00:00+08:00"),
+    st.text(min_size=1, max_size=8),
+    st.integers(0, 9),
+    st.sampled_from(["champion", "challenger"]),
+    st.text(max_size=12),
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=40), _offers, max_size=4),
+    st.dictionaries(
+        st.text(max_size=40),
+        st.builds(SettledOffer, _offers, st.sampled_from(OUTCOMES), st.text(max_size=12)),
+        max_size=4,
+    ),
+    st.dictionaries(st.text(max_size=5), st.just("2026-11-02T10:00:00+08:00"), max_size=3),
+)
+def test_a_customer_s_offers_ledger_round_trips_through_the_state_codec(
+    pending: dict[str, SentOffer], settled: dict[str, SettledOffer], declined: dict[str, str]
+) -> None:
+    state = CustomerState("c1", offers=OfferLedger(pending, settled, declined))
+    assert decode_state(encode_state(state)) == state
+
+
+def test_a_format_1_state_reads_with_no_offers_and_a_customer_without_offers_stays_small() -> None:
+    old = {"format": 1, "customer_id": "c1", "balances": {"国债": 5.0}}
+    assert decode_state(json.dumps(old).encode()).offers == OfferLedger()
+    assert b"offers" not in encode_state(CustomerState("c1"))
