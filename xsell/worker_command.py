@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from rules_store.settings import Settings
-from rules_store.store.acceptance_store import AcceptanceStore
+from rules_store.store.acceptance_store import AcceptanceStore, DayCounts
 from rules_store.store.redis_store import BundleStore, BundleWatcher, open_redis
 from rules_store.views.acceptance_view import arms_json, arms_report
 from streams.kafka.clients import ensure_topics
@@ -34,7 +34,7 @@ def worker_cmd(settings: Settings) -> None:
     ensure_topics(settings, endpoints, TopicNames(settings.topic_prefix).all())
     active = ActiveBundle()
     store = BundleStore(open_redis(settings, endpoints), settings.redis_key_prefix)
-    watcher = BundleWatcher(store, on_change=active.update)
+    watcher = BundleWatcher(store, on_change=active.update, on_challenge=active.update_challenger)
     watcher.start()
     if active.get() is None:
         err.print(
@@ -51,12 +51,19 @@ def worker_cmd(settings: Settings) -> None:
         pair = (challenge.version, challenge.share) if challenge else None
         return arms_json(arms_report(champion, pair, counts.read))
 
+    # Read in the stream's path once per (version, day): a short timeout, so a Redis
+    # outage costs a batch half a second, not five.
+    day_counts = DayCounts(
+        AcceptanceStore(open_redis(settings, endpoints, timeout_s=0.5), settings.redis_key_prefix)
+    )
     app = build_worker(
         settings,
         endpoints,
         active,
-        store_problem=lambda: watcher.problem,
+        store_problem=lambda: watcher.problem or day_counts.problem,
         acceptance=acceptance,
+        counts=counts,
+        day_counts=day_counts,
     )
     # Faust reads its own command line, which would override the app's web settings.
     sys.argv = [

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
+from rules_store.domain.acceptance import AdaptivePolicy, AdaptiveScore, ArmKey, Tally
+from rules_store.domain.adaptive import Arranged, arrange_offers
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
 from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
 from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.customer_value import customer_inputs
 from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import OfferIndex
-from rules_store.domain.outcomes import offer_alert_id
+from rules_store.domain.outcomes import (
+    OutcomePolicy,
+    SentOffer,
+    offer_alert_id,
+    record_offer,
+    settle_by_event,
+)
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
@@ -52,16 +61,31 @@ class AlertContext:
     event_id: str
     bundle_version: str | None
     segment: int | None
+    arm: str = "champion"  # champion or challenger: which bundle served the customer
+    value: float | None = None  # the customer's value percentile, when the bundle has the model
 
     def fields(self, alert_id: str, kind: str) -> dict[str, Any]:
         return {"alert_id": alert_id, "type": kind, **asdict(self)}
 
 
 def cross_sell_alert(
-    context: AlertContext, *, offer: Offer, rank: int, items: tuple[str, ...]
+    context: AlertContext,
+    *,
+    offer: Offer,
+    rank: int,
+    items: tuple[str, ...],
+    adaptive: AdaptiveScore | None = None,
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if adaptive is not None:
+        # The learned acceptance that ordered this offer: score × factor is what ranked it.
+        evidence["acceptance"] = {
+            "factor": round(adaptive.factor, 6),
+            "posterior_mean": round(adaptive.belief.mean, 6),
+            "alpha": round(adaptive.belief.alpha, 6),
+            "beta": round(adaptive.belief.beta, 6),
+        }
     if offer.rule is not None:
         evidence |= {
             "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
@@ -162,6 +186,18 @@ def retention_alert(
     }
 
 
+@dataclass(frozen=True)
+class Learning:
+    """What outcomes have taught, for one event: the policies, the counts offers of a
+    version and event-time day are ranked with, and the event's position (what it sends
+    is recorded in the customer's offers ledger under it)."""
+
+    outcomes: OutcomePolicy
+    adaptive: AdaptivePolicy
+    book: Callable[[str, str], Mapping[ArmKey, Tally]]  # (version, day) -> counts
+    by: str  # "topic:partition@offset"
+
+
 def choose_cross_sell(
     before: CustomerState,
     after: CustomerState,
@@ -171,12 +207,16 @@ def choose_cross_sell(
     segment: int,
     ts: datetime,
     policy: ContactPolicy,
-) -> tuple[int, Offer] | None:
-    """(rank, offer) to alert on after a customer's state changed, or None.
+    learning: Learning | None = None,
+    version: str = "",
+    event_id: str = "",
+) -> tuple[int, Offer, AdaptiveScore | None] | None:
+    """(rank, offer, its adaptive score) to alert on after a customer's state changed, or None.
 
     An alert is considered when the held products or the segment changed. None when
     neither did, or when the contact policy allows no offer now. The churn-risk flag is
-    left to the caller, which sends a retention alert instead.
+    left to the caller, which sends a retention alert instead. With `learning`, products
+    the customer declined lately are left out and the rest ordered by learned acceptance.
     """
     # A first profile only sets the baseline; a later one that moves the customer counts.
     moved = (
@@ -189,8 +229,26 @@ def choose_cross_sell(
     if held == before.held_in(catalog) and not moved:
         return None
     offers = index.offers(segment, held)
+    arranged = (
+        [Arranged(o, None) for o in offers]
+        if learning is None
+        else arrange_offers(
+            offers,
+            bundle.items,
+            ledger=after.offers,
+            ts=ts,
+            outcomes=learning.outcomes,
+            adaptive=learning.adaptive,
+            book=learning.book(version, ts.date().isoformat()) if learning.adaptive.enabled else {},
+            version=version,
+            segment=segment,
+            trigger=f"{after.customer_id}\x1f{event_id}",
+            prior=lambda o: o.score,
+        )
+    )
+    ordered = [a.offer for a in arranged]
     offer = pick_offer(
-        offers,
+        ordered,
         bundle.items,
         last_offered=after.last_offered,
         alert_day=after.alert_day,
@@ -198,7 +256,10 @@ def choose_cross_sell(
         ts=ts,
         policy=policy,
     )
-    return None if offer is None else (offers.index(offer) + 1, offer)
+    if offer is None:
+        return None
+    rank = ordered.index(offer)
+    return rank + 1, offer, arranged[rank].adaptive
 
 
 Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts to their topic
@@ -214,8 +275,34 @@ def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
     return active.bundle.segment_model.assign_segment(state.features)
 
 
+def customer_value(state: CustomerState, bundle: Bundle) -> float | None:
+    """The customer's value percentile under the bundle's model, None without one."""
+    model = bundle.value_model
+    if model is None:
+        return None
+    catalog = bundle.catalog
+    profile = (
+        dict(zip(bundle.segment_model.features, state.features, strict=True))
+        if state.features is not None
+        else None
+    )
+    return model.value(
+        customer_inputs(
+            model,
+            financial_assets=state.financial_assets_in(catalog),
+            held=state.held_in(catalog),
+            profile=profile,
+        )
+    )
+
+
 def _context(
-    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveView | None
+    state: CustomerState,
+    *,
+    event_id: str,
+    ts: datetime,
+    active: ActiveView | None,
+    arm: str = "champion",
 ) -> AlertContext:
     return AlertContext(
         customer_id=state.customer_id,
@@ -224,6 +311,8 @@ def _context(
         event_id=event_id,
         bundle_version=active.version if active else None,
         segment=segment_of(state, active),
+        arm=arm,
+        value=customer_value(state, active.bundle) if active else None,
     )
 
 
@@ -235,8 +324,9 @@ def churned(
     ts: datetime,
     active: ActiveView | None,
     threshold: float,
+    arm: str = "champion",
 ) -> Outgoing:
-    context = _context(state, event_id=event_id, ts=ts, active=active)
+    context = _context(state, event_id=event_id, ts=ts, active=active, arm=arm)
     model = (
         churn_model_opinion(
             active.bundle,
@@ -259,38 +349,70 @@ def after_event(
     active: ActiveView | None,
     policy: ContactPolicy,
     churn: ChurnPolicy = DEFAULT_CHURN,
+    learning: Learning | None = None,
+    arm: str = "champion",
+    opened: str | None = None,
 ) -> tuple[CustomerState | None, list[Outgoing]]:
     """What to store and which alerts to send once an event has been applied.
 
     `after` is None when the event was applied before (a restarted worker re-reads
     it): nothing to store and nothing to send, as its alerts were delivered before its
     state was stored. The worker and the crash tests' no-crash reference both use this.
+    `arm` names which bundle (`active`) serves this customer. With `learning`, the event
+    first settles the customer's offers it settles (`opened`: the product a transaction
+    opened), and a sent offer is recorded in the customer's offers ledger.
     """
     if after is None:
         return None, []
+    if learning is not None:
+        offers = settle_by_event(
+            after.offers, opened=opened, ts=ts, policy=learning.outcomes, by=learning.by
+        )
+        after = replace(after, offers=offers)
     out = []
     if (figures := new_alert(before.assets, after.assets)) is not None:
         out.append(
             churned(
-                after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
+                after,
+                figures,
+                event_id=event_id,
+                ts=ts,
+                active=active,
+                threshold=churn.threshold,
+                arm=arm,
             )
         )
-    context = _context(after, event_id=event_id, ts=ts, active=active)
+    context = _context(after, event_id=event_id, ts=ts, active=active, arm=arm)
     if active is None or context.segment is None:
         return after, out
-    _, bundle, index = active
+    version, bundle, index = active
     chosen = choose_cross_sell(
-        before, after, bundle, index, segment=context.segment, ts=ts, policy=policy
+        before,
+        after,
+        bundle,
+        index,
+        segment=context.segment,
+        ts=ts,
+        policy=policy,
+        learning=learning,
+        version=version,
+        event_id=event_id,
     )
     if chosen is None:
         return after, out
-    rank, offer = chosen
+    rank, offer, adaptive = chosen
     product = bundle.items[offer.item]
     risk = after.churn_risk
     if risk is None:
-        alert = cross_sell_alert(context, offer=offer, rank=rank, items=bundle.items)
+        alert = cross_sell_alert(
+            context, offer=offer, rank=rank, items=bundle.items, adaptive=adaptive
+        )
         out.append(("cross_sell", _json(alert)))
-        return record_alert(after, product=product, ts=ts), out
+        stored = record_alert(after, product=product, ts=ts)
+        if learning is not None:
+            sent = SentOffer(product, ts.isoformat(), version, context.segment, arm, learning.by)
+            stored = replace(stored, offers=record_offer(stored.offers, alert["alert_id"], sent))
+        return stored, out
     last = after.last_offered.get(RETENTION)
     if last is not None and ts - datetime.fromisoformat(last) < timedelta(
         days=policy.cooldown_days

@@ -261,3 +261,19 @@ def cooling_down(ledger: OfferLedger, product: str, ts: datetime, policy: Outcom
     at = ledger.declined.get(product)
     cooldown = timedelta(days=policy.decline_cooldown_days)
     return at is not None and ts < datetime.fromisoformat(at) + cooldown
+
+
+def settle_by_event(
+    ledger: OfferLedger, *, opened: str | None, ts: datetime, policy: OutcomePolicy, by: str
+) -> OfferLedger:
+    """The ledger after one of the customer's own events: an opening accepts the offers of
+    its product sent within the window, and offers past the window are ignored.
+
+    Only the customer's own events settle their offers, so what an event settled is found
+    again in its customer's ledger (`caused_by`) after any crash; an offer to a customer
+    with no later event stays pending.
+    """
+    if opened is not None:
+        ledger, _ = attribute_opening(ledger, opened, ts, policy, by=by)
+    ledger, _ = expire_offers(ledger, ts, policy, by=by)
+    return ledger

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from rules_store.domain.acceptance import ArmKey, PartitionBook, Tally
 from rules_store.domain.churn import AssetHistory, ChurnFigures
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.outcomes import OfferLedger, SentOffer, SettledOffer
@@ -168,3 +169,35 @@ def encode_state(state: CustomerState) -> bytes:
 
 def decode_state(raw: bytes) -> CustomerState:
     return state_from_dict(json.loads(raw))
+
+
+BOOK_FORMAT = 1
+
+
+def encode_book(book: PartitionBook) -> bytes:
+    """A partition's acceptance counts as stored in the holdings table (its own key)."""
+    return json.dumps(
+        {
+            "format": BOOK_FORMAT,
+            "book": [
+                [k.bundle_version, k.segment, k.product, t.sent, t.accepted, t.declined, t.ignored]
+                for k, t in book.book.items()
+            ],
+            "positions": dict(book.positions),
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def decode_book(raw: bytes) -> PartitionBook:
+    doc = json.loads(raw)
+    if doc.get("format") != BOOK_FORMAT:
+        msg = f"stored acceptance counts have format {doc.get('format')!r}; this release reads {BOOK_FORMAT}"
+        raise StateFormatError(msg)
+    return PartitionBook(
+        {
+            ArmKey(str(v), int(s), str(p)): Tally(int(a), int(d), int(i), int(n))
+            for v, s, p, n, a, d, i in doc["book"]
+        },
+        {str(k): int(v) for k, v in doc["positions"].items()},
+    )

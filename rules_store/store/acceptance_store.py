@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 
 import redis
@@ -80,3 +81,37 @@ class AcceptanceStore:
                 continue
             book[key] = book.get(key, Tally()) + Tally(accepted, declined, ignored, sent)
         return book
+
+
+class DayCounts:
+    """The day snapshots a worker ranks with, cached: Redis is read once per (version, day).
+
+    When Redis cannot be read, offers rank with no counts (the prior alone) and the read is
+    retried after `retry_s`; a replay of those events after Redis is back may then rank
+    differently, the one case where a re-sent alert can differ.
+    """
+
+    def __init__(self, store: AcceptanceStore, *, retry_s: float = 30.0) -> None:
+        self.store, self.retry_s = store, retry_s
+        self._cache: dict[tuple[str, str], dict[ArmKey, Tally]] = {}
+        self._failed_at = -float("inf")
+        self.problem: str | None = None
+
+    def __call__(self, version: str, day: str) -> Mapping[ArmKey, Tally]:
+        cached = self._cache.get((version, day))
+        if cached is not None:
+            return cached
+        if time.monotonic() - self._failed_at < self.retry_s:
+            return {}
+        try:
+            snapshot = self.store.day_snapshot(version, day)
+        except redis.RedisError as exc:
+            self._failed_at = time.monotonic()
+            self.problem = f"acceptance counts unreadable, offers rank on the prior: {exc}"
+            log.warning("acceptance snapshot version=%s day=%s unreadable: %s", version, day, exc)
+            return {}
+        self.problem = None
+        if len(self._cache) > 64:  # a few versions × a few days are ever in use
+            self._cache.clear()
+        self._cache[(version, day)] = snapshot
+        return snapshot

@@ -471,10 +471,12 @@ class BundleWatcher:
         *,
         poll_s: float = 5.0,
         on_change: Callable[[str, Bundle], None] = lambda _v, _b: None,
+        on_challenge: Callable[[tuple[Challenge, Bundle] | None], None] = lambda _c: None,
     ) -> None:
         self.store = store
         self.poll_s = poll_s
         self.on_change = on_change
+        self.on_challenge = on_challenge
         self.version: str | None = None
         self.bundle: Bundle | None = None
         self.refused: set[str] = set()
@@ -530,6 +532,10 @@ class BundleWatcher:
                 taken[0].version if taken else None,
                 taken[0].share if taken else None,
             )
+            try:
+                self.on_challenge(taken)
+            except Exception:
+                log.exception("challenger listener failed")
 
     def _refresh_active(self) -> bool:
         try:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import Schema, SchemaError, profile_codes
-from rules_store.domain.alerts import ActiveView, Outgoing, after_event
+from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, PartitionBook, Tally
+from rules_store.domain.alerts import ActiveView, Learning, Outgoing, after_event
+from rules_store.domain.arms import assign_arm
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
@@ -38,7 +40,18 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.domain.state_codec import StateFormatError, decode_state, encode_state
+from rules_store.domain.outcomes import (
+    OutcomePolicy,
+    parse_outcome,
+    settle_outcome,
+)
+from rules_store.domain.state_codec import (
+    StateFormatError,
+    decode_book,
+    decode_state,
+    encode_book,
+    encode_state,
+)
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
@@ -60,6 +73,19 @@ class Policies:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     churn: ChurnPolicy = field(default_factory=ChurnPolicy)
     max_future_days: int = 1
+    outcomes: OutcomePolicy = field(default_factory=OutcomePolicy)
+    adaptive: AdaptivePolicy = field(default_factory=AdaptivePolicy)
+
+
+BOOK_KEY = "__xsell_acceptance__:{}"  # a partition's acceptance counts, in the same table
+
+
+def book_key(partition: int) -> str:
+    return BOOK_KEY.format(partition)
+
+
+def _no_counts(_version: str, _day: str) -> Mapping[ArmKey, Tally]:
+    return {}
 
 
 class _Batch:
@@ -68,6 +94,7 @@ class _Batch:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.states: dict[str, tuple[int, CustomerState]] = {}
+        self.books: dict[int, PartitionBook] = {}  # changed acceptance counts by partition
 
     def store(self, partition: int, state: CustomerState) -> None:
         self.states[state.customer_id] = (partition, state)
@@ -87,15 +114,19 @@ class Processor:
         metrics: EngineMetrics | None = None,
         today: Callable[[], date] = _utc_today,
         ignore_keys: Collection[str] = (),
+        day_counts: Callable[[str, str], Mapping[ArmKey, Tally]] = _no_counts,
+        challenger: Callable[[], tuple[ActiveView, float] | None] = lambda: None,
     ) -> None:
         self.table, self.sender, self.names = table, sender, names
         self.active, self.policies, self.today = active, policies, today
         self.metrics = metrics or EngineMetrics()
         self.ignore_keys = frozenset(ignore_keys)  # table keys that hold no customer
+        self.day_counts, self.challenger = day_counts, challenger
         self.progress = {
             names.transactions: AgentProgress("transactions", names.transactions),
             names.profiles: AgentProgress("profiles", names.profiles),
             names.holdings_snapshot: AgentProgress("snapshot", names.holdings_snapshot),
+            names.outcomes: AgentProgress("outcomes", names.outcomes),
         }
         self._alert_topics = {
             "cross_sell": names.cross_sell_alerts,
@@ -110,10 +141,12 @@ class Processor:
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
+        self._books: dict[int, PartitionBook] = {}  # read from the table once per assignment
 
     def reassigned(self) -> None:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
         self._clocks = None
+        self._books.clear()
         for agent in self.progress.values():
             agent.reassigned()
 
@@ -125,6 +158,13 @@ class Processor:
 
     async def snapshot_rows(self, records: Sequence[Record]) -> None:
         await self._take(records, "snapshot", self._snapshot_row)
+
+    async def outcomes(self, records: Sequence[Record]) -> None:
+        await self._take(records, "outcomes", self._outcome)
+
+    def books(self) -> dict[int, PartitionBook]:
+        """The acceptance counts of the partitions read so far (mirrored to Redis)."""
+        return dict(self._books)
 
     async def _take(
         self, records: Sequence[Record], source: str, take_one: Callable[[_Batch, Record], None]
@@ -140,6 +180,9 @@ class Processor:
                 value = encode_state(state)
                 self._decoded[customer] = (value, state)
                 stored.append(Stored(partition, customer, value))
+            for partition, book in batch.books.items():
+                self._books[partition] = book
+                stored.append(Stored(partition, book_key(partition), encode_book(book)))
             await self.sender.deliver(batch.messages, stored)
 
     def _guarded(
@@ -187,7 +230,7 @@ class Processor:
         """The table's states; one this release cannot read is logged and left out of the
         clocks, so only that customer's own records fail (dead-lettered with the reason)."""
         for key, raw in self.table.items():
-            if key in self.ignore_keys:
+            if key in self.ignore_keys or key.startswith(BOOK_KEY[:-2]):
                 continue
             try:
                 yield decode_state(raw)
@@ -218,6 +261,33 @@ class Processor:
                 Message(self._alert_topics[kind], customer.encode(), alert.encode())
             )
 
+    def _arm_of(self, customer: str) -> tuple[str, ActiveView | None]:
+        """The bundle serving `customer`: the challenger for its share of customers."""
+        challenge = self.challenger()
+        if challenge is not None and assign_arm(customer, challenge[1]) == "challenger":
+            return "challenger", challenge[0]
+        return "champion", self.active()
+
+    def _book(self, batch: _Batch, partition: int) -> PartitionBook:
+        if partition in batch.books:
+            return batch.books[partition]
+        if partition not in self._books:
+            raw = self.table.get(book_key(partition))
+            self._books[partition] = decode_book(raw) if raw else PartitionBook()
+        return self._books[partition]
+
+    def _count(self, batch: _Batch, record: Record, state: CustomerState) -> None:
+        """Count what the event sent and settled (as its customer's ledger records them)
+        in its partition's book, once: also when the state was stored before a crash and
+        the counts were not."""
+        by = f"{record.topic}:{record.partition}@{record.offset}"
+        sent, settled = state.offers.caused_by(by)
+        counted = self._book(batch, record.partition).count(
+            f"{record.topic}:{record.partition}", record.offset, sent, settled
+        )
+        if counted is not None and (sent or settled):
+            batch.books[record.partition] = counted
+
     def _update(
         self,
         batch: _Batch,
@@ -227,22 +297,32 @@ class Processor:
         *,
         event_id: str,
         ts: datetime,
+        opened: str | None = None,
     ) -> None:
-        """Apply one event to a customer's state, then alert if the contact policy allows."""
+        """Apply one event to a customer's state, settle the offers it settles, then alert
+        if the contact policy allows, and count what it sent and settled."""
+        source = f"{record.topic}:{record.partition}"
+        by = f"{source}@{record.offset}"
         before = self._state_of(customer, batch)
-        after = apply(before, source=f"{record.topic}:{record.partition}", offset=record.offset)
+        after = apply(before, source=source, offset=record.offset)
+        arm, view = self._arm_of(customer)
+        learning = Learning(self.policies.outcomes, self.policies.adaptive, self.day_counts, by)
         stored, alerts = after_event(
             before,
             after,
             event_id=event_id,
             ts=ts,
-            active=self.active(),
+            active=view,
             policy=self.policies.contact,
             churn=self.policies.churn,
+            learning=learning,
+            arm=arm,
+            opened=opened,
         )
         if stored is not None:
             batch.store(record.partition, stored)
             self._clocks_now().track(record.partition, stored)
+        self._count(batch, record, stored or before)
         self._emit(batch, customer, alerts)
         self.metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=record.timestamp)
 
@@ -278,7 +358,10 @@ class Processor:
         tx = parse_transaction(decode_json(record.value), catalog)
         self._refuse_far_ahead(record.partition, tx.ts.date())
         apply = partial(apply_transaction, tx=tx, catalog=catalog, churn=self.policies.churn)
-        self._update(batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts)
+        opened = tx.product if tx.kind == "open" else None
+        self._update(
+            batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts, opened=opened
+        )
         self._close_days(batch, record.partition, tx.ts)
 
     def _profile(self, batch: _Batch, record: Record) -> None:
@@ -313,3 +396,24 @@ class Processor:
         if after is not None:
             batch.store(record.partition, after)
             self._clocks_now().track(record.partition, after)
+
+    def _outcome(self, batch: _Batch, record: Record) -> None:
+        """An answer to an offer: settles it in the customer's ledger, once, and counts it."""
+        report = parse_outcome(decode_json(record.value))
+        key = (record.key or b"").decode(errors="replace")
+        if key != report.customer_id:
+            msg = (
+                f"keyed by {key!r}, but its alert names customer {report.customer_id!r}:"
+                " send it keyed by that customer, so it reaches the partition of their offers"
+            )
+            raise InvalidEventError(msg)
+        source = f"{record.topic}:{record.partition}"
+        before = self._state_of(report.customer_id, batch)
+        state = before
+        if before.positions.get(source, -1) < record.offset:  # not applied before a crash
+            ledger, _ = settle_outcome(before.offers, report, by=f"{source}@{record.offset}")
+            state = replace(
+                before, offers=ledger, positions={**before.positions, source: record.offset}
+            )
+            batch.store(record.partition, state)
+        self._count(batch, record, state)
