@@ -94,7 +94,13 @@ class Settings(BaseSettings):
         20.0,
         gt=0,
         le=1e6,
-        description="Outcomes' worth of weight given to the offline acceptance figure",
+        description="Outcomes' worth of weight given to the prior acceptance rate",
+    )
+    prior_acceptance: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="The acceptance rate assumed for an offer before any outcome",
     )
 
     churn_threshold: float = Field(

@@ -142,7 +142,12 @@ def build_worker(
             churn=ChurnPolicy(settings.churn_threshold, settings.churn_grace_days),
             max_future_days=settings.max_future_days,
             outcomes=OutcomePolicy(settings.attribution_days, settings.decline_cooldown_days),
-            adaptive=AdaptivePolicy(settings.adaptive, settings.thompson, settings.prior_strength),
+            adaptive=AdaptivePolicy(
+                settings.adaptive,
+                settings.thompson,
+                settings.prior_strength,
+                settings.prior_acceptance,
+            ),
         ),
         metrics=metrics,
         ignore_keys=(FENCE_CUSTOMER,),

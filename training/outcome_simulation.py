@@ -59,7 +59,7 @@ def simulate(world: World, *, alerts: int, seed: int, policy: str) -> Run:
     segments = rng.integers(0, world.offline.shape[0], size=alerts)
     luck = rng.random(alerts)  # one uniform per alert: every policy faces the same luck
     book: dict[ArmKey, Tally] = {}
-    adaptive = AdaptivePolicy(prior_strength=20.0)
+    adaptive = AdaptivePolicy()
     regret = np.empty(alerts)
     hits = np.empty(alerts, dtype=np.int64)
     lost = 0.0
@@ -72,7 +72,7 @@ def simulate(world: World, *, alerts: int, seed: int, policy: str) -> Run:
             choice = int(np.argmax(world.offline[s]))
         else:
             candidates = [
-                Candidate(name, float(world.offline[s, j]), float(world.offline[s, j]))
+                Candidate(name, float(world.offline[s, j]), adaptive.prior_mean)
                 for j, name in enumerate(world.products)
             ]
             best = rank_adaptively(

@@ -112,7 +112,8 @@ class AdaptivePolicy:
 
     enabled: bool = True
     thompson: bool = True
-    prior_strength: float = 20.0  # pseudo-outcomes behind the offline figure
+    prior_strength: float = 20.0  # pseudo-outcomes behind the prior
+    prior_mean: float = 0.1  # the acceptance rate assumed before any outcome
 
 
 class Beta(NamedTuple):

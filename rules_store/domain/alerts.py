@@ -243,7 +243,6 @@ def choose_cross_sell(
             version=version,
             segment=segment,
             trigger=f"{after.customer_id}\x1f{event_id}",
-            prior=lambda o: o.score,
         )
     )
     ordered = [a.offer for a in arranged]

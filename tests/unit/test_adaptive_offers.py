@@ -28,7 +28,6 @@ def arranged(
         version="v1",
         segment=0,
         trigger=trigger,
-        prior=lambda o: 0.3,
     )
     return [ITEMS[a.offer.item] for a in out]
 
@@ -60,3 +59,23 @@ def test_thompson_draws_try_other_products_but_a_replay_decides_the_same() -> No
         == arranged(OfferLedger(), {}, AdaptivePolicy(), trigger=f"c/e{i}")
         for i in range(50)
     )
+
+
+def test_with_no_outcome_and_no_sampling_the_ranker_s_order_stands_even_against_its_figures() -> (
+    None
+):
+    """The rules ranker puts a rule (confidence 0.4) before a fallback (holding rate 0.7)."""
+    rule_first = [Offer(2, 0.4, None, False), Offer(1, 0.7, None, True), Offer(3, 0.2, None, True)]
+    out = arrange_offers(
+        rule_first,
+        ITEMS,
+        ledger=OfferLedger(),
+        ts=TS,
+        outcomes=OutcomePolicy(),
+        adaptive=AdaptivePolicy(thompson=False),
+        book={},
+        version="v1",
+        segment=0,
+        trigger="c/e",
+    )
+    assert [a.offer for a in out] == rule_first
