@@ -26,7 +26,7 @@ import numpy.typing as npt
 from rules_store.errors import XsellError
 
 FloatArray = npt.NDArray[np.float64]
-EstimatorKind = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+EstimatorKind = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "mlp"]
 
 
 class FeatureError(XsellError, ValueError):
@@ -214,7 +214,38 @@ class BoostingModel:
         return _sigmoid(raw)
 
 
-Estimator = LogisticModel | ForestModel | BoostingModel
+@dataclass(frozen=True)
+class MLPModel:
+    """Standardize, then ReLU hidden layers and a logistic output, as scikit-learn's
+    `MLPClassifier` (activation="relu") computes `predict_proba` for two classes."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[tuple[tuple[float, ...], ...], ...]  # per layer: inputs x outputs
+    biases: tuple[tuple[float, ...], ...]
+
+    @cached_property
+    def _arrays(self) -> tuple[FloatArray, FloatArray, list[FloatArray], list[FloatArray]]:
+        return (
+            np.asarray(self.mean),
+            np.asarray(self.scale),
+            [np.asarray(w, dtype=np.float64) for w in self.weights],
+            [np.asarray(b, dtype=np.float64) for b in self.biases],
+        )
+
+    def predict(self, rows: FloatArray) -> FloatArray:
+        mean, scale, weights, biases = self._arrays
+        a = (rows - mean) / scale
+        for w, b in zip(weights[:-1], biases[:-1], strict=True):
+            a = np.maximum(a @ w + b, 0.0)
+        out = (a @ weights[-1] + biases[-1])[:, 0]
+        return np.asarray(1.0 / (1.0 + np.exp(-out)), dtype=np.float64)
+
+    def predict_one(self, row: Sequence[float]) -> float:
+        return float(self.predict(np.asarray([row], dtype=np.float64))[0])
+
+
+Estimator = LogisticModel | ForestModel | BoostingModel | MLPModel
 
 
 @dataclass(frozen=True)

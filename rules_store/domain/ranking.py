@@ -1,0 +1,319 @@
+"""Rankers: how each one scores the products a customer lacks, with numpy only.
+
+A ranker turns customers (encoded profile, holdings mask, segment) into an n x items
+score matrix; `-inf` means "would not offer". Offers are the best finite scores among
+the products not held, ties in catalog order. The bundle carries one ranker as plain
+values (`RankerSpec`); batch commands, the REST views and the stream all score with
+`Ranker` built from it, so they give the same offers for the same customer.
+
+- `popular`: the segment's holding rate (the baseline);
+- `rules`: today's per-segment rules, exactly as `recommend` orders them;
+- `itemcf`: sum over held products i of cos(i, j), the cosine between product columns
+  of the customer x product matrix (seeds 000/004);
+- `propensity`: per product, P(holds j | profile, other holdings) from a classifier;
+- `blend`: propensity's probability as the score, the supporting rule as evidence.
+
+Evidence per offer: the rule (rules, blend), the held products most similar to it
+(itemcf), and for propensity the inputs that raise the log-odds most: each input's
+contribution is logit(p) minus the logit with that input set to its training mean (for
+logistic regression this is exactly coef x standardized input; other kinds are
+evaluated once more per input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from rules_store.domain.rules import Offer, Rule, match_rules, recommend
+from rules_store.domain.scoring import LogisticModel, ScoringModel
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+RankerName = Literal["popular", "rules", "itemcf", "usercf", "propensity", "blend"]
+RANKERS: tuple[RankerName, ...] = ("popular", "rules", "itemcf", "usercf", "propensity", "blend")
+# usercf scores from other customers' rows, which a bundle must not carry: evaluation only.
+SERVABLE: tuple[RankerName, ...] = ("popular", "rules", "itemcf", "propensity", "blend")
+HELD_PREFIX = "held:"  # propensity input name of a holding bit
+TOP_INPUTS = 3
+TOP_SIMILAR = 3
+
+
+@dataclass(frozen=True)
+class Customers:
+    """What a ranker reads, one row per customer."""
+
+    features: FloatArray  # n x the bundle's segmentation fields, encoded
+    held: IntArray  # holdings masks, bit i = items[i]
+    segments: IntArray
+
+    def __len__(self) -> int:
+        return len(self.held)
+
+    def take(self, rows: IntArray) -> Customers:
+        return Customers(self.features[rows], self.held[rows], self.segments[rows])
+
+
+def held_bits(held: IntArray, n_items: int) -> FloatArray:
+    """The holdings masks as an n x items 0/1 matrix."""
+    return ((held[:, None] >> np.arange(n_items)) & 1).astype(np.float64)
+
+
+def top_offers(scores: FloatArray, held: IntArray, k: int) -> IntArray:
+    """The k best items per row among those not held and with a finite score; -1 pads.
+
+    >>> top_offers(np.array([[0.2, 0.9, -np.inf, 0.5]]), np.array([2]), 3).tolist()
+    [[3, 0, -1]]
+    """
+    n, n_items = scores.shape
+    masked = np.where(held_bits(held, n_items) > 0, -np.inf, scores)
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(masked, order, axis=1)
+    out = np.where(np.isfinite(picked), order, -1).astype(np.int64)
+    if k > n_items:
+        out = np.hstack([out, np.full((n, k - n_items), -1, dtype=np.int64)])
+    return out
+
+
+class Scorer(Protocol):
+    name: RankerName
+
+    def scores(self, customers: Customers) -> FloatArray:
+        """n x items, higher first; -inf: not offered."""
+        ...
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        """Why `item` is offered to customer `row`."""
+        ...
+
+
+@dataclass(frozen=True)
+class PopularScorer:
+    rates: FloatArray  # segments x items: holding rate in the segment
+    name: RankerName = "popular"
+
+    def scores(self, customers: Customers) -> FloatArray:
+        found = self.rates[customers.segments]
+        return np.where(found > 0, found, -np.inf)
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        rate = float(self.rates[customers.segments[row], item])
+        return {"segment_rate": rate}
+
+
+def popularity_rates(segments: Sequence[Sequence[tuple[int, float]]], n_items: int) -> FloatArray:
+    """Segments x items holding rates from each segment's (item, rate) list."""
+    rates = np.zeros((len(segments), n_items))
+    for s, pairs in enumerate(segments):
+        for item, rate in pairs:
+            rates[s, item] = rate
+    return rates
+
+
+@dataclass(frozen=True)
+class RulesScorer:
+    """`recommend`'s offers as scores: n_items - rank, so the order is exactly its order."""
+
+    rules: tuple[tuple[Rule, ...], ...]  # per segment, strongest first
+    popularity: tuple[tuple[tuple[int, float], ...], ...]
+    n_items: int
+    name: RankerName = "rules"
+
+    def _ranked(self, segment: int, held: int) -> tuple[Offer, ...]:
+        return recommend(held, self.rules[segment], self.popularity[segment], top_k=self.n_items)
+
+    def scores(self, customers: Customers) -> FloatArray:
+        keys = customers.segments * (1 << self.n_items) + customers.held
+        unique, inverse = np.unique(keys, return_inverse=True)
+        table = np.full((len(unique), self.n_items), -np.inf)
+        for u, key in enumerate(unique.tolist()):
+            for rank, offer in enumerate(
+                self._ranked(key >> self.n_items, key & ((1 << self.n_items) - 1))
+            ):
+                table[u, offer.item] = float(self.n_items - rank)
+        return table[inverse.ravel()]
+
+    def rule_for(self, segment: int, held: int, item: int) -> Rule | None:
+        return match_rules(held, self.rules[segment]).get(item)
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        segment, held = int(customers.segments[row]), int(customers.held[row])
+        for offer in self._ranked(segment, held):
+            if offer.item == item:
+                return {"rule": offer.rule, "fallback": offer.fallback, "score": offer.score}
+        return {"rule": None, "fallback": True, "score": 0.0}
+
+
+@dataclass(frozen=True)
+class ItemCFScorer:
+    similarity: FloatArray  # items x items cosine, zero diagonal
+    name: RankerName = "itemcf"
+
+    def scores(self, customers: Customers) -> FloatArray:
+        return held_bits(customers.held, len(self.similarity)) @ self.similarity
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        held = [i for i in range(len(self.similarity)) if customers.held[row] >> i & 1]
+        similar = sorted(held, key=lambda i: (-self.similarity[i, item], i))[:TOP_SIMILAR]
+        return {"similar": [(i, float(self.similarity[i, item])) for i in similar]}
+
+
+def item_cosine(bits: FloatArray) -> FloatArray:
+    """Cosine between the product columns of a customer x product 0/1 matrix, zero diagonal
+    (a product never recommends itself); a product nobody holds is similar to nothing."""
+    gram = bits.T @ bits
+    norms = np.sqrt(np.diag(gram))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.where(np.outer(norms, norms) > 0, gram / np.outer(norms, norms), 0.0)
+    np.fill_diagonal(cosine, 0.0)
+    return np.asarray(cosine, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class PropensityModels:
+    """Per product, a classifier of "holds it" (None: everyone or no one held it, then
+    `rates` is its probability); inputs are the profile fields, then one bit per product."""
+
+    models: tuple[ScoringModel | None, ...]
+    rates: tuple[float, ...]
+    means: tuple[float, ...]  # training mean of each input, for the contributions
+    input_names: tuple[str, ...]
+    # The profile columns read (fields that mirror holdings, like a product count, are not).
+    columns: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PropensityScorer:
+    spec: PropensityModels
+    name: RankerName = "propensity"
+
+    def rows(self, customers: Customers) -> FloatArray:
+        n_items = len(self.spec.models)
+        profile = customers.features[:, list(self.spec.columns)]
+        return np.hstack([profile, held_bits(customers.held, n_items)])
+
+    def scores(self, customers: Customers) -> FloatArray:
+        rows = self.rows(customers)
+        out = np.empty((len(rows), len(self.spec.models)))
+        for j, model in enumerate(self.spec.models):
+            # A product's own bit is 0 for every customer who lacks it, as in training.
+            out[:, j] = self.spec.rates[j] if model is None else model.estimator.predict(rows)
+        return out
+
+    def contributions(self, row: FloatArray, item: int) -> FloatArray:
+        """Per input: logit(p) - logit(p with that input at its training mean)."""
+        model = self.spec.models[item]
+        if model is None:
+            return np.zeros(len(row))
+        means = np.asarray(self.spec.means)
+        estimator = model.estimator
+        if isinstance(estimator, LogisticModel):
+            return np.asarray(
+                (row - means) / np.asarray(estimator.scale) * np.asarray(estimator.coef)
+            )
+        variants = np.repeat(row[None, :], len(row) + 1, axis=0)
+        idx = np.arange(len(row))
+        variants[idx + 1, idx] = means
+        p = np.clip(estimator.predict(variants), 1e-12, 1 - 1e-12)
+        logit = np.log(p / (1 - p))
+        return np.asarray(logit[0] - logit[1:])
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        x = self.rows(customers.take(np.asarray([row])))[0]
+        delta = self.contributions(x, item)
+        order = [i for i in np.argsort(-delta, kind="stable")[:TOP_INPUTS] if delta[i] > 0]
+        return {
+            "inputs": [(self.spec.input_names[i], float(delta[i])) for i in order],
+            "kind": None if self.spec.models[item] is None else self.spec.models[item].kind,  # type: ignore[union-attr]
+        }
+
+
+@dataclass(frozen=True)
+class BlendScorer:
+    propensity: PropensityScorer
+    rules: RulesScorer
+    name: RankerName = "blend"
+
+    def scores(self, customers: Customers) -> FloatArray:
+        return self.propensity.scores(customers)
+
+    def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
+        rule = self.rules.rule_for(int(customers.segments[row]), int(customers.held[row]), item)
+        return self.propensity.evidence(customers, row, item) | {"rule": rule}
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    """The ranker a bundle serves, as plain values, with the figures that chose it."""
+
+    name: RankerName
+    similarity: FloatArray | None = None  # itemcf
+    propensity: PropensityModels | None = None  # propensity, blend
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+
+def scorer_for(
+    spec: RankerSpec | None,
+    rules: tuple[tuple[Rule, ...], ...],
+    popularity: tuple[tuple[tuple[int, float], ...], ...],
+    n_items: int,
+) -> Scorer:
+    """The scorer of a bundle's ranker; a bundle without one serves its rules."""
+    rules_scorer = RulesScorer(rules, popularity, n_items)
+    if spec is None or spec.name == "rules":
+        return rules_scorer
+    if spec.name == "popular":
+        return PopularScorer(popularity_rates(popularity, n_items))
+    if spec.name == "itemcf" and spec.similarity is not None:
+        return ItemCFScorer(spec.similarity)
+    if spec.name in ("propensity", "blend") and spec.propensity is not None:
+        scorer = PropensityScorer(spec.propensity)
+        return scorer if spec.name == "propensity" else BlendScorer(scorer, rules_scorer)
+    msg = f"ranker {spec.name!r} cannot be served from a bundle; expected one of {list(SERVABLE)}"
+    raise ValueError(msg)
+
+
+def needs_profile(scorer: Scorer) -> bool:
+    """Whether offers depend on the profile beyond the segment (else they can be cached)."""
+    return isinstance(scorer, PropensityScorer | BlendScorer)
+
+
+def rank_offers(scorer: Scorer, customers: Customers, *, top_k: int) -> list[tuple[Offer, ...]]:
+    """Each customer's offers, best first, with their evidence."""
+    scores = scorer.scores(customers)
+    top = top_offers(scores, customers.held, top_k)
+    found: list[tuple[Offer, ...]] = []
+    for row in range(len(customers)):
+        offers = []
+        for item in top[row].tolist():
+            if item < 0:
+                break
+            offers.append(_offer(scorer, customers, row, item, float(scores[row, item])))
+        found.append(tuple(offers))
+    return found
+
+
+def _offer(scorer: Scorer, customers: Customers, row: int, item: int, score: float) -> Offer:
+    evidence = scorer.evidence(customers, row, item)
+    if isinstance(scorer, RulesScorer):
+        return Offer(item, evidence["score"], evidence["rule"], evidence["fallback"])
+    rule = evidence.pop("rule", None)
+    return Offer(item, score, rule, False, {"ranker": scorer.name, **evidence})
+
+
+def evidence_json(evidence: Mapping[str, Any], items: Sequence[str]) -> dict[str, Any]:
+    """Evidence with product indices turned into names, for alerts and the API."""
+    out = dict(evidence)
+    if "similar" in out:
+        out["similar_products"] = [
+            {"product": items[i], "cosine": round(c, 4)} for i, c in out.pop("similar")
+        ]
+    if "inputs" in out:
+        out["top_inputs"] = [
+            {"input": name, "log_odds": round(d, 4)} for name, d in out.pop("inputs")
+        ]
+    return out
