@@ -58,6 +58,13 @@ def code_version_string() -> str:
         return "source"
 
 
+def retail_items(schema: Schema) -> tuple[str, ...]:
+    """The products a snapshot read with `schema` holds, in mask order (what the bundle's
+    `items` will be): one place to ask, so the rankers never read the catalog's constants."""
+    del schema  # the catalog is fixed in this version
+    return PRODUCTS
+
+
 def popularity(masks: npt.NDArray[np.int64], n_items: int) -> tuple[tuple[int, float], ...]:
     """Items by holding rate, most held first (ties in catalog order)."""
     if len(masks) == 0:

@@ -50,20 +50,12 @@ from xsell.options import (
     prune_option,
     schema_from,
     seed_option,
+    segments_option,
     top_k_option,
     unknown_category_option,
     with_input_options,
 )
 from xsell.progress import stage_progress
-
-
-def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    msg = f"{value!r} is neither a positive integer nor 'auto'"
-    raise click.BadParameter(msg)
 
 
 @click.group()
@@ -108,13 +100,7 @@ def train() -> None:
 @train.command("retail")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @out_option("a directory for assignments, rules, model and report.", directory=True)
-@click.option(
-    "--segments",
-    default="auto",
-    callback=_segments,
-    show_default=True,
-    help="Number of segments, or 'auto' (best silhouette for k in 2..8).",
-)
+@segments_option
 @min_support_option(0.02)
 @min_confidence_option(0.3)
 @min_lift_option(1.1)

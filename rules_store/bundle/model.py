@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules_store.bundle.schema import Schema
+from rules_store.domain.ranking import RankerSpec
 from rules_store.domain.rules import Offer, Rule, recommend
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
@@ -44,6 +45,8 @@ class Bundle:
     # Corporate models (seed 001, 对公), attached by `xsell publish --churn-model/--potential-model`.
     churn_model: ScoringModel | None = None
     potential_model: ScoringModel | None = None
+    # The ranker chosen by evaluation (rules_store/domain/ranking.py); None serves the rules.
+    ranker: RankerSpec | None = None
 
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
         rules = self.segments[segment]

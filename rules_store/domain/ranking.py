@@ -116,7 +116,8 @@ def popularity_rates(segments: Sequence[Sequence[tuple[int, float]]], n_items: i
 
 @dataclass(frozen=True)
 class RulesScorer:
-    """`recommend`'s offers as scores: n_items - rank, so the order is exactly its order."""
+    """`recommend`'s offers first, in its order; then the other products the segment holds,
+    by holding rate (a ranking needs them all; today's alerts take the first ones)."""
 
     rules: tuple[tuple[Rule, ...], ...]  # per segment, strongest first
     popularity: tuple[tuple[tuple[int, float], ...], ...]
@@ -127,15 +128,15 @@ class RulesScorer:
         return recommend(held, self.rules[segment], self.popularity[segment], top_k=self.n_items)
 
     def scores(self, customers: Customers) -> FloatArray:
-        keys = customers.segments * (1 << self.n_items) + customers.held
+        n = self.n_items
+        keys = customers.segments * (1 << n) + customers.held
         unique, inverse = np.unique(keys, return_inverse=True)
-        table = np.full((len(unique), self.n_items), -np.inf)
+        rates = popularity_rates(self.popularity, n)
+        table = np.where(rates[unique >> n] > 0, rates[unique >> n], -np.inf)
         for u, key in enumerate(unique.tolist()):
-            for rank, offer in enumerate(
-                self._ranked(key >> self.n_items, key & ((1 << self.n_items) - 1))
-            ):
-                table[u, offer.item] = float(self.n_items - rank)
-        return table[inverse.ravel()]
+            for rank, offer in enumerate(self._ranked(key >> n, key & ((1 << n) - 1))):
+                table[u, offer.item] = float(2 + n - rank)  # above every rate (<= 1)
+        return np.asarray(table[inverse.ravel()], dtype=np.float64)
 
     def rule_for(self, segment: int, held: int, item: int) -> Rule | None:
         return match_rules(held, self.rules[segment]).get(item)
@@ -145,7 +146,8 @@ class RulesScorer:
         for offer in self._ranked(segment, held):
             if offer.item == item:
                 return {"rule": offer.rule, "fallback": offer.fallback, "score": offer.score}
-        return {"rule": None, "fallback": True, "score": 0.0}
+        rate = dict(self.popularity[segment]).get(item, 0.0)
+        return {"rule": None, "fallback": True, "score": rate}
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class Evaluation:
         if not candidates:
             msg = f"no ranker a bundle can serve among {list(self.metrics)}; add one of {list(SERVABLE)}"
             raise RankerChoiceError(msg)
-        order = {name: i for i, name in enumerate(("blend", *SERVABLE))}
+        order = {name: i for i, name in enumerate(sorted(SERVABLE, key=lambda n: n != "blend"))}
         return max(candidates, key=lambda n: (self.metrics[n]["MAP@7"], -order[n]))
 
     def to_dict(self) -> dict[str, Any]:
