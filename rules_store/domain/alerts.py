@@ -19,6 +19,7 @@ from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, c
 from rules_store.domain.contact import ContactPolicy, pick_offer
 from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError
 from rules_store.domain.state_codec import figures_to_dict
@@ -61,6 +62,8 @@ def cross_sell_alert(
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if offer.evidence is not None:
+        evidence |= evidence_json(offer.evidence, items)
     if offer.rule is not None:
         evidence |= {
             "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
@@ -176,7 +179,7 @@ def choose_cross_sell(
     )
     if after.held == before.held and not moved:
         return None
-    offers = index.offers(segment, after.held)
+    offers = index.offers(segment, after.held, after.features)
     offer = pick_offer(
         offers,
         bundle.items,

@@ -200,10 +200,17 @@ class PropensityScorer:
 
     def scores(self, customers: Customers) -> FloatArray:
         rows = self.rows(customers)
+        width = len(self.spec.columns)
         out = np.empty((len(rows), len(self.spec.models)))
         for j, model in enumerate(self.spec.models):
-            # A product's own bit is 0 for every customer who lacks it, as in training.
-            out[:, j] = self.spec.rates[j] if model is None else model.estimator.predict(rows)
+            if model is None:
+                out[:, j] = self.spec.rates[j]
+                continue
+            # Each model was trained with its product's own bit at 0 (see training).
+            own = rows[:, width + j].copy()
+            rows[:, width + j] = 0.0
+            out[:, j] = model.estimator.predict(rows)
+            rows[:, width + j] = own
         return out
 
     def contributions(self, row: FloatArray, item: int) -> FloatArray:
@@ -226,6 +233,7 @@ class PropensityScorer:
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
         x = self.rows(customers.take(np.asarray([row])))[0]
+        x[len(self.spec.columns) + item] = 0.0
         delta = self.contributions(x, item)
         order = [i for i in np.argsort(-delta, kind="stable")[:TOP_INPUTS] if delta[i] > 0]
         return {

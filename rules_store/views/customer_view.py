@@ -11,6 +11,7 @@ from rules_store.domain.alerts import ActiveView, churn_model_opinion, segment_o
 from rules_store.domain.catalog import mask_to_products
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, Rule, format_itemset
 from rules_store.domain.state_codec import figures_to_dict
 
@@ -34,6 +35,9 @@ def offers_json(offers: tuple[Offer, ...], items: tuple[str, ...]) -> list[dict[
             "score": offer.score,
             "fallback": offer.fallback,
             "rule": rule_json(offer.rule, items) if offer.rule is not None else None,
+            **(
+                {} if offer.evidence is None else {"evidence": evidence_json(offer.evidence, items)}
+            ),
         }
         for rank, offer in enumerate(offers, start=1)
     ]
@@ -55,7 +59,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
     offers: list[dict[str, Any]] = []
     if active is not None and segment is not None:
         _, bundle, index = active
-        offers = offers_json(index.offers(segment, state.held), bundle.items)
+        offers = offers_json(index.offers(segment, state.held, state.features), bundle.items)
     opinion = None
     if active is not None:
         opinion = churn_model_opinion(

@@ -5,7 +5,6 @@ across customers every ranker falls to the popularity level."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

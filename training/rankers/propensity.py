@@ -71,7 +71,7 @@ def make_propensity_estimator(kind: EstimatorKind, seed: int) -> ClassifierMixin
     raise ValueError(msg)
 
 
-def _fit(model: ClassifierMixin, rows: FloatArray, y: FloatArray) -> ClassifierMixin:
+def fit_quietly(model: ClassifierMixin, rows: FloatArray, y: FloatArray) -> ClassifierMixin:
     with warnings.catch_warnings():
         # A capped number of MLP epochs is a choice (time), not a defect; CV judges the result.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -84,7 +84,9 @@ def _oof_log_loss(
     folds = StratifiedKFold(params.folds, shuffle=True, random_state=params.seed)
     oof = np.zeros(len(y))
     for train, test in folds.split(rows, y):
-        model = _fit(clone(make_propensity_estimator(kind, params.seed)), rows[train], y[train])
+        model = fit_quietly(
+            clone(make_propensity_estimator(kind, params.seed)), rows[train], y[train]
+        )
         oof[test] = model.predict_proba(rows[test])[:, 1]  # type: ignore[attr-defined]
     return float(log_loss(y, np.clip(oof, 1e-9, 1 - 1e-9), labels=[0, 1]))
 
@@ -126,7 +128,9 @@ def fit_propensity(
             }
             comparison[item] = losses
             chosen = min(params.candidates, key=lambda k: losses[k])
-            fitted = _fit(make_propensity_estimator(chosen, params.seed), x[fit_rows], y[fit_rows])
+            fitted = fit_quietly(
+                make_propensity_estimator(chosen, params.seed), x[fit_rows], y[fit_rows]
+            )
             models.append(
                 ScoringModel(
                     target=f"holds {item}",
