@@ -56,7 +56,7 @@ def opening_probability(
         return 0.0
     rule = any(r.consequent == product and set(r.antecedents) <= held for r in PLANTED_RULES)
     monthly = min(CAP, BASE * preference_factor(product, profile) * (RULE_BOOST if rule else 1.0))
-    return 1.0 - (1.0 - monthly) ** (days / MONTH_DAYS)
+    return float(1.0 - (1.0 - monthly) ** (days / MONTH_DAYS))
 
 
 def opening_probabilities(

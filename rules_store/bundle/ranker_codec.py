@@ -9,6 +9,7 @@ import numpy as np
 
 from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.domain.ranking import SERVABLE, PropensityModels, RankerName, RankerSpec
+from rules_store.domain.scoring import ScoringModel
 from rules_store.errors import XsellError
 from rules_store.validation import expect, finite_figure
 
@@ -71,7 +72,7 @@ def _propensity(raw: Any, items: tuple[str, ...], n_fields: int) -> PropensityMo
     if len(models_raw) != len(items):
         msg = f"bundle: ranker.propensity.models has {len(models_raw)} models for {len(items)} products"
         raise RankerFormatError(msg)
-    models = []
+    models: list[ScoringModel | None] = []
     for j, model in enumerate(models_raw):
         if model is None:
             models.append(None)

@@ -80,7 +80,8 @@ def top_offers(scores: FloatArray, held: IntArray, k: int) -> IntArray:
 
 
 class Scorer(Protocol):
-    name: RankerName
+    @property
+    def name(self) -> RankerName: ...
 
     def scores(self, customers: Customers) -> FloatArray:
         """n x items, higher first; -inf: not offered."""

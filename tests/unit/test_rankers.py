@@ -83,7 +83,8 @@ def test_a_bundle_keeps_its_ranker_exactly_through_the_safe_codec(trained: dict[
         loaded = bundle_from_dict(json.loads(bundle_to_json(served)))
         again = OfferIndex(loaded).scorer.scores(customers)
         assert np.array_equal(again, scorer.scores(customers)), name
-        assert loaded.ranker is not None and loaded.ranker.figures == {"MAP@7": 0.5}
+        assert loaded.ranker is not None
+        assert loaded.ranker.figures == {"MAP@7": 0.5}
 
 
 def test_a_malformed_ranker_is_refused_with_its_path(trained: dict[str, Any]) -> None:
@@ -92,10 +93,12 @@ def test_a_malformed_ranker_is_refused_with_its_path(trained: dict[str, Any]) ->
     bundle = replace(trained["result"].bundle, ranker=spec_of(trained["rankers"]["itemcf"], {}))
     doc = bundle_to_dict(bundle)
     doc["ranker"]["similarity"][2] = doc["ranker"]["similarity"][2][:-1]
-    with pytest.raises(BundleFormatError, match=r"ranker.similarity\[2\] has 7 values, expected 8"):
+    with pytest.raises(
+        BundleFormatError, match=r"ranker\.similarity\[2\] has 7 values, expected 8"
+    ):
         bundle_from_dict(doc)
     doc = bundle_to_dict(bundle) | {"ranker": {"name": "usercf"}}
-    with pytest.raises(BundleFormatError, match="ranker.name is 'usercf'; expected one of"):
+    with pytest.raises(BundleFormatError, match=r"ranker\.name is 'usercf'; expected one of"):
         bundle_from_dict(doc)
 
 
@@ -208,13 +211,13 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
     )
     alerts = [json.loads(m.value) for m in sender.messages if m.topic == NAMES.cross_sell_alerts]
     assert len(alerts) == 1
-    features = served.bundle.schema  # the alert's offer is the ranker's best for the new holdings
+    # The alert's offer is the ranker's best for the new holdings.
     expected = served.offers.ranked(
         alerts[0]["segment"], _held(served, row, lacking[0]), _features(served, row), top_k=3
     )
     assert alerts[0]["product"] == served.bundle.items[expected[0].item]
-    assert alerts[0]["evidence"]["ranker"] == "blend" and alerts[0]["evidence"]["top_inputs"]
-    del features
+    assert alerts[0]["evidence"]["ranker"] == "blend"
+    assert alerts[0]["evidence"]["top_inputs"]
 
 
 def _held(active: ActiveView, row: dict[str, Any], opened: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -120,16 +120,13 @@ def fit_rankers(
         with stages.stage(
             f"usercf: index of {min(params.usercf_pool, len(customers)):,} customers"
         ):
-            fitted["usercf"] = cast(
-                Scorer,
-                fit_usercf(
-                    customers,
-                    n,
-                    columns,
-                    k=params.usercf_k,
-                    pool=params.usercf_pool,
-                    seed=params.seed,
-                ),
+            fitted["usercf"] = fit_usercf(
+                customers,
+                n,
+                columns,
+                k=params.usercf_k,
+                pool=params.usercf_pool,
+                seed=params.seed,
             )
     if names & {"propensity", "blend"}:
         with stages.stage("propensity: choose and fit a model per product"):

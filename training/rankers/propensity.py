@@ -123,7 +123,7 @@ def fit_propensity(
             if min(positives, len(y_cv) - positives) < 2 * params.folds:
                 models.append(None)  # (almost) everyone or no one holds it: its rate says it all
                 continue
-            losses = {
+            losses: dict[str, float] = {
                 kind: _oof_log_loss(kind, x[cv_rows], y_cv, params) for kind in params.candidates
             }
             comparison[item] = losses
