@@ -24,7 +24,7 @@ EAGER_ITEMS = 12  # 4,096 masks per segment
 
 
 class OfferIndex:
-    """`offers(segment, held)` for one bundle and one `top_k`."""
+    """`offers(segment, held, features)` for one bundle and one `top_k`."""
 
     def __init__(self, bundle: Bundle, *, top_k: int = 3) -> None:
         self.bundle = bundle
@@ -38,7 +38,6 @@ class OfferIndex:
                 [recommend(held, s.rules, s.popularity, top_k=top_k) for held in range(1 << n)]
                 for s in bundle.segments
             ]
-
         self.scorer = scorer_for(
             bundle.ranker,
             tuple(s.rules for s in bundle.segments),
