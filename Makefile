@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bundle_store.py
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/kill9.py
+	$(BIN)/python bench/recommend.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/faust_ceiling.py
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from rules_store.domain.catalog import PRODUCTS
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_transaction
 from rules_store.settings import Settings
@@ -36,6 +36,9 @@ from streams.kafka.topics import TopicNames
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
+
+CATALOG = RETAIL_SCHEMA.products
+PRODUCTS = CATALOG.names
 
 
 def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
@@ -71,7 +74,11 @@ def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
         ).get(30)
         source = f"{meta.topic}:{meta.partition}"
         after = apply_transaction(
-            expected[customer], parse_transaction(event), source=source, offset=meta.offset
+            expected[customer],
+            parse_transaction(event, CATALOG),
+            catalog=CATALOG,
+            source=source,
+            offset=meta.offset,
         )
         if after is None:  # cannot happen: every event has a new offset
             raise RuntimeError(event)

@@ -36,7 +36,7 @@ from training.encoding import prepare_retail
 from training.generate import generate_retail
 from training.rankers.fit import RankerParams, fit_rankers, spec_of
 from training.rankers.protocols import hold_out
-from training.retail import TrainParams, mine_segments, retail_items
+from training.retail import TrainParams, mine_segments
 from training.segmentation import fit_segments
 from training.stages import Stages
 
@@ -62,18 +62,18 @@ def main() -> None:
     frame = generate_retail(args.customers, seed=7, dirty_share=0.0)
     data = prepare_retail(frame, RETAIL_SCHEMA, source="bench")
     del frame
-    items = retail_items(RETAIL_SCHEMA)
+    catalog = RETAIL_SCHEMA.products
     params = TrainParams(segments=4)
 
     started = time.perf_counter()
     segmentation = fit_segments(data.features, data.feature_names, k=4, seed=7)
-    segments = mine_segments(data.masks, segmentation.labels, 4, params)
+    segments = mine_segments(data.masks, segmentation.labels, 4, params, len(catalog.names))
     baseline_train = time.perf_counter() - started
     customers = Customers(data.features, data.masks, segmentation.labels)
     started = time.perf_counter()
     rankers, notes = fit_rankers(
         customers,
-        items,
+        catalog,
         data.feature_names,
         segments,
         RankerParams(),
@@ -82,7 +82,6 @@ def main() -> None:
     rankers_train = time.perf_counter() - started
 
     bundle = Bundle(
-        items=items,
         schema=RETAIL_SCHEMA,
         unknown_policy="stop",
         segment_model=SegmentModel(
@@ -134,7 +133,7 @@ def main() -> None:
         started = time.perf_counter()
         evaluation = hold_out(
             small,
-            items,
+            catalog,
             data.feature_names,
             4,
             params,

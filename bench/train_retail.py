@@ -37,7 +37,6 @@ from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.domain.rules import Rule
 from training.generate import generate_retail, write_retail
 from training.mining import apriori, association_rules, masks_from_table, mine_table_mlxtend
@@ -47,6 +46,9 @@ from training.retail import TrainParams, TrainResult, train_retail
 from training.stages import Stages
 
 STAGES = ("parse", "validate/encode", "segment", "mine", "write")
+
+PRODUCTS = RETAIL_SCHEMA.products.names
+PRODUCT_BALANCES = {p.name: p.balances for p in RETAIL_SCHEMA.products.products}
 
 
 def _stages(progress: Progress, side: str) -> Stages:

@@ -85,10 +85,12 @@ class Settings(BaseSettings):
         description="How many days after the later of the partition's clock and today an event "
         "may be dated; later ones are dead-lettered",
     )
-    health_stall_s: float = Field(
+    stall_seconds: float = Field(
         30.0,
         gt=0,
-        description="/health reports an agent stalled when records wait and it took none for this long",
+        description="A partition with records waiting whose committed offset has not moved "
+        "for this long is stalled: logged, counted, sent back to its committed offset, and "
+        "/health fails",
     )
     batch_size: int = Field(500, ge=1, description="Events a worker takes at once, at most")
     producer_linger_ms: int = Field(

@@ -32,6 +32,7 @@ from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Record
 from streams.processing.outflow import Outflow
 from streams.processing.processor import Policies, Processor
+from streams.stall_watch import StallWatch
 from streams.web.wiring import register_web
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,12 @@ def build_worker(
         async for done in run(names.holdings_snapshot, _singles(stream), processor.snapshot_rows):
             yield done
 
+    watch = StallWatch(app, processor.progress, metrics, stall_s=settings.stall_seconds)
+
+    @app.timer(watch.interval_s)
+    async def watch_stalls() -> None:
+        await watch.check()
+
     register_web(
         app,
         holdings=holdings,
@@ -152,6 +159,7 @@ def build_worker(
         endpoints=endpoints,
         metrics=metrics,
         progress=processor.progress,
+        stalls=watch.current,
         store_problem=store_problem,
     )
     return app

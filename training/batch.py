@@ -9,7 +9,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.bundle.model import Bundle
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.ranking import (
     BlendScorer,
@@ -20,7 +19,6 @@ from rules_store.domain.ranking import (
     top_offers,
 )
 from rules_store.domain.rules import Offer, Rule, format_itemset
-from rules_store.errors import XsellError
 from training.encoding import RetailData
 
 CROSS_SELL_COLUMNS = (
@@ -42,39 +40,25 @@ def _rule_text(offer: Offer, items: tuple[str, ...]) -> str:
     return f"{format_itemset(offer.rule.antecedents, items)} -> {format_itemset(offer.rule.consequents, items)}"
 
 
-class CatalogMismatchError(XsellError, ValueError):
-    """A bundle built for another product catalog than the one this code derives holdings for."""
-
-
-def check_catalog(bundle: Bundle) -> None:
-    """Holdings are derived with this code's catalog; a bundle must use the same one."""
-    if bundle.items != PRODUCTS or (
-        bundle.item_balances and bundle.item_balances != PRODUCT_BALANCES
-    ):
-        msg = (
-            f"the bundle's products {list(bundle.items)} (from balances {bundle.item_balances}) "
-            f"differ from this version's catalog {list(PRODUCTS)}; retrain with this version"
-        )
-        raise CatalogMismatchError(msg)
-
-
 def cross_sell(bundle: Bundle, data: RetailData, *, top_k: int = 3) -> pd.DataFrame:
     """One row per (customer, offer), best offer first; the same offers the stream gives.
 
     Offers come from the bundle's `OfferIndex` (the stream's lookup), once per distinct
     (segment, holdings) pair, so a million customers cost a lookup each, not a rule scan.
+    `data` holds holdings in the bundle's catalog (loaded with the bundle's schema).
     """
-    check_catalog(bundle)
     segments = bundle.segment_model.assign_segments(data.features)
     index = OfferIndex(bundle, top_k=top_k)
     if bundle.ranker is not None:
         return ranked_cross_sell(index, data, segments)
-    n_items = len(bundle.items)
-    keys = segments * (1 << n_items) + data.masks
-    unique_keys, inverse = np.unique(keys, return_inverse=True)
+    all_mask = bundle.catalog.all_mask
+    keys = np.column_stack([segments.astype(np.int64), data.masks.astype(np.int64)])
+    unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
     rows: list[tuple[object, ...]] = []
-    for key in unique_keys.tolist():
-        offers = index.offers(key >> n_items, key & ((1 << n_items) - 1))
+    for segment, mask in unique_keys.tolist():
+        # A 64-product mask is stored as int64: bit 63 reads back as the sign.
+        offers = index.offers(segment, mask & all_mask)
         rows.append(
             tuple(
                 (

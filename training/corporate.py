@@ -20,6 +20,7 @@ from training.corporate_data import (
     encode_features,
     feature_inputs,
     in_region,
+    learn_inputs,
 )
 from training.model_export import export_estimator
 from training.model_selection import Scores, Selection, SelectionParams, select_model
@@ -66,7 +67,7 @@ def train_corporate(
     if data.labels is None:
         msg = "training needs labelled data"
         raise ValueError(msg)
-    inputs = feature_inputs(task)
+    inputs = learn_inputs(feature_inputs(task), data.features)
     selection = select_model(
         inputs,
         data.features,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +20,11 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow.parquet as pq
 
-from rules_store.bundle.schema import ID_COLUMN, Field, Schema
+from rules_store.bundle.schema import ID_COLUMN, Field, Schema, UnknownPolicy
 from rules_store.domain.scoring import InputFeature
-from training.encoding import UnknownPolicy, UnknownValue, describe_unknown
+from training.encoding import UnknownValue, describe_unknown
 from training.loading import FileFormat, InputError, detect_encoding, file_format, read_snapshot
 
-INDUSTRIES = (
-    "制造业",
-    "批发和零售业",
-    "建筑业",
-    "信息技术服务业",
-    "交通运输业",
-    "房地产业",
-    "住宿和餐饮业",
-    "农林牧渔业",
-    "租赁和商务服务业",
-    "其他",
-)
 DATE_MARK = "日期"
 FIRST_LINES = 3
 
@@ -47,7 +35,9 @@ def _number(name: str) -> Field:
 
 _PROFILE = (
     Field(ID_COLUMN, "id"),
-    Field("行业", "category", INDUSTRIES),
+    # 行业 lists no values: the model learns them from the training data (one 0/1 column
+    # per value seen); an unseen value at scoring gives all zeros and is counted.
+    Field("行业", "category", unknown="code"),
     _number("成立年限"),
     _number("注册资本"),
     _number("员工人数"),
@@ -128,14 +118,34 @@ TASKS = {task.name: task for task in (CHURN, POTENTIAL)}
 
 
 def feature_inputs(task: Task) -> tuple[InputFeature, ...]:
-    """The model's features: numbers and categories, minus the id, labels, dates and text."""
+    """The model's features: numbers and categories, minus the id, labels, dates and text.
+    A category that lists no values gets them from training (`learn_inputs`)."""
     return tuple(
-        InputFeature(f.name, "category" if f.kind == "category" else "number", f.values)
+        InputFeature(f.name, "category", f.values, learned=not f.values)
+        if f.kind == "category"
+        else InputFeature(f.name, "number")
         for f in task.schema.fields
         if f.kind in ("number", "category", "balance")
         and f.name not in task.label_columns
         and DATE_MARK not in f.name
     )
+
+
+def learn_inputs(
+    inputs: tuple[InputFeature, ...], features: pd.DataFrame
+) -> tuple[InputFeature, ...]:
+    """The inputs with each learned category given the values seen in `features`, sorted."""
+    return tuple(
+        replace(spec, values=tuple(sorted(set(features[spec.name].astype(str)))))
+        if spec.learned and not spec.values
+        else spec
+        for spec in inputs
+    )
+
+
+def unseen_values(inputs: tuple[InputFeature, ...], data: CorporateData) -> list[UnknownValue]:
+    """Category values of `data` the model did not see in training (scored as all zeros)."""
+    return _unknown_categories(data.features, inputs, data.lines)
 
 
 @dataclass
@@ -157,6 +167,7 @@ class CorporateData:
     labels: npt.NDArray[np.bool_] | None  # None when the file has no label columns
     addresses: pd.DataFrame | None  # potential: 注册地址, 经营地址 of each kept row
     report: CorporateReport
+    lines: npt.NDArray[np.int64]  # the file line of each kept row
 
 
 def _header(path: Path, fmt: FileFormat, encoding: str | None) -> list[str] | int | None:
@@ -216,8 +227,8 @@ def _unknown_categories(
 ) -> list[UnknownValue]:
     found = []
     for spec in inputs:
-        if spec.kind != "category":
-            continue
+        if spec.kind != "category" or (spec.learned and not spec.values):
+            continue  # nothing listed yet: learned from this very data
         text = frame[spec.name].astype("string").str.strip()
         bad = text.notna() & ~text.isin(spec.values)
         for value in sorted(set(text[bad].tolist())):
@@ -288,6 +299,7 @@ def prepare(
         labels=labels,
         addresses=None if addresses is None else addresses[keep].reset_index(drop=True),
         report=report,
+        lines=lines[keep],
     )
 
 

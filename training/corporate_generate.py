@@ -35,7 +35,21 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.bundle.schema import ID_COLUMN
-from training.corporate_data import CHURN_SCHEMA, INDUSTRIES, POTENTIAL_SCHEMA, RELATED_SCHEMA
+from training.corporate_data import CHURN_SCHEMA, POTENTIAL_SCHEMA, RELATED_SCHEMA
+
+# The industries generated data uses; a bank's own files may use any others (learned).
+INDUSTRIES = (
+    "制造业",
+    "批发和零售业",
+    "建筑业",
+    "信息技术服务业",
+    "交通运输业",
+    "房地产业",
+    "住宿和餐饮业",
+    "农林牧渔业",
+    "租赁和商务服务业",
+    "其他",
+)
 
 AS_OF = date(2026, 10, 31)
 CHURN_PRONE = ("批发和零售业", "住宿和餐饮业")

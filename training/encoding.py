@@ -9,11 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from rules_store.bundle.schema import Field, Schema
-from rules_store.domain.catalog import BALANCE_COLUMNS, holdings_from_balances
+from rules_store.bundle.schema import Field, Schema, UnknownPolicy
 from training.loading import InputError
 
-UnknownPolicy = Literal["stop", "code"]
 MissingPolicy = Literal["drop", "impute"]
 FIRST_LINES = 3
 
@@ -45,6 +43,7 @@ class RetailData:
     lines: npt.NDArray[np.int64]  # where each kept row came from in the file
     feature_names: tuple[str, ...]
     report: PrepReport
+    schema: Schema  # the input schema with the values learned for unlisted categories
 
 
 def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int16]:
@@ -63,6 +62,17 @@ def _category_codes(column: pd.Series, spec: Field) -> npt.NDArray[np.int16]:
     )
     codes: npt.NDArray[np.int16] = lookup[categorical.cat.codes.to_numpy()]
     return codes
+
+
+def learn_values(frame: pd.DataFrame, schema: Schema) -> Schema:
+    """The schema with each category field that lists no values given the values seen in
+    `frame`, sorted (their codes in that order). Blanks around a value are ignored."""
+    learned = {}
+    for spec in schema.segment_fields:
+        if spec.kind == "category" and not spec.values:
+            seen = frame[spec.name].dropna().astype(str).str.strip()
+            learned[spec.name] = tuple(sorted(set(seen[seen != ""].tolist())))
+    return schema.with_values(learned) if learned else schema
 
 
 def _unknown_values(
@@ -101,15 +111,15 @@ def prepare_retail(
 ) -> RetailData:
     """Encode the segmentation fields and derive holdings; report what was dropped or coded.
 
-    Unknown category values stop the run (listing field, value, count and first lines)
-    unless `unknown="code"`, which encodes them as a reserved code: len(values).
+    A category field that lists no values learns them from `frame` first. Unknown
+    category values stop the run (listing field, value, count and first lines) unless
+    the field's policy, or else `unknown`, is "code", which encodes them as a reserved
+    code, len(values), and reports them.
     Rows with missing values are dropped (as seed 001 does) or, with `missing="impute"`,
     filled: numbers by the median, categories by the most frequent code, balances by 0.
     """
-    absent = [name for name in BALANCE_COLUMNS if name not in schema.columns]
-    if absent:
-        msg = f"{source}: schema {schema.name!r} lacks the balance columns {absent} that define holdings"
-        raise InputError(msg)
+    schema = learn_values(frame, schema)
+    catalog = schema.products  # its balance columns are fields: the schema checked them
     report = PrepReport(rows_read=len(frame), missing_policy=missing, unknown_policy=unknown)
     lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
     features = schema.segment_fields
@@ -146,7 +156,7 @@ def prepare_retail(
         columns.append(values)
 
     balances = {}
-    for name in BALANCE_COLUMNS:
+    for name in catalog.balance_columns:
         values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
         is_missing = np.isnan(values)
         _note_missing(report, name, is_missing)
@@ -154,10 +164,11 @@ def prepare_retail(
             missing_rows |= is_missing
         balances[name] = np.where(is_missing, 0.0, values)
 
-    if report.unknown and unknown == "stop":
+    stopping = [u for u in report.unknown if (schema.field(u.column).unknown or unknown) == "stop"]
+    if stopping:
         msg = (
             f"{source}: values outside their field's list (pass --unknown-category code to "
-            f"encode them as a reserved 'unknown' code instead):\n{describe_unknown(report.unknown)}"
+            f"encode them as a reserved 'unknown' code instead):\n{describe_unknown(stopping)}"
         )
         raise InputError(msg)
 
@@ -176,10 +187,11 @@ def prepare_retail(
     return RetailData(
         ids=frame[schema.id_column].to_numpy()[rows],
         features=matrix,
-        masks=holdings_from_balances({k: v[rows] for k, v in balances.items()}),
+        masks=catalog.holdings_from_balances({k: v[rows] for k, v in balances.items()}),
         lines=lines[rows],
         feature_names=tuple(f.name for f in features),
         report=report,
+        schema=schema,
     )
 
 

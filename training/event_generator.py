@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from rules_store.bundle.schema import Schema
-from rules_store.domain.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES, PRODUCTS
+from rules_store.domain.catalog import Catalog
 from training.openings import opening_probabilities
 
 CST = timezone(timedelta(hours=8))  # core banking's local time
@@ -100,10 +100,10 @@ def branch_of(customer: str) -> str:
     return f"b{zlib.crc32(customer.encode()) % BRANCHES + 1:02d}"
 
 
-def _balances(row: dict[str, Any]) -> dict[str, float]:
+def _balances(row: dict[str, Any], catalog: Catalog) -> dict[str, float]:
     return {
-        product: float(sum(float(row.get(column) or 0.0) for column in columns))
-        for product, columns in PRODUCT_BALANCES.items()
+        p.name: float(sum(float(row.get(column) or 0.0) for column in p.balances))
+        for p in catalog.products
     }
 
 
@@ -113,19 +113,23 @@ def _amount(rng: np.random.Generator, balance: float) -> float:
     return round(max(base, 100.0), 2)
 
 
-def _financial(balances: dict[str, float]) -> float:
-    return sum(balances[p] for p in FINANCIAL_ASSETS)
+def _financial(balances: dict[str, float], catalog: Catalog) -> float:
+    return sum(balances[p] for p in catalog.financial_assets)
 
 
 def _planted_openings(
-    rng: np.random.Generator, row: dict[str, Any], balances: dict[str, float], plan: EventPlan
+    rng: np.random.Generator,
+    row: dict[str, Any],
+    balances: dict[str, float],
+    plan: EventPlan,
+    catalog: Catalog,
 ) -> dict[int, list[tuple[int, str]]]:
     """Day -> (second of the day, product) of the openings drawn for this customer, with
     the documented probabilities of training/openings.py."""
-    held = frozenset(p for p in PRODUCTS if balances[p] > 0)
-    chances = opening_probabilities(row, held, plan.days)
+    held = frozenset(p for p in catalog.names if balances[p] > 0)
+    chances = opening_probabilities(catalog.names, row, held, plan.days)
     planned: dict[int, list[tuple[int, str]]] = {}
-    for product in PRODUCTS:
+    for product in catalog.names:
         if chances[product] > 0 and rng.random() < chances[product]:
             day = int(rng.integers(0, plan.days))
             planned.setdefault(day, []).append((int(rng.integers(8 * 3600, 20 * 3600)), product))
@@ -138,9 +142,11 @@ def _customer_events(
     balances: dict[str, float],
     plan: EventPlan,
     planned: dict[int, list[tuple[int, str]]],
+    catalog: Catalog,
 ) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
-    floor = FLOOR * _financial(balances)
+    assets = set(catalog.financial_assets)
+    floor = FLOOR * _financial(balances, catalog)
     for day in range(plan.days):
         # Times drawn first and sorted, so each event's balance follows the one before.
         moves = rng.integers(8 * 3600, 20 * 3600, rng.poisson(plan.events_per_customer_day))
@@ -150,7 +156,7 @@ def _customer_events(
             if opening:
                 product, kind, amount = opening, "open", _amount(rng, 0.0)
             else:
-                held = [p for p in PRODUCTS if balances[p] > 0]
+                held = [p for p in catalog.names if balances[p] > 0]
                 if not held:
                     continue  # nothing to move; openings are planted above
                 product = str(rng.choice(held))
@@ -161,8 +167,8 @@ def _customer_events(
                     kind, amount = "debit", min(_amount(rng, balances[product]), balances[product])
                 else:
                     kind, amount = "credit", _amount(rng, balances[product])
-                out = kind in ("close", "debit") and product in FINANCIAL_ASSETS
-                if out and _financial(balances) - amount < floor:
+                out = kind in ("close", "debit") and product in assets
+                if out and _financial(balances, catalog) - amount < floor:
                     kind, amount = "credit", _amount(rng, balances[product])  # stays above
             change = -amount if kind in ("close", "debit") else amount
             balances[product] = 0.0 if kind == "close" else round(balances[product] + change, 2)
@@ -173,10 +179,14 @@ def _customer_events(
 
 
 def _drain_events(
-    rng: np.random.Generator, customer: str, balances: dict[str, float], plan: EventPlan
+    rng: np.random.Generator,
+    customer: str,
+    balances: dict[str, float],
+    plan: EventPlan,
+    catalog: Catalog,
 ) -> list[dict[str, Any]]:
     events = []
-    for product in FINANCIAL_ASSETS:
+    for product in catalog.financial_assets:
         if balances[product] <= 0:
             continue
         total = round(balances[product] * DRAIN_SHARE, 2)
@@ -256,30 +266,30 @@ MALFORMED: tuple[bytes, ...] = (
 
 
 def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> GeneratedEvents:
-    """Events for every complete row of `snapshot` (the bank's field names)."""
+    """Events for every complete row of `snapshot` (the bank's field names), on the products
+    of `schema`'s catalog (the bundle's, in `xsell generate events`)."""
+    catalog = schema.products
     rng = np.random.default_rng(plan.seed)
     rows = snapshot[snapshot.notna().all(axis=1)].to_dict("records")
     customers = [str(r[schema.id_column]) for r in rows]
-    rich = [
-        i for i, r in enumerate(rows) if sum(_balances(r)[p] for p in FINANCIAL_ASSETS) > 10_000
-    ]
+    rich = [i for i, r in enumerate(rows) if _financial(_balances(r, catalog), catalog) > 10_000]
     drainer_rows = set(rng.choice(rich, size=min(plan.drainers, len(rich)), replace=False).tolist())
     history = np.random.default_rng([plan.seed, 1])  # apart, so events do not depend on it
     openings = np.random.default_rng([plan.seed, 2])
     months: dict[str, dict[str, float]] = {}
     events: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
-        balances = _balances(row)
+        balances = _balances(row, catalog)
         low = 1.0 if i in drainer_rows else 0.9
         months[customers[i]] = {
-            month: round(_financial(balances) * history.uniform(low, 1.1), 2)
+            month: round(_financial(balances, catalog) * history.uniform(low, 1.1), 2)
             for month in plan.history_months()
         }
         if i in drainer_rows:
-            events.extend(_drain_events(rng, customers[i], balances, plan))
+            events.extend(_drain_events(rng, customers[i], balances, plan, catalog))
         else:
-            planned = _planted_openings(openings, row, balances, plan)
-            events.extend(_customer_events(rng, customers[i], balances, plan, planned))
+            planned = _planted_openings(openings, row, balances, plan, catalog)
+            events.extend(_customer_events(rng, customers[i], balances, plan, planned, catalog))
     # Event-time order; the sort is stable, so one customer's events keep their order.
     events.sort(key=lambda e: e["ts"])
     counts: dict[str, int] = {}

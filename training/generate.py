@@ -32,7 +32,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
 from rules_store.store.files import atomic_path
 
 FileFormat = Literal["del", "csv", "parquet"]
@@ -122,6 +121,7 @@ PLANTED_RULES: tuple[PlantedRule, ...] = (
 DIRTY_SHARE = 0.001
 PREFERENCE_FIELD = {"理财": "理财产品偏好", "保险": "保险产品偏好", "基金和积利宝": "基金产品偏好"}
 PREFERENCE = {"低": 0.3, "中": 1.0, "高": 3.0}
+CATALOG = RETAIL_SCHEMA.products  # the personas and rules above name seed 001's products
 
 
 def _choice(
@@ -135,7 +135,7 @@ def _holdings(
     rng: np.random.Generator, persona: Persona, n: int, columns: dict[str, object]
 ) -> npt.NDArray[np.int64]:
     masks = np.zeros(n, dtype=np.int64)
-    for i, product in enumerate(PRODUCTS):
+    for i, product in enumerate(CATALOG.names):
         rate = np.full(n, persona.holding.get(product, 0.02))
         if product in PREFERENCE_FIELD:
             levels = np.asarray(columns[PREFERENCE_FIELD[product]])
@@ -146,8 +146,8 @@ def _holdings(
     for rule in PLANTED_RULES:
         if rule.persona != persona.name:
             continue
-        need = products_to_mask(rule.antecedents)
-        bit = products_to_mask([rule.consequent])
+        need = CATALOG.mask(rule.antecedents)
+        bit = CATALOG.mask([rule.consequent])
         has_all = (masks & need) == need
         p = np.where(has_all, rule.confidence, rule.base_rate)
         held = rng.random(n) < p
@@ -181,7 +181,7 @@ def _persona_frame(rng: np.random.Generator, persona: Persona, n: int) -> pd.Dat
     masks = _holdings(rng, persona, n, columns)
 
     balances: dict[str, npt.NDArray[np.float64]] = {}
-    for i, (product, balance_columns) in enumerate(PRODUCT_BALANCES.items()):
+    for i, (product, balance_columns) in enumerate((p.name, p.balances) for p in CATALOG.products):
         held = (masks >> i & 1).astype(bool)
         scale = 200_000.0 if product in ("代销资管产品", "理财", "贷款和信用卡") else 30_000.0
         if len(balance_columns) == 1:

@@ -148,6 +148,25 @@ def mine_table_mlxtend(
     )
 
 
+def mine_holdings(
+    masks: npt.NDArray[np.integer],
+    n_items: int,
+    *,
+    min_support: float,
+    min_confidence: float,
+    min_lift: float = 0.0,
+) -> list[Rule]:
+    """Rules from holdings bitmasks of any catalog (up to 64 products): bitmask counting
+    up to MAX_BITMASK_ITEMS items, mlxtend's apriori on the 0/1 table beyond."""
+    thresholds = {"min_support": min_support, "min_confidence": min_confidence}
+    if n_items <= MAX_BITMASK_ITEMS:
+        return mine_masks(masks, n_items, min_lift=min_lift, **thresholds)
+    bits = np.arange(n_items, dtype=np.uint64)
+    held = (masks.astype(np.int64).view(np.uint64)[:, None] >> bits) & np.uint64(1)
+    table = pd.DataFrame(held.astype(bool), columns=range(n_items))
+    return mine_table_mlxtend(table, min_lift=min_lift, **thresholds)
+
+
 def masks_from_table(table: pd.DataFrame) -> npt.NDArray[np.int64]:
     """Row bitmasks of a 0/1 item table (bit i = column i)."""
     values = table.to_numpy(dtype=bool)

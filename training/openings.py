@@ -24,10 +24,9 @@ is shuffled across customers. Drainers open nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rules_store.domain.catalog import PRODUCTS
 from training.generate import PLANTED_RULES, PREFERENCE, PREFERENCE_FIELD
 
 BASE = 0.05
@@ -40,7 +39,7 @@ def preference_factor(product: str, profile: Mapping[str, Any]) -> float:
     """How much the customer's stated preference raises (or lowers) their interest in it.
 
     >>> preference_factor("理财", {"理财产品偏好": "高"}), preference_factor("国债", {})
-    (1.8, 1.0)
+    (3.0, 1.0)
     """
     field = PREFERENCE_FIELD.get(product)
     if field is None:
@@ -60,6 +59,8 @@ def opening_probability(
 
 
 def opening_probabilities(
-    profile: Mapping[str, Any], held: frozenset[str], days: int
+    products: Sequence[str], profile: Mapping[str, Any], held: frozenset[str], days: int
 ) -> dict[str, float]:
-    return {p: opening_probability(p, profile, held, days) for p in PRODUCTS}
+    """Each of the catalog's `products`: a product seed 001's catalog does not name has
+    no preference field and no planted rule, so it opens at BASE."""
+    return {p: opening_probability(p, profile, held, days) for p in products}

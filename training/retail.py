@@ -12,12 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from rules_store.bundle.model import Bundle, SegmentRules
-from rules_store.bundle.schema import Schema
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
+from rules_store.bundle.schema import Schema, UnknownPolicy
 from rules_store.domain.rules import Rule
-from training.encoding import MissingPolicy, RetailData, UnknownPolicy, prepare_retail
+from training.encoding import MissingPolicy, RetailData, prepare_retail
 from training.loading import FileFormat, file_format, read_snapshot
-from training.mining import mine_masks, prune_redundant
+from training.mining import mine_holdings, prune_redundant
 from training.segmentation import SegmentationResult, fit_segments
 from training.stages import Stages
 
@@ -58,13 +57,6 @@ def code_version_string() -> str:
         return "source"
 
 
-def retail_items(schema: Schema) -> tuple[str, ...]:
-    """The products a snapshot read with `schema` holds, in mask order (what the bundle's
-    `items` will be): one place to ask, so the rankers never read the catalog's constants."""
-    del schema  # the catalog is fixed in this version
-    return PRODUCTS
-
-
 def popularity(masks: npt.NDArray[np.int64], n_items: int) -> tuple[tuple[int, float], ...]:
     """Items by holding rate, most held first (ties in catalog order)."""
     if len(masks) == 0:
@@ -99,14 +91,18 @@ def load_retail(
 
 
 def mine_segments(
-    masks: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], k: int, params: TrainParams
+    masks: npt.NDArray[np.int64],
+    labels: npt.NDArray[np.int64],
+    k: int,
+    params: TrainParams,
+    n_items: int,
 ) -> tuple[SegmentRules, ...]:
     segments = []
     for s in range(k):
         members = masks[labels == s]
-        rules = mine_masks(
+        rules = mine_holdings(
             members,
-            len(PRODUCTS),
+            n_items,
             min_support=params.min_support,
             min_confidence=params.min_confidence,
             min_lift=params.min_lift,
@@ -115,9 +111,7 @@ def mine_segments(
         if params.prune:
             rules, pruned = prune_redundant(rules)
         segments.append(
-            SegmentRules(
-                s, len(members), tuple(rules), popularity(members, len(PRODUCTS)), tuple(pruned)
-            )
+            SegmentRules(s, len(members), tuple(rules), popularity(members, n_items), tuple(pruned))
         )
     return tuple(segments)
 
@@ -149,13 +143,15 @@ def train_retail(
         )
     with stages.stage("mine"):
         segments = mine_segments(
-            data.masks, segmentation.labels, segmentation.model.n_segments, params
+            data.masks,
+            segmentation.labels,
+            segmentation.model.n_segments,
+            params,
+            len(data.schema.products.names),
         )
     report = data.report
     bundle = Bundle(
-        items=PRODUCTS,
-        item_balances=dict(PRODUCT_BALANCES),
-        schema=schema,
+        schema=data.schema,
         unknown_policy=params.unknown,
         segment_model=segmentation.model,
         segments=segments,

@@ -228,7 +228,7 @@ def diff_cmd(settings: Settings, old: str, new: str) -> None:
             table.add_row(
                 str(d.segment),
                 "[red]removed[/]",
-                f"{format_itemset(rule.antecedents, items)} → {format_itemset(rule.consequents, items)}",
+                f"{format_itemset(rule.antecedents, old_bundle.items)} → {format_itemset(rule.consequents, old_bundle.items)}",
                 f"{rule.confidence:.3f}",
                 f"{rule.lift:.3f}",
             )

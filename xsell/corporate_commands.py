@@ -13,6 +13,7 @@ from typing import cast
 import click
 from rich.table import Table
 
+from rules_store.bundle.schema import UnknownPolicy
 from rules_store.domain.scoring import ScoringModel
 from rules_store.errors import XsellError
 from rules_store.settings import Settings
@@ -29,10 +30,10 @@ from training.corporate_data import (
     Task,
     load_churn,
     load_potential,
+    unseen_values,
 )
 from training.corporate_generate import generate_churn, generate_potential
 from training.corporate_report import write_corporate_report
-from training.encoding import UnknownPolicy
 from training.generate import write_table
 from training.loading import file_format
 from training.model_selection import Scores, SelectionParams
@@ -98,6 +99,15 @@ def _say(text: str) -> None:
     out.print(text, highlight=False)
 
 
+def _say_unseen(model: ScoringModel, data: CorporateData) -> None:
+    """Count the category values the model never saw (each scored as all zeros)."""
+    for u in unseen_values(model.inputs, data):
+        _say(
+            f"unseen value {u.column} = {u.value!r}: {u.count:,} row(s) (first at line(s) "
+            f"{', '.join(map(str, u.first_lines))}), scored with all-zero {u.column} columns"
+        )
+
+
 @click.command("potential")
 @apply_options(_generate_options)
 @out_option("file 1, profiles and monthly transactions (10 columns).")
@@ -141,7 +151,10 @@ def generate_potential_cmd(
 _train_options: list[Decorator] = [
     out_option("a directory for model.json, metrics.json and report.html.", directory=True),
     *model_selection_options,
-    unknown_category_option("The field checked is 行业."),
+    unknown_category_option(
+        "No field of the seed layout lists its values: 行业's are learned from the input, "
+        "and a value unseen in training is scored as all zeros and counted."
+    ),
     encoding_option(),
 ]
 
@@ -419,6 +432,7 @@ def churn_cmd(
             )
             table = churn_table(model, data, everyone=everyone)
         write_csv(table, output_path)
+    _say_unseen(model, data)
     churners = int(table["predicted"].sum())
     _say(
         f"{data.report.rows_kept:,} customers scored ({data.report.rows_with_missing:,} with "
@@ -475,6 +489,7 @@ def potential_cmd(
             )
             table = potential_table(model, data, region)
         write_csv(table, output_path)
+    _say_unseen(model, data)
     where = f" with {region!r} in an address" if region else ""
     _say(
         f"{data.report.rows_kept:,} customers scored; {len(table):,} predicted potential{where} "

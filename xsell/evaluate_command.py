@@ -13,15 +13,16 @@ import numpy as np
 import numpy.typing as npt
 from rich.table import Table
 
+from rules_store.bundle.schema import UnknownPolicy
 from rules_store.settings import Settings
 from rules_store.store.files import atomic_path
-from training.encoding import MissingPolicy, RetailData, UnknownPolicy
+from training.encoding import MissingPolicy, RetailData
 from training.rankers.choose import EvaluationPlan, deciding, evaluate_rankers
 from training.rankers.fit import RankerParams, parse_rankers
 from training.rankers.protocols import Evaluation
 from training.rankers.report import write_evaluation_report
 from training.rankers.truth import openings_from_events, openings_from_snapshot
-from training.retail import TrainParams, load_retail, retail_items
+from training.retail import TrainParams, load_retail
 from training.segmentation import fit_segments
 from xsell.console import err, out
 from xsell.options import (
@@ -155,10 +156,10 @@ def evaluate_cmd(
             missing=train.missing,
             stages=stages,
         )
-        items = retail_items(schema)
+        catalog = data.schema.products
         opened = forward_truth(
             data,
-            items,
+            catalog.names,
             events_path,
             later_path,
             load_later=lambda p: load_retail(
@@ -183,7 +184,7 @@ def evaluate_cmd(
             data,
             segmentation.labels,
             segmentation.model.n_segments,
-            items,
+            catalog,
             plan,
             opened=opened,
             stages=stages,

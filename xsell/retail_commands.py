@@ -11,11 +11,12 @@ import pandas as pd
 from rich.table import Table
 
 from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import UnknownPolicy
 from rules_store.domain.rules import Rule, format_itemset
 from rules_store.settings import Settings
 from rules_store.store.local_store import load_bundle
 from training.batch import cross_sell, product_mining
-from training.encoding import MissingPolicy, RetailData, UnknownPolicy
+from training.encoding import MissingPolicy, RetailData
 from training.generate import generate_retail, write_retail
 from training.loading import file_format, read_item_table
 from training.mining import (
@@ -192,7 +193,7 @@ def train_retail_cmd(
             result.data,
             labels,
             len(result.bundle.segments),
-            result.bundle.items,
+            result.bundle.catalog,
             plan,
             opened=opened,
             stages=stages,
@@ -303,6 +304,11 @@ def _bundle_for(
         f"{report.rows_with_missing:,} with missing values ({report.missing_policy}"
         f"{': not scored' if report.missing_policy == 'drop' and report.rows_with_missing else ''})"
     )
+    for u in report.unknown:
+        err.print(
+            f"[yellow]unseen value[/] {u.column} = {u.value!r}: {u.count:,} row(s), "
+            "coded as 'unknown'"
+        )
     return bundle, data
 
 

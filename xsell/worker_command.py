@@ -35,7 +35,8 @@ def worker_cmd(settings: Settings) -> None:
     watcher.start()
     if active.get() is None:
         err.print(
-            "no active bundle yet: events update holdings, alerts start once one is activated"
+            "no active bundle yet: records are dead-lettered (with the reason, to replay) "
+            "until one is activated: its schema and catalog say what they mean"
         )
     app = build_worker(settings, endpoints, active, store_problem=lambda: watcher.problem)
     # Faust reads its own command line, which would override the app's web settings.

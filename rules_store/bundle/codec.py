@@ -14,7 +14,7 @@ import numpy as np
 
 from rules_store.bundle.model import FORMAT_VERSION, Bundle, SegmentRules
 from rules_store.bundle.ranker_codec import RankerFormatError, ranker_from_dict, ranker_to_dict
-from rules_store.bundle.schema import SchemaError, schema_from_dict
+from rules_store.bundle.schema import Schema, SchemaError, schema_from_dict
 from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.domain.rules import RULE_FIELDS, Rule
 from rules_store.domain.scoring import ScoringModel
@@ -53,9 +53,8 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
     doc = {
         "format_version": bundle.format_version,
         "kind": "retail",
-        "items": list(bundle.items),
-        "item_balances": {item: list(columns) for item, columns in bundle.item_balances.items()},
-        "schema": bundle.schema.to_dict(),
+        "items": list(bundle.items),  # the catalog's names, for readers of the rules
+        "schema": bundle.schema.to_dict(),  # fields and products
         "unknown_policy": bundle.unknown_policy,
         "segment_model": {
             "features": list(model.features),
@@ -195,7 +194,14 @@ def bundle_from_dict(raw: Any) -> Bundle:
             _expect(doc.get("schema"), dict, "schema"), source="bundle schema"
         )
     except SchemaError as exc:
-        raise BundleFormatError(str(exc)) from exc
+        hint = (
+            "; it was written before catalogs were data (its schema has no products): "
+            "retrain it with this release"
+            if "products" not in doc["schema"]
+            else ""
+        )
+        raise BundleFormatError(f"{exc}{hint}") from exc
+    _check_catalog(doc, items, schema)
     model_raw = _expect(doc.get("segment_model"), dict, "segment_model")
     features = tuple(
         _expect(f, str, "segment_model.features[]")
@@ -239,16 +245,6 @@ def bundle_from_dict(raw: Any) -> Bundle:
     if len(segments) != model.n_segments:
         msg = f"bundle: {len(segments)} segment rule sets for {model.n_segments} centroids"
         raise BundleFormatError(msg)
-    item_balances = {
-        _expect(item, str, "item_balances key"): tuple(
-            _expect(c, str, f"item_balances[{item!r}][]")
-            for c in _expect(columns, list, f"item_balances[{item!r}]")
-        )
-        for item, columns in _expect(doc.get("item_balances", {}), dict, "item_balances").items()
-    }
-    if set(item_balances) - set(items):
-        msg = f"bundle: item_balances names items outside the catalog: {sorted(set(item_balances) - set(items))}"
-        raise BundleFormatError(msg)
     churn_model, potential_model = (_corporate_model(doc, name) for name in CORPORATE_MODELS)
     ranker = None
     if doc.get("ranker") is not None:
@@ -264,8 +260,6 @@ def bundle_from_dict(raw: Any) -> Bundle:
         ranker=ranker,
         churn_model=churn_model,
         potential_model=potential_model,
-        item_balances=item_balances,
-        items=items,
         schema=schema,
         unknown_policy=_expect(doc.get("unknown_policy"), str, "unknown_policy"),
         segment_model=model,
@@ -286,3 +280,26 @@ def _corporate_model(doc: dict[str, Any], name: str) -> ScoringModel | None:
     except ModelFormatError as exc:
         msg = f"bundle: {exc}"
         raise BundleFormatError(msg) from exc
+
+
+def _check_catalog(doc: dict[str, Any], items: tuple[str, ...], schema: Schema) -> None:
+    """The rules' item list is the schema's catalog.
+
+    A bundle written before catalogs were data has no `products` in its schema: it is read
+    with the default catalog (seed 001's), which its `items` and `item_balances` must match.
+    """
+    catalog = schema.products
+    if items != catalog.names:
+        msg = (
+            f"bundle: items {list(items)} differ from its schema's products "
+            f"{list(catalog.names)}; retrain it with this release"
+        )
+        raise BundleFormatError(msg)
+    written = _expect(doc.get("item_balances", {}), dict, "item_balances")
+    derived = {p.name: list(p.balances) for p in catalog.products}
+    if written and written != derived:
+        msg = (
+            f"bundle: item_balances {written} differ from the catalog {derived}; "
+            "retrain it with this release"
+        )
+        raise BundleFormatError(msg)

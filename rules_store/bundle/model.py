@@ -1,6 +1,7 @@
 """The bundle: everything needed to score a customer, as plain values.
 
-Training builds it; the batch commands and (later) the stream load it. `recommend`
+Training builds it; the batch commands and the stream load it. It carries its schema,
+and so its product catalog: nothing downstream names a product. `recommend`
 and `assign_segment` here are the only implementations both sides use.
 """
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules_store.bundle.schema import Schema
+from rules_store.domain.catalog import Catalog
 from rules_store.domain.ranking import RankerSpec
-from rules_store.domain.rules import Offer, Rule, recommend
+from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
 
@@ -29,8 +31,7 @@ class SegmentRules:
 
 @dataclass(frozen=True)
 class Bundle:
-    items: tuple[str, ...]
-    schema: Schema
+    schema: Schema  # fields (with learned values) and the product catalog
     unknown_policy: str
     segment_model: SegmentModel
     segments: tuple[SegmentRules, ...]
@@ -40,14 +41,27 @@ class Bundle:
     created_at: str = ""
     code_version: str = ""
     format_version: int = FORMAT_VERSION
-    # How holdings are derived: each item is held when any of its balances is non-zero.
-    item_balances: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Corporate models (seed 001, 对公), attached by `xsell publish --churn-model/--potential-model`.
     churn_model: ScoringModel | None = None
     potential_model: ScoringModel | None = None
     # The ranker chosen by evaluation (rules_store/domain/ranking.py); None serves the rules.
     ranker: RankerSpec | None = None
 
+    @property
+    def catalog(self) -> Catalog:
+        return self.schema.products
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """Product names in catalog order: bit i of a rule's itemsets is items[i]."""
+        return self.schema.products.names
+
     def recommend(self, held: int, segment: int, *, top_k: int = 3) -> tuple[Offer, ...]:
-        rules = self.segments[segment]
-        return recommend(held, rules.rules, rules.popularity, top_k=top_k)
+        rules, values = self.segments[segment], self.catalog.values
+        return recommend(
+            held,
+            rules.rules,
+            rank_popularity(rules.popularity, values),
+            top_k=top_k,
+            values=values,
+        )

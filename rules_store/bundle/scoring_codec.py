@@ -77,7 +77,9 @@ def model_to_dict(model: ScoringModel) -> dict[str, Any]:
         "label": model.label,
         "kind": model.kind,
         "inputs": [
-            {"name": s.name, "kind": s.kind, "values": list(s.values)} for s in model.inputs
+            {"name": s.name, "kind": s.kind, "values": list(s.values)}
+            | ({"learned": True} if s.learned else {})  # only then: older models keep their bytes
+            for s in model.inputs
         ],
         "estimator": body,
         "threshold": model.threshold,
@@ -166,8 +168,11 @@ def _inputs(raw: Any, where: str) -> tuple[InputFeature, ...]:
         if kind == "category" and not values:
             msg = f"{where}[{i}] is a category without values"
             raise ModelFormatError(msg)
+        learned = _expect(spec.get("learned", False), bool, f"{where}[{i}].learned")
         inputs.append(
-            InputFeature(_expect(spec.get("name"), str, f"{where}[{i}].name"), kind, values)
+            InputFeature(
+                _expect(spec.get("name"), str, f"{where}[{i}].name"), kind, values, learned
+            )
         )
     names = [s.name for s in inputs]
     if not inputs or len(set(names)) != len(names):

@@ -21,7 +21,7 @@ from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
-from rules_store.domain.scoring import FeatureError
+from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
 
 
@@ -133,6 +133,8 @@ def churn_model_opinion(
         "from_holdings": [n for n in names if n == PRODUCTS_HELD_FIELD],
         "from_corporate": [n for n in names if n != PRODUCTS_HELD_FIELD],
         "corporate_as_of": as_of,
+        # Category values the model did not see in training: encoded as all zeros.
+        "unseen_values": list(unseen_inputs(model.inputs, inputs)),
     }
     try:
         probability = model.probability(inputs)
@@ -177,9 +179,11 @@ def choose_cross_sell(
         and before.features != after.features
         and bundle.segment_model.assign_segment(before.features) != segment
     )
-    if after.held == before.held and not moved:
+    catalog = bundle.catalog
+    held = after.held_in(catalog)
+    if held == before.held_in(catalog) and not moved:
         return None
-    offers = index.offers(segment, after.held, after.features)
+    offers = index.offers(segment, held, after.features)
     offer = pick_offer(
         offers,
         bundle.items,
@@ -230,7 +234,10 @@ def churned(
     context = _context(state, event_id=event_id, ts=ts, active=active)
     model = (
         churn_model_opinion(
-            active.bundle, state.corporate, held=state.held, as_of=state.corporate_as_of
+            active.bundle,
+            state.corporate,
+            held=state.held_in(active.bundle.catalog),
+            as_of=state.corporate_as_of,
         )
         if active
         else None

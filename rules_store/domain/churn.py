@@ -1,6 +1,7 @@
 """The churn-drop test of seed 001, kept continuously by event time.
 
-A customer's financial assets (every product but 贷款和信用卡) are followed day by day:
+A customer's financial assets (the catalog's products marked `financial_asset`; in seed
+001's catalog every product but 贷款和信用卡) are followed day by day:
 `days` holds the end-of-day total on the days it changed, and a day without events
 carries the last total forward. `months` holds closed months' average daily balances
 (from the snapshot's months table, or folded from `days` once a month is past the
@@ -24,16 +25,10 @@ from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
-from rules_store.domain.catalog import FINANCIAL_ASSETS
 from rules_store.domain.events import InvalidEventError
 from rules_store.validation import finite_number, plausible_day, show
 
 BASELINE_MONTHS = 3
-
-
-def financial_assets(balances: Mapping[str, float]) -> float:
-    """The total the churn test follows: every financial asset, loans and cards excluded."""
-    return round(sum(balances.get(product, 0.0) for product in FINANCIAL_ASSETS), 2)
 
 
 def month_of(day: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from rules_store.domain.catalog import PRODUCTS
+from rules_store.domain.catalog import Catalog
 from rules_store.errors import XsellError
 from rules_store.validation import finite_number, plausible_day, short_text, show
 
@@ -126,11 +126,12 @@ def parse_timestamp(value: Any, name: str = "ts") -> datetime:
     return parsed
 
 
-def parse_transaction(event: Mapping[str, Any]) -> Transaction:
-    """Validate a decoded transaction event.
+def parse_transaction(event: Mapping[str, Any], catalog: Catalog) -> Transaction:
+    """Validate a decoded transaction event; its product is one of `catalog`'s.
 
+    >>> from rules_store.domain.catalog import demo_catalog
     >>> parse_transaction({"event_id": "e1", "customer_id": "c1", "ts": "2026-01-05T09:30:00+08:00",
-    ...     "product": "国债", "kind": "credit", "amount": 5000}).amount
+    ...     "product": "fund", "kind": "credit", "amount": 5000}, demo_catalog()).amount
     5000.0
     """
     event_id = _field(event, "event_id", short_text)
@@ -140,8 +141,8 @@ def parse_transaction(event: Mapping[str, Any]) -> Transaction:
         msg = "missing field 'ts'"
         raise InvalidEventError(msg)
     product = event.get("product")
-    if product not in PRODUCTS:
-        msg = f"unknown product {show(product)}; expected one of {list(PRODUCTS)}"
+    if not isinstance(product, str) or product not in catalog.bits:
+        msg = f"unknown product {show(product)}; expected one of {list(catalog.names)}"
         raise InvalidEventError(msg)
     kind = event.get("kind")
     if kind not in KINDS:

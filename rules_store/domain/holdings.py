@@ -14,19 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from rules_store.bundle.schema import Schema, SchemaError, encode_profile
-from rules_store.domain.catalog import (
-    CORPORATE_FIELDS,
-    CORPORATE_TEXT_FIELDS,
-    PRODUCT_BALANCES,
-    PRODUCT_BIT,
-    PRODUCTS,
-)
+from rules_store.domain.catalog import CORPORATE_FIELDS, CORPORATE_TEXT_FIELDS, Catalog
 from rules_store.domain.churn import (
     DEFAULT_CHURN,
     AssetHistory,
     ChurnFigures,
     ChurnPolicy,
-    financial_assets,
     is_late,
     on_event,
     snapshot_history,
@@ -39,7 +32,9 @@ from rules_store.validation import finite_number, short_text
 @dataclass(frozen=True)
 class CustomerState:
     customer_id: str
-    balances: Mapping[str, float] = field(default_factory=dict)  # product -> balance
+    # product -> balance, by name: a product a later catalog drops keeps its balance
+    # (ignored), one it adds starts empty.
+    balances: Mapping[str, float] = field(default_factory=dict)
     branch_id: str | None = None
     positions: Mapping[str, int] = field(default_factory=dict)  # "topic:partition" -> offset
     features: tuple[float, ...] | None = None  # encoded segmentation fields, once known
@@ -57,20 +52,16 @@ class CustomerState:
         """The churn alert's figures while the customer is flagged at churn risk."""
         return self.assets.risk
 
-    @property
-    def held(self) -> int:
-        """Held products as a catalog bitmask: a non-zero balance, as in the batch."""
-        mask = 0
-        for product in PRODUCTS:
-            if self.balances.get(product, 0.0) != 0:
-                mask |= PRODUCT_BIT[product]
-        return mask
+    def held_in(self, catalog: Catalog) -> int:
+        """Held products as a bitmask of `catalog`: a non-zero balance, as in the batch."""
+        return catalog.held(self.balances)
 
 
 def apply_transaction(
     state: CustomerState,
     tx: Transaction,
     *,
+    catalog: Catalog,
     source: str,
     offset: int,
     churn: ChurnPolicy = DEFAULT_CHURN,
@@ -82,9 +73,10 @@ def apply_transaction(
     raises TooLateError.
 
     >>> from datetime import datetime, timezone
-    >>> tx = Transaction("e1", "c1", datetime.now(timezone.utc), "国债", "credit", 100.0)
-    >>> after = apply_transaction(CustomerState("c1"), tx, source="t:0", offset=7)
-    >>> after.balances["国债"], apply_transaction(after, tx, source="t:0", offset=7)
+    >>> from rules_store.domain.catalog import demo_catalog
+    >>> tx = Transaction("e1", "c1", datetime.now(timezone.utc), "fund", "credit", 100.0)
+    >>> after = apply_transaction(CustomerState("c1"), tx, catalog=demo_catalog(), source="t:0", offset=7)
+    >>> after.balances["fund"], apply_transaction(after, tx, catalog=demo_catalog(), source="t:0", offset=7)
     (100.0, None)
     """
     if state.positions.get(source, -1) >= offset:
@@ -107,7 +99,7 @@ def apply_transaction(
         balances=balances,
         branch_id=tx.branch_id or state.branch_id,
         positions={**state.positions, source: offset},
-        assets=on_event(state.assets, day, financial_assets(balances), churn),
+        assets=on_event(state.assets, day, catalog.financial_total(balances), churn),
     )
 
 
@@ -123,25 +115,31 @@ def apply_snapshot(
 ) -> CustomerState | None:
     """A snapshot row (the bank's field names) sets balances and profile; None if a repeat.
 
-    A product's balance is the sum of its balance columns, so it is held exactly when the
-    batch's `holdings_from_balances` says it is (balances are not negative). The row may
+    A product's balance is the sum of its balance columns (the schema's catalog), so it is
+    held exactly when the batch's `holdings_from_balances` says it is (balances are not
+    negative). Balances of products outside the catalog are kept. The row may
     carry balance history for the churn test: `as_of` and `months` (see churn.py), and
     the corporate fields the churn model reads (`CORPORATE_FIELDS`).
     """
     as_of, months = snapshot_history(record)
     corporate = corporate_fields(record)
-    balances = {}
-    for product, columns in PRODUCT_BALANCES.items():
+    catalog = schema.products
+    balances = dict(state.balances)
+    for product in catalog.products:
         total = 0.0
-        for column in columns:
+        for column in product.balances:
             value = record.get(column, 0.0)
             total += finite_number(value, f"snapshot field {column!r}", InvalidEventError)
-        balances[product] = total
+        balances[product.name] = total
     profiled = apply_profile(state, record, schema, unknown=unknown, source=source, offset=offset)
     if profiled is None:
         return None
     assets = with_snapshot(
-        profiled.assets, financial_assets(balances), as_of=as_of, months=months, policy=churn
+        profiled.assets,
+        catalog.financial_total(balances),
+        as_of=as_of,
+        months=months,
+        policy=churn,
     )
     if corporate:
         profiled = replace(profiled, corporate=corporate, corporate_as_of=as_of)

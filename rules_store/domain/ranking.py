@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from rules_store.domain.rules import Offer, Rule, match_rules, recommend
+from rules_store.domain.rules import Offer, Rule, match_rules, rank_popularity, recommend
 from rules_store.domain.scoring import LogisticModel, ScoringModel
 
 FloatArray = npt.NDArray[np.float64]
@@ -56,6 +56,15 @@ class Customers:
 
     def take(self, rows: IntArray) -> Customers:
         return Customers(self.features[rows], self.held[rows], self.segments[rows])
+
+
+def held_array(masks: Sequence[int]) -> IntArray:
+    """Holdings masks as int64, as the batch keeps them (bit 63 is the sign bit).
+
+    >>> held_array([5, 1 << 63]).tolist()
+    [5, -9223372036854775808]
+    """
+    return np.asarray(masks, dtype=np.uint64).view(np.int64)
 
 
 def held_bits(held: IntArray, n_items: int) -> FloatArray:
@@ -122,28 +131,37 @@ class RulesScorer:
 
     rules: tuple[tuple[Rule, ...], ...]  # per segment, strongest first
     popularity: tuple[tuple[tuple[int, float], ...], ...]
-    n_items: int
+    values: tuple[float, ...]  # the catalog's value weights, as the bundle's `recommend`
     name: RankerName = "rules"
 
     def _ranked(self, segment: int, held: int) -> tuple[Offer, ...]:
-        return recommend(held, self.rules[segment], self.popularity[segment], top_k=self.n_items)
+        return recommend(
+            held,
+            self.rules[segment],
+            rank_popularity(self.popularity[segment], self.values),
+            top_k=len(self.values),
+            values=self.values,
+        )
 
     def scores(self, customers: Customers) -> FloatArray:
-        n = self.n_items
-        keys = customers.segments * (1 << n) + customers.held
-        unique, inverse = np.unique(keys, return_inverse=True)
-        rates = popularity_rates(self.popularity, n)
-        table = np.where(rates[unique >> n] > 0, rates[unique >> n], -np.inf)
-        for u, key in enumerate(unique.tolist()):
-            for rank, offer in enumerate(self._ranked(key >> n, key & ((1 << n) - 1))):
+        n = len(self.values)
+        keys = np.column_stack([customers.segments.astype(np.int64), customers.held])
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        rates = popularity_rates(self.popularity, n)[unique[:, 0]]
+        table = np.where(rates > 0, rates, -np.inf)
+        all_mask = (1 << n) - 1
+        for u, (segment, held) in enumerate(unique.tolist()):
+            # A 64-product mask is stored as int64: bit 63 reads back as the sign.
+            for rank, offer in enumerate(self._ranked(segment, held & all_mask)):
                 table[u, offer.item] = float(2 + n - rank)  # above every rate (<= 1)
-        return np.asarray(table[inverse.ravel()], dtype=np.float64)
+        return np.asarray(table[inverse.reshape(-1)], dtype=np.float64)
 
     def rule_for(self, segment: int, held: int, item: int) -> Rule | None:
         return match_rules(held, self.rules[segment]).get(item)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
-        segment, held = int(customers.segments[row]), int(customers.held[row])
+        segment = int(customers.segments[row])
+        held = int(customers.held[row]) & ((1 << len(self.values)) - 1)
         for offer in self._ranked(segment, held):
             if offer.item == item:
                 return {"rule": offer.rule, "fallback": offer.fallback, "score": offer.score}
@@ -271,10 +289,12 @@ def scorer_for(
     spec: RankerSpec | None,
     rules: tuple[tuple[Rule, ...], ...],
     popularity: tuple[tuple[tuple[int, float], ...], ...],
-    n_items: int,
+    values: tuple[float, ...],
 ) -> Scorer:
-    """The scorer of a bundle's ranker; a bundle without one serves its rules."""
-    rules_scorer = RulesScorer(rules, popularity, n_items)
+    """The scorer of a bundle's ranker; a bundle without one serves its rules. `values`:
+    the catalog's value weights (one per product)."""
+    rules_scorer = RulesScorer(rules, popularity, values)
+    n_items = len(values)
     if spec is None or spec.name == "rules":
         return rules_scorer
     if spec.name == "popular":

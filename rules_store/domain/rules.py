@@ -54,7 +54,17 @@ def format_itemset(mask: int, items: Sequence[str]) -> str:
 
 
 def _bits(mask: int) -> list[int]:
-    return [i for i in range(mask.bit_length()) if mask >> i & 1]
+    """The set bits of `mask`, lowest first; one step per set bit, not per catalog item.
+
+    >>> _bits(0b1010)
+    [1, 3]
+    """
+    bits = []
+    while mask:
+        low = mask & -mask
+        bits.append(low.bit_length() - 1)
+        mask ^= low
+    return bits
 
 
 def match_rules(held: int, rules: Sequence[Rule]) -> dict[int, Rule]:
@@ -73,18 +83,34 @@ def match_rules(held: int, rules: Sequence[Rule]) -> dict[int, Rule]:
     return best
 
 
+def rank_popularity(
+    popularity: Sequence[tuple[int, float]], values: Sequence[float]
+) -> tuple[tuple[int, float], ...]:
+    """A segment's items in fallback offer order: by holding rate x value weight, ties in
+    popularity order (all weights 1: unchanged). Computed once per segment and catalog.
+
+    >>> rank_popularity([(0, 0.9), (1, 0.4)], [1.0, 3.0])
+    ((1, 0.4), (0, 0.9))
+    """
+    return tuple(sorted(popularity, key=lambda ir: -ir[1] * values[ir[0]]))
+
+
 def recommend(
     held: int,
     rules: Sequence[Rule],
     popularity: Sequence[tuple[int, float]],
     *,
     top_k: int = 3,
+    values: Sequence[float] | None = None,
 ) -> tuple[Offer, ...]:
     """Up to `top_k` offers for a customer holding `held`, best first.
 
-    `popularity` is the segment's items with their holding rates, most held first: a
-    customer whom no rule matches is offered the most held items they lack, marked as
-    fallback.
+    `popularity` is the segment's items with their holding rates in offer order (most
+    held first, or `rank_popularity`'s order): a customer whom no rule matches is offered
+    the first items they lack, marked as fallback. `values` are the catalog's value
+    weights: rule offers are ranked by confidence x value, then by the rule's strength
+    (all weights 1, the default: by strength alone). An offer's `score` stays the
+    unweighted evidence.
 
     >>> r = Rule(0b01, 0b10, 0.5, 0.4, 0.3, 0.6, 1.5, 0.1, 1.5)
     >>> [(o.item, o.fallback) for o in recommend(0b01, [r], [(0, 0.9), (1, 0.4)])]
@@ -96,7 +122,17 @@ def recommend(
         return ()
     matched = match_rules(held, rules)
     if matched:
-        ranked = sorted(matched.items(), key=lambda kv: (kv[1].strength(), -kv[0]), reverse=True)
+        weight = (lambda item: values[item]) if values is not None else (lambda _: 1.0)
+        ranked = sorted(
+            matched.items(),
+            key=lambda kv: (kv[1].confidence * weight(kv[0]), kv[1].strength(), -kv[0]),
+            reverse=True,
+        )
         return tuple(Offer(item, rule.confidence, rule, False) for item, rule in ranked[:top_k])
-    lacking = [(item, rate) for item, rate in popularity if not held >> item & 1 and rate > 0]
-    return tuple(Offer(item, rate, None, True) for item, rate in lacking[:top_k])
+    lacking: list[Offer] = []
+    for item, rate in popularity:  # stops at top_k: a 64-product segment is not scanned
+        if rate > 0 and not held >> item & 1:
+            lacking.append(Offer(item, rate, None, True))
+            if len(lacking) == top_k:
+                break
+    return tuple(lacking)

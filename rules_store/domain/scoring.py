@@ -40,12 +40,30 @@ class InputFeature:
     name: str
     kind: Literal["number", "category"]
     values: tuple[str, ...] = ()
+    # Values learned from the training data (none were listed): an unseen value encodes
+    # as all zeros, whatever the unknown policy, and is counted by the caller.
+    learned: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
         if self.kind == "number":
             return (self.name,)
         return tuple(f"{self.name}={v}" for v in self.values)
+
+
+def unseen_inputs(inputs: Sequence[InputFeature], record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The category fields of `record` whose value the model did not see in training.
+
+    >>> unseen_inputs([InputFeature("行业", "category", ("制造业",), learned=True)], {"行业": "信息技术"})
+    ('行业',)
+    """
+    return tuple(
+        spec.name
+        for spec in inputs
+        if spec.kind == "category"
+        and not _blank(record.get(spec.name))
+        and str(record[spec.name]).strip() not in spec.values
+    )
 
 
 def encoded_columns(inputs: Sequence[InputFeature]) -> tuple[str, ...]:
@@ -55,8 +73,8 @@ def encoded_columns(inputs: Sequence[InputFeature]) -> tuple[str, ...]:
 def encode_record(
     inputs: Sequence[InputFeature], record: Mapping[str, Any], *, unknown: str = "stop"
 ) -> list[float]:
-    """The model's input row for one record; `unknown="code"` lets an unlisted category
-    through as all-zero indicators.
+    """The model's input row for one record; `unknown="code"` (or a learned field) lets an
+    unlisted category through as all-zero indicators.
 
     >>> encode_record([InputFeature("行业", "category", ("制造业", "建筑业")),
     ...                InputFeature("员工人数", "number")], {"行业": "建筑业", "员工人数": "12"})
@@ -71,7 +89,7 @@ def encode_record(
         raw = record[spec.name]
         if spec.kind == "category":
             text = str(raw).strip()
-            if text not in spec.values and unknown != "code":
+            if text not in spec.values and unknown != "code" and not spec.learned:
                 msg = f"feature {spec.name!r}: {raw!r} is not one of {list(spec.values)}"
                 raise FeatureError(msg)
             row.extend(1.0 if text == value else 0.0 for value in spec.values)

@@ -8,7 +8,6 @@ from typing import Any
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.alerts import ActiveView, churn_model_opinion, segment_of
-from rules_store.domain.catalog import mask_to_products
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.ranking import evidence_json
@@ -57,13 +56,16 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
     """
     segment = segment_of(state, active)
     offers: list[dict[str, Any]] = []
-    if active is not None and segment is not None:
-        _, bundle, index = active
-        offers = offers_json(index.offers(segment, state.held, state.features), bundle.items)
+    products: tuple[str, ...] = ()  # held in the active bundle's catalog
     opinion = None
     if active is not None:
+        _, bundle, index = active
+        held = state.held_in(bundle.catalog)
+        products = bundle.catalog.products_of(held)
+        if segment is not None:
+            offers = offers_json(index.offers(segment, held, state.features), bundle.items)
         opinion = churn_model_opinion(
-            active.bundle, state.corporate, held=state.held, as_of=state.corporate_as_of
+            bundle, state.corporate, held=held, as_of=state.corporate_as_of
         )
     assets = state.assets
     day = assets.latest
@@ -72,7 +74,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
         "customer_id": state.customer_id,
         "branch_id": state.branch_id,
         "holdings": {
-            "products": list(mask_to_products(state.held)),
+            "products": list(products),
             "balances": dict(state.balances),
         },
         "segment": segment,

@@ -70,6 +70,9 @@ class EngineMetrics:
     events_in: Counter[str] = field(default_factory=Counter)  # by input: transactions, ...
     alerts: Counter[str] = field(default_factory=Counter)  # by type: cross_sell, churn, ...
     dead_letters: int = 0
+    stalls: Counter[str] = field(default_factory=Counter)  # by input topic
+    # Profile fields whose value was outside their list and got the unknown code, by field.
+    unseen_values: Counter[str] = field(default_factory=Counter)
     latency: Histogram = field(default_factory=Histogram)
 
     def count_events(self, source: str, n: int = 1) -> None:
@@ -77,6 +80,12 @@ class EngineMetrics:
 
     def count_dead_letter(self) -> None:
         self.dead_letters += 1
+
+    def count_stall(self, topic: str) -> None:
+        self.stalls[topic] += 1
+
+    def count_unseen(self, fields: Iterable[str]) -> None:
+        self.unseen_values.update(fields)
 
     def count_alerts(
         self,
@@ -134,6 +143,25 @@ def render_prometheus(
         lines.append(f'xsell_alerts_total{{type="{_label(kind)}"}} {metrics.alerts[kind]}')
     family("xsell_dead_letters_total", "counter", "Invalid records sent to the dead-letter topic.")
     lines.append(f"xsell_dead_letters_total {metrics.dead_letters}")
+    family(
+        "xsell_partition_stalls_total",
+        "counter",
+        "Partitions found stalled (records waiting, none taken) and sent back to their "
+        "committed offset, by input topic.",
+    )
+    for topic in sorted(metrics.stalls):
+        lines.append(
+            f'xsell_partition_stalls_total{{topic="{_label(topic)}"}} {metrics.stalls[topic]}'
+        )
+    family(
+        "xsell_unseen_values_total",
+        "counter",
+        "Profile values outside their field's list, encoded as the unknown code, by field.",
+    )
+    for name in sorted(metrics.unseen_values):
+        lines.append(
+            f'xsell_unseen_values_total{{field="{_label(name)}"}} {metrics.unseen_values[name]}'
+        )
     family(
         "xsell_consumer_lag",
         "gauge",

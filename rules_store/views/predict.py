@@ -14,26 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from rules_store.bundle.schema import Schema, SchemaError, encode_profile
+from rules_store.bundle.schema import ProfileCodes, Schema, SchemaError, profile_codes
 from rules_store.domain.alerts import ActiveView, churn_model_opinion
-from rules_store.domain.catalog import (
-    CORPORATE_FIELDS,
-    PRODUCT_BALANCES,
-    PRODUCTS,
-    products_to_mask,
-)
+from rules_store.domain.catalog import CORPORATE_FIELDS, Catalog
 from rules_store.domain.churn import BASELINE_MONTHS
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import corporate_fields
 from rules_store.domain.offers import OfferIndex
-from rules_store.domain.ranking import Customers, needs_profile
+from rules_store.domain.ranking import Customers, held_array, needs_profile
 from rules_store.errors import XsellError
 from rules_store.validation import MAX_MAGNITUDE, show
 from rules_store.views.customer_view import NO_CHURN_MODEL, offers_json
 
-MAX_TOP_K = len(PRODUCTS)
 MAX_MONTHS = 36
-BALANCE_FIELDS: tuple[str, ...] = tuple(c for cols in PRODUCT_BALANCES.values() for c in cols)
 KNOWN_KEYS = frozenset(
     {"customer_id", "profile", "holdings", "balances", "asset_months", "corporate", "top_k"}
 )
@@ -89,32 +82,32 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:60]}..."
 
 
-def _holdings(body: Mapping[str, Any]) -> int:
+def _holdings(body: Mapping[str, Any], catalog: Catalog) -> int:
+    columns = catalog.balance_columns
     if ("holdings" in body) == ("balances" in body):
         raise RequestError(
             "holdings",
             "give exactly one of 'holdings' (a list of product names) or 'balances' "
-            f"(balance column -> number, columns {list(BALANCE_FIELDS)})",
+            f"(balance column -> number, columns {list(columns)})",
         )
     if "holdings" in body:
         products = body["holdings"]
         if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
             raise RequestError("holdings", f"expected a list of product names, got {products!r}")
-        unknown = sorted(set(products) - set(PRODUCTS))
+        unknown = sorted(set(products) - set(catalog.names))
         if unknown:
             raise RequestError(
-                "holdings", f"unknown products {unknown}; expected some of {list(PRODUCTS)}"
+                "holdings", f"unknown products {unknown}; expected some of {list(catalog.names)}"
             )
-        return products_to_mask(products)
+        return catalog.mask(products)
     balances = _object_of(
-        body["balances"], "balances", BALANCE_FIELDS, "balance column -> number", "columns"
+        body["balances"], "balances", columns, "balance column -> number", "columns"
     )
-    held = 0
-    for product, columns in PRODUCT_BALANCES.items():
-        for column in columns:
-            if _number(f"balances.{column}", balances.get(column, 0), minimum=0):
-                held |= products_to_mask([product])
-    return held
+    checked = {
+        column: _number(f"balances.{column}", balances.get(column, 0), minimum=0)
+        for column in columns
+    }
+    return catalog.holdings_from_balances(checked)
 
 
 def _asset_months(body: Mapping[str, Any]) -> dict[str, float]:
@@ -139,7 +132,7 @@ def _asset_months(body: Mapping[str, Any]) -> dict[str, float]:
 
 
 def parse_predict_request(body: object, schema: Schema) -> PredictRequest:
-    """Validate a decoded JSON body against the active bundle's schema.
+    """Validate a decoded JSON body against the active bundle's schema and catalog.
 
     >>> from rules_store.bundle.schema import RETAIL_SCHEMA
     >>> parse_predict_request({"holdings": []}, RETAIL_SCHEMA)
@@ -169,12 +162,13 @@ def parse_predict_request(body: object, schema: Schema) -> PredictRequest:
     if missing:
         raise RequestError(f"profile.{missing[0]}", f"missing; every one of {missing} is required")
     top_k = body.get("top_k", 3)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-        raise RequestError("top_k", f"expected an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+    max_top_k = len(schema.products.names)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= max_top_k:
+        raise RequestError("top_k", f"expected an integer from 1 to {max_top_k}, got {top_k!r}")
     return PredictRequest(
         customer_id=customer_id,
         profile=dict(profile),
-        held=_holdings(body),
+        held=_holdings(body, schema.products),
         asset_months=_asset_months(body),
         top_k=top_k,
         corporate=_corporate(body),
@@ -210,9 +204,9 @@ def _corporate(body: Mapping[str, Any]) -> dict[str, float | str]:
         raise RequestError("corporate", str(exc)) from exc
 
 
-def _encode(schema: Schema, profile: Mapping[str, Any], unknown: str) -> tuple[float, ...]:
+def _encode(schema: Schema, profile: Mapping[str, Any], unknown: str) -> ProfileCodes:
     try:
-        return encode_profile(schema, profile, unknown=unknown)
+        return profile_codes(schema, profile, unknown=unknown)
     except SchemaError as exc:
         found = re.match(r"field '([^']+)'", str(exc))
         raise RequestError(f"profile.{found[1]}" if found else "profile", str(exc)) from exc
@@ -260,7 +254,7 @@ def product_scores(
     and blend (P(holds it)), "scores" otherwise; nothing for a bundle without a ranker."""
     if index.bundle.ranker is None:
         return {}
-    customers = Customers(np.asarray([features], float), np.asarray([held]), np.asarray([segment]))
+    customers = Customers(np.asarray([features], float), held_array([held]), np.asarray([segment]))
     scores = index.scorer.scores(customers)[0]
     key = "probabilities" if needs_profile(index.scorer) else "scores"
     return {
@@ -275,7 +269,7 @@ def product_scores(
 def predict(request: PredictRequest, active: ActiveView, *, threshold: float) -> dict[str, Any]:
     """Segment, offers (with their rules) and churn figures for one customer."""
     version, bundle, index = active
-    features = _encode(bundle.schema, request.profile, bundle.unknown_policy)
+    features, unseen = _encode(bundle.schema, request.profile, bundle.unknown_policy)
     segment = bundle.segment_model.assign_segment(features)
     if bundle.ranker is None:
         offers = bundle.recommend(request.held, segment, top_k=request.top_k)
@@ -285,7 +279,8 @@ def predict(request: PredictRequest, active: ActiveView, *, threshold: float) ->
         "customer_id": request.customer_id,
         "bundle_version": version,
         "segment": segment,
-        "holdings": [p for p in PRODUCTS if request.held & products_to_mask([p])],
+        "unseen_values": list(unseen),  # profile fields given the unknown code
+        "holdings": list(bundle.catalog.products_of(request.held)),
         "offers": offers_json(offers, bundle.items),
         **product_scores(index, segment, request.held, features),
         "churn": {

@@ -1,4 +1,4 @@
-"""Three fixes for faust-streaming 0.15 (and mode), all about records lost without a trace.
+"""Four fixes for faust-streaming 0.15 (and mode), all about records lost without a trace.
 
 1. Records fetched but not handed on. `Consumer.getmany` takes a batch from aiokafka
    (which has already moved its position past it) and then skips some: those of a
@@ -35,6 +35,16 @@
    must be cleared when flow resumes after a rebalance suspended it (their events may
    belong to partitions now owned by another worker), so ours clears only then. An event
    delivered twice instead is harmless: state updates are idempotent.
+
+4. Commits past a record never acknowledged. Faust keeps a partition's committed offset
+   as the next offset to read, but its check that the acknowledged offsets start right
+   after the commit allows one missing: with the record at the committed offset never
+   acknowledged and the next ones acknowledged, it commits past that record, which is
+   then never read again. Ours holds the commit back until that record is acknowledged;
+   if it never is, the partition's commit stands still and the stall watch
+   (streams/stall_watch.py) logs it and sends the partition back to its committed offset.
+   Our input topics have no gaps in their offsets (no compaction, no transactions), and
+   Faust's own gap records still count as acknowledged.
 """
 
 from __future__ import annotations
@@ -148,6 +158,19 @@ async def _flush_everything(self: Any) -> None:
             log.warning("still flushing the producer buffer: %s message(s) left", self.size)
 
 
+_original_new_offset = Consumer._new_offset
+
+
+def _new_offset_not_past_a_missing_record(self: Any, tp: TP) -> int | None:
+    acked, committed = self._acked[tp], self._committed_offset.get(tp)
+    if acked and committed:  # None or 0: nothing committed yet, nothing to check
+        gap_starts = (interval.begin for interval in self._gap.get(tp) or ())
+        if min(*acked, *gap_starts) > committed:
+            return None
+    result: int | None = _original_new_offset(self, tp)
+    return result
+
+
 def _resume_clearing_after_suspend(self: FlowControlEvent) -> None:
     was_suspended = not self.is_active()
     self._suspend.clear()
@@ -157,7 +180,7 @@ def _resume_clearing_after_suspend(self: FlowControlEvent) -> None:
 
 
 def install_faust_fixes() -> None:
-    """Apply the three fixes (see the module's text). Idempotent."""
+    """Apply the four fixes (see the module's text). Idempotent."""
     global _installed  # noqa: PLW0603 - one patch per process
     if not _installed:
         Consumer.getmany = _getmany_without_loss  # type: ignore[method-assign]
@@ -165,4 +188,5 @@ def install_faust_fixes() -> None:
         ProducerBuffer._send_pending = _counted_send_pending  # type: ignore[method-assign]
         ProducerBuffer.flush = _flush_everything  # type: ignore[method-assign]
         FlowControlEvent.resume = _resume_clearing_after_suspend  # type: ignore[method-assign]
+        Consumer._new_offset = _new_offset_not_past_a_missing_record  # type: ignore[method-assign]
         _installed = True

@@ -17,8 +17,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
+from typing import Any
 
-from rules_store.bundle.schema import SchemaError, encode_profile
+from rules_store.bundle.model import Bundle
+from rules_store.bundle.schema import Schema, SchemaError, profile_codes
 from rules_store.domain.alerts import ActiveView, Outgoing, after_event
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
@@ -257,39 +259,45 @@ class Processor:
             self._emit(batch, stored.customer_id, alerts)
             self.metrics.count_alerts(kind for kind, _ in alerts)  # no event to time
 
+    def _bundle(self, what: str) -> Bundle:
+        current = self.active()
+        if current is None:
+            msg = f"no active bundle yet: {what} without its schema and catalog"
+            raise InvalidEventError(msg)
+        return current.bundle
+
+    def _count_unseen(self, schema: Schema, fields: Mapping[str, Any], unknown: str) -> None:
+        """Validate a profile before it touches state; count values given the unknown code."""
+        try:
+            self.metrics.count_unseen(profile_codes(schema, fields, unknown=unknown).unseen)
+        except SchemaError as exc:
+            raise InvalidEventError(f"profile: {exc}") from exc
+
     def _transaction(self, batch: _Batch, record: Record) -> None:
-        tx = parse_transaction(decode_json(record.value))
+        catalog = self._bundle("a transaction's product cannot be checked").catalog
+        tx = parse_transaction(decode_json(record.value), catalog)
         self._refuse_far_ahead(record.partition, tx.ts.date())
-        apply = partial(apply_transaction, tx=tx, churn=self.policies.churn)
+        apply = partial(apply_transaction, tx=tx, catalog=catalog, churn=self.policies.churn)
         self._update(batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts)
         self._close_days(batch, record.partition, tx.ts)
 
     def _profile(self, batch: _Batch, record: Record) -> None:
-        current = self.active()
-        if current is None:
-            msg = "no active bundle yet: a profile cannot be encoded without its schema"
-            raise InvalidEventError(msg)
-        schema, unknown = current.bundle.schema, current.bundle.unknown_policy
+        bundle = self._bundle("a profile cannot be encoded")
+        schema, unknown = bundle.schema, bundle.unknown_policy
         fields = decode_json(record.value)
         customer = customer_of(fields, schema.id_column)
         ts = parse_timestamp(fields.get("ts"))
         self._refuse_far_ahead(record.partition, ts.date())
-        try:
-            encode_profile(schema, fields, unknown=unknown)  # validate before touching state
-        except SchemaError as exc:
-            raise InvalidEventError(f"profile: {exc}") from exc
+        self._count_unseen(schema, fields, unknown)
         apply = partial(apply_profile, record=fields, schema=schema, unknown=unknown)
         event_id = str(fields.get("event_id") or f"profile:{customer}:{ts.isoformat()}")
         self._update(batch, record, customer, apply, event_id=event_id, ts=ts)
 
     def _snapshot_row(self, batch: _Batch, record: Record) -> None:
-        current = self.active()
-        if current is None:
-            msg = "no active bundle yet: a snapshot row cannot be encoded without its schema"
-            raise InvalidEventError(msg)
-        bundle = current.bundle
+        bundle = self._bundle("a snapshot row cannot be encoded")
         fields = decode_json(record.value)
         customer = customer_of(fields, bundle.schema.id_column)
+        self._count_unseen(bundle.schema, fields, bundle.unknown_policy)
         after = apply_snapshot(
             self._state_of(customer, batch),
             fields,

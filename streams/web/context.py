@@ -12,7 +12,7 @@ from rules_store.domain.alerts import ActiveView
 from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.topics import TopicNames
-from streams.processing.progress import AgentProgress
+from streams.processing.progress import AgentProgress, Stall
 from streams.web.live_feed import LiveAlerts
 from streams.web.routing import Router
 
@@ -32,6 +32,7 @@ class WebContext:
     endpoints: Endpoints
     metrics: EngineMetrics
     progress: Mapping[str, AgentProgress]  # by input topic
+    stalls: Callable[[], list[tuple[AgentProgress, Stall]]]  # the stall watch's, now
     store_problem: Callable[[], str | None]
     live: LiveAlerts
     router: Router

@@ -1,7 +1,8 @@
 """What `/health` reports: each agent taking its records, the broker, Redis, the live feed.
 
 Two levels of trouble. *Failing* (503): the worker cannot do its job and a restart or an
-operator is needed: an agent has records waiting and took none for `XSELL_HEALTH_STALL_S`,
+operator is needed: a partition has records waiting and its committed offset has not
+moved for `XSELL_STALL_SECONDS` (the stall watch, streams/stall_watch.py, restarts it),
 an agent's loop ended, the broker does not answer, the live feed's reader died.
 *Degraded* (200, with the problems): it does its job with something missing that will
 come back by itself or needs no restart: Redis unreachable while the cached bundle
@@ -14,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
-from streams.processing.progress import AgentProgress, waiting_records
+from streams.processing.progress import AgentProgress, Stall
 from streams.web.context import WebContext
 
 log = logging.getLogger(__name__)
@@ -37,26 +37,16 @@ class HealthReport:
         return 503 if self.failing else 200
 
 
-def agent_problem(
-    progress: AgentProgress, waiting: int, *, now: float, stall_s: float
-) -> str | None:
-    """Why this agent fails, or None.
-
-    >>> p = AgentProgress("transactions", "t", last_taken=0.0)
-    >>> agent_problem(p, 120, now=31.0, stall_s=30.0)
-    'agent transactions: 120 record(s) waiting on t and none taken for 31 s'
-    >>> agent_problem(p, 0, now=31.0, stall_s=30.0) is None
-    True
+def stall_problem(agent: AgentProgress, stall: Stall) -> str:
     """
-    if not progress.running:
-        return f"agent {progress.name}: its loop ended; restart the worker"
-    idle = now - progress.last_taken
-    if waiting > 0 and idle > stall_s:
-        return (
-            f"agent {progress.name}: {waiting} record(s) waiting on {progress.topic} "
-            f"and none taken for {idle:.0f} s"
-        )
-    return None
+    >>> stall_problem(AgentProgress("transactions", "t"), Stall(2, 120, 31.0))
+    'agent transactions: partition 2 has 120 record(s) waiting on t and its committed offset has not moved for 31 s'
+    """
+    return (
+        f"agent {agent.name}: partition {stall.partition} has {stall.waiting} record(s) "
+        f"waiting on {agent.topic} and its committed offset has not moved for "
+        f"{stall.idle_s:.0f} s"
+    )
 
 
 async def broker_problem(bootstrap: str, timeout_s: float = 1.0) -> str | None:
@@ -79,38 +69,20 @@ async def broker_problem(bootstrap: str, timeout_s: float = 1.0) -> str | None:
 
 
 def agent_problems(ctx: WebContext) -> list[str]:
-    """Each agent's problem, from its progress and its partitions' end offsets."""
-    app = ctx.app
-    committed = app.monitor.tp_committed_offsets
-    assigned = app.consumer.assignment()
-    now = time.monotonic()
-    problems = []
-    for agent in ctx.progress.values():
-        ends = {}
-        for tp in assigned:
-            if tp.topic != agent.topic:
-                continue
-            try:
-                end = app.consumer.highwater(tp)
-            except Exception as exc:  # not fetched yet: nothing known
-                log.debug("no end offset for %s yet: %s", tp, exc)
-                continue
-            if end is not None:
-                ends[tp.partition] = end
-        ours = {tp.partition: o for tp, o in committed.items() if tp.topic == agent.topic}
-        waiting = waiting_records(agent, ends, ours)
-        problem = agent_problem(agent, waiting, now=now, stall_s=ctx.settings.health_stall_s)
-        if problem:
-            problems.append(problem)
-    return problems
+    """Agents whose loop ended, and the partitions the stall watch finds stalled."""
+    ended = [
+        f"agent {agent.name}: its loop ended; restart the worker"
+        for agent in ctx.progress.values()
+        if not agent.running
+    ]
+    return ended + [stall_problem(agent, stall) for agent, stall in ctx.stalls()]
 
 
 async def assess(ctx: WebContext) -> HealthReport:
     failing, degraded = [], []
     if ctx.app.rebalancing or ctx.app.in_recovery:
         degraded.append("rebalancing or recovering tables: records wait until it ends")
-    else:
-        failing += agent_problems(ctx)
+    failing += agent_problems(ctx)
     broker = await broker_problem(ctx.endpoints.kafka_bootstrap)
     if broker:
         failing.append(broker)

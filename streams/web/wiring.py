@@ -27,7 +27,7 @@ from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.web import drop_default_views
 from streams.kafka.topics import TopicNames
-from streams.processing.progress import AgentProgress
+from streams.processing.progress import AgentProgress, Stall
 from streams.web.auth import auth_middleware
 from streams.web.context import ActiveSource, WebContext
 from streams.web.live_feed import LiveAlerts
@@ -44,6 +44,7 @@ def register_web(
     endpoints: Endpoints,
     metrics: EngineMetrics,
     progress: Mapping[str, AgentProgress],
+    stalls: Callable[[], list[tuple[AgentProgress, Stall]]],
     store_problem: Callable[[], str | None],
 ) -> LiveAlerts:
     """Add the API, the dashboard and the live alert feed to a worker's Faust app."""
@@ -57,6 +58,7 @@ def register_web(
         endpoints=endpoints,
         metrics=metrics,
         progress=progress,
+        stalls=stalls,
         store_problem=store_problem,
         live=live,
         router=Router(app, holdings, settings.topic_partitions),

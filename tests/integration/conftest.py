@@ -23,6 +23,7 @@ STREAM_FILES = (
     "test_web_api.py",
     "test_dashboard_browser.py",
     "test_poison_records.py",
+    "test_own_catalog.py",
 )
 
 

@@ -28,8 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.alerts import ActiveView, after_event
-from rules_store.domain.catalog import PRODUCT_BALANCES, PRODUCTS
-from rules_store.domain.churn import ChurnPolicy, financial_assets
+from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.events import parse_transaction
@@ -41,6 +40,7 @@ from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka.changelog import latest_states
 from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
 from streams.kafka.topics import TopicNames
+from tests.default_catalog import CATALOG, PRODUCT_BALANCES, PRODUCTS, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
@@ -82,6 +82,39 @@ def _wait_until_read(
             pytest.fail(f"the worker did not read all of {topic}: (committed, end) {left}")
         assert worker.poll() is None, "the worker died"
         time.sleep(0.5)
+
+
+def _story(
+    settings: Settings,
+    stack: EmbeddedStack,
+    names: TopicNames,
+    customer: str,
+    located: list[tuple[tuple[int, int], dict[str, Any]]],
+) -> str:
+    """What happened to one customer, to diagnose a difference: its events, every state
+    written to the changelog for it, and its dead letters."""
+    lines = ["events (partition, offset, ts, kind, product, amount):"]
+    lines += [
+        f"  {p} {o} {e['ts']} {e['kind']} {e['product']} {e['amount']}"
+        for (p, o), e in located
+        if e["customer_id"] == customer
+    ]
+    lines.append("changelog (offset: positions, latest, balances):")
+    for message in _read_all(settings, stack, names.holdings_changelog):
+        state = json.loads(message.value) if message.value else {}
+        if state.get("customer_id") == customer:
+            balances = {k: v for k, v in state.get("balances", {}).items() if v}
+            assets = state.get("assets", {})
+            lines.append(
+                f"  {message.offset}: {state.get('positions')} {assets.get('latest')} {balances}"
+            )
+    lines.append("dead letters:")
+    lines += [
+        f"  {m.value[:300]!r}"
+        for m in _read_all(settings, stack, names.dead_letters)
+        if m.key == customer.encode()
+    ]
+    return "\n".join(lines)
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
@@ -171,12 +204,14 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     located = sorted(((f.get().partition, f.get().offset), e) for e, f in sent)
     ends = {partition: offset + 1 for (partition, offset), _ in located}
     for (partition, offset), event in located:
-        tx = parse_transaction(event)
+        tx = parse_transaction(event, CATALOG)
         source = f"{names.transactions}:{partition}"
         before = expected[tx.customer_id]
         stored, alerts = after_event(
             before,
-            apply_transaction(before, tx, source=source, offset=offset, churn=churn),
+            apply_transaction(
+                before, tx, catalog=CATALOG, source=source, offset=offset, churn=churn
+            ),
             event_id=tx.event_id,
             ts=tx.ts,
             active=active,
@@ -233,8 +268,10 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         want = json.loads(json.dumps(state_to_dict(expected[differ[0]])))
         got = latest.get(differ[0], {})
         detail = {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
+        history = _story(settings, stack, names, differ[0], located)
         pytest.fail(
-            f"{len(differ)} of {len(expected)} customers differ; {differ[0]} (got, want): {detail}"
+            f"{len(differ)} of {len(expected)} customers differ; {differ[0]} (got, want): "
+            f"{detail}\n{history}"
         )
 
     seen: dict[str, list[str]] = defaultdict(list)

@@ -14,18 +14,22 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.state_codec import encode_state
+from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka.changelog import latest_states
 from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
 from streams.kafka.topics import TopicNames
+from training.generate import generate_retail, write_retail
+from training.retail import TrainParams, train_retail
 from xsell.embedded import EmbeddedStack
 
 XSELL = str(Path(sys.executable).with_name("xsell"))
 
 
 def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
-    stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch
+    stack: EmbeddedStack, stack_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Tansu reports the end of a partition as the start of its last batch. Leave a whole
     table's state in the changelog as one batch per partition (as a worker that was killed
@@ -38,6 +42,11 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
     names = TopicNames(prefix)
     changelog = TopicNames(prefix).holdings_changelog
     ensure_topics(settings, endpoints, (*names.all(), changelog))
+    # A transaction's product is checked against the active bundle's catalog.
+    write_retail(generate_retail(300, seed=2, dirty_share=0.0), tmp_path / "c.del", "del")
+    bundle = train_retail(tmp_path / "c.del", RETAIL_SCHEMA, TrainParams(segments=2)).bundle
+    store = BundleStore(open_redis(settings, endpoints), prefix)
+    store.activate(store.publish(bundle))
     customers = [f"k{i:03d}" for i in range(100)]
     producer = KafkaProducer(**kafka_python_options(settings, endpoints))
     last: dict[str, tuple[str, int]] = {}

@@ -13,12 +13,12 @@ import pytest
 from kafka import KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
-from rules_store.domain.catalog import PRODUCTS, products_to_mask
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Endpoints
 from rules_store.store.redis_store import BundleStore, encode_bundle, open_redis
 from streams.kafka.clients import ensure_topics, kafka_python_options
 from streams.kafka.topics import TopicNames
+from tests.default_catalog import PRODUCT_BALANCES, PRODUCTS, products_to_mask
 from tests.integration.reading import read_json, table_updates
 from tests.integration.web_engine import request
 from training.batch import cross_sell
@@ -193,9 +193,8 @@ def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_event
         assert best.loc[customer, "segment"] == alert["segment"]
     for row in rows:
         held = 0
-        for i, product in enumerate(PRODUCTS):
-            columns = bundle.item_balances[product]
-            if any(row[c] != 0 for c in columns):
+        for i, product in enumerate(bundle.catalog.products):
+            if any(row[c] != 0 for c in product.balances):
                 held |= 1 << i
         held |= wealth
         segment = bundle.segment_model.assign_segment(encode_profile(bundle.schema, row))
@@ -237,10 +236,10 @@ def test_contact_policy_caps_alerts_per_customer_per_day(
         for r in customers.to_dict("records")
         if all(
             r[c] == 0
-            for c in bundle.item_balances["保险"]
-            + bundle.item_balances["国债"]
-            + bundle.item_balances["积存金"]
-            + bundle.item_balances["理财"]
+            for c in PRODUCT_BALANCES["保险"]
+            + PRODUCT_BALANCES["国债"]
+            + PRODUCT_BALANCES["积存金"]
+            + PRODUCT_BALANCES["理财"]
         )
     )
     customer = row["客户编号"]

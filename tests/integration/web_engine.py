@@ -156,6 +156,17 @@ class Engine:
         assert not pending, f"{len(pending)} customers not loaded: {self.workers[0].log_tail()}"
 
 
+def worker_env(stack: EmbeddedStack, prefix: str) -> dict[str, str]:
+    """A worker's environment on the session stack with its own prefixes and the API token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSELL_")}
+    return env | {
+        "XSELL_STATE_DIR": str(stack.settings.state_dir),
+        "XSELL_TOPIC_PREFIX": prefix,
+        "XSELL_REDIS_KEY_PREFIX": prefix,
+        "XSELL_API_TOKEN": TOKEN,
+    }
+
+
 def lacking_wealth_rows(customers: Any, n: int) -> list[dict[str, Any]]:
     return [r for r in customers.to_dict("records") if r["理财余额"] == 0][:n]
 
@@ -179,12 +190,7 @@ def running_engine(
     version = store.publish(bundle)
     store.activate(version)
     ensure_topics(settings, stack.endpoints, names.all())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XSELL_")}
-    env |= {
-        "XSELL_STATE_DIR": str(stack.settings.state_dir),
-        "XSELL_TOPIC_PREFIX": prefix,
-        "XSELL_REDIS_KEY_PREFIX": prefix,
-        "XSELL_API_TOKEN": TOKEN,
+    env = worker_env(stack, prefix) | {
         "XSELL_API_MAX_BODY_BYTES": str(MAX_BODY),
         "XSELL_LOG_FORMAT": "text",
     }

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,8 +30,10 @@ from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_tra
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.scoring import LogisticModel, ScoringModel, encoded_columns
 from rules_store.domain.state_codec import decode_state, encode_state
+from tests.default_catalog import CATALOG
 from tests.unit.test_contact_policy import _two_segment_bundle
-from training.corporate_data import CHURN, feature_inputs
+from training.corporate_data import CHURN, feature_inputs, learn_inputs
+from training.corporate_generate import INDUSTRIES
 
 POLICY = ChurnPolicy(threshold=0.5, grace_days=3)
 # Three months at 10,000 a day on average: the baseline.
@@ -56,7 +59,9 @@ def _tx(day: int, kind: str, amount: float, *, hour: int = 10, month: int = 11) 
 
 
 def _apply(state: CustomerState, tx: Transaction) -> CustomerState:
-    after = apply_transaction(state, tx, source="t:0", offset=next(_offsets), churn=POLICY)
+    after = apply_transaction(
+        state, tx, catalog=CATALOG, source="t:0", offset=next(_offsets), churn=POLICY
+    )
     assert after is not None
     return after
 
@@ -172,7 +177,9 @@ def test_a_retention_alert_replaces_the_cross_sell_offer_while_flagged() -> None
     opened = Transaction(
         "e-open", "c", datetime.fromisoformat("2026-11-02T10:00:00+08:00"), "保险", "credit", 100.0
     )
-    after = apply_transaction(state, opened, source="t:0", offset=next(_offsets), churn=POLICY)
+    after = apply_transaction(
+        state, opened, catalog=CATALOG, source="t:0", offset=next(_offsets), churn=POLICY
+    )
     stored, alerts = after_event(
         state, after, event_id="e-open", ts=opened.ts, active=active, policy=ContactPolicy()
     )
@@ -182,7 +189,9 @@ def test_a_retention_alert_replaces_the_cross_sell_offer_while_flagged() -> None
     assert retention["instead_of"] in bundle.items
     # One retention alert per churn episode (the cool-down), then nothing.
     assert stored is not None
-    again = apply_transaction(stored, opened, source="t:0", offset=next(_offsets), churn=POLICY)
+    again = apply_transaction(
+        stored, opened, catalog=CATALOG, source="t:0", offset=next(_offsets), churn=POLICY
+    )
     assert (
         after_event(
             stored, again, event_id="e2", ts=opened.ts, active=active, policy=ContactPolicy()
@@ -299,7 +308,7 @@ def test_judging_only_when_due_raises_the_same_alerts_as_judging_every_day(
                     min(amount, state.balances["存款"]) if kind == "debit" else amount,
                 )
                 after = apply_transaction(
-                    state, tx, source="t:0", offset=next(_offsets), churn=policy
+                    state, tx, catalog=CATALOG, source="t:0", offset=next(_offsets), churn=policy
                 )
                 assert after is not None
                 state = after
@@ -323,7 +332,7 @@ CORPORATE_ROW = {
 
 def _churn_model(threshold: float) -> ScoringModel:
     """p = sigmoid(0.5 * products held - 1): nothing else counts."""
-    inputs = feature_inputs(CHURN)
+    inputs = learn_inputs(feature_inputs(CHURN), pd.DataFrame({"行业": INDUSTRIES}))
     columns = encoded_columns(inputs)
     n = len(columns)
     coef = tuple(0.5 if c == "产品持有数" else 0.0 for c in columns)
@@ -348,7 +357,7 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
     for product, balance in loaded.balances.items():
         if product != "贷款和信用卡" and balance:
             drained = _apply(drained, replace(_tx(1, "debit", balance), product=product))
-    held = drained.held.bit_count()
+    held = drained.held_in(CATALOG).bit_count()
 
     def churn_alert_with(active: ActiveView | None, state: CustomerState) -> dict:
         stored, alerts = after_day_close(
@@ -366,6 +375,7 @@ def test_a_churn_alert_carries_the_churn_model_probability_from_snapshot_and_str
         "from_holdings": ["产品持有数"],
         "from_corporate": [n for n in CORPORATE_ROW if n != "产品持有数"],
         "corporate_as_of": "2026-10-31",
+        "unseen_values": [],
         "probability": round(expected, 4),
         "predicted": expected >= 0.3,
     }

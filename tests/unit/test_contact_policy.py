@@ -57,6 +57,7 @@ def _two_segment_bundle():  # type: ignore[no-untyped-def]
     from rules_store.bundle.model import Bundle, SegmentRules
     from rules_store.bundle.schema import RETAIL_SCHEMA
     from rules_store.domain.segments import SegmentModel
+    from tests.catalogs import catalog_schema
 
     n = len(RETAIL_SCHEMA.segment_fields)
     model = SegmentModel(
@@ -69,7 +70,7 @@ def _two_segment_bundle():  # type: ignore[no-untyped-def]
         SegmentRules(0, 10, (), ((1, 0.9), (2, 0.5))),
         SegmentRules(1, 10, (), ((3, 0.8), (1, 0.4))),
     )
-    return Bundle(ITEMS, RETAIL_SCHEMA, "stop", model, segments)
+    return Bundle(catalog_schema(ITEMS), "stop", model, segments)
 
 
 def test_a_profile_that_moves_the_customer_to_another_segment_brings_an_offer() -> None:

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import FINANCIAL_ASSETS, PRODUCT_BALANCES
-from rules_store.domain.churn import AssetHistory, ChurnPolicy, financial_assets, with_snapshot
+from rules_store.domain.churn import AssetHistory, ChurnPolicy, with_snapshot
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.events import InvalidEventError, decode_json, parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_transaction
+from tests.default_catalog import CATALOG, FINANCIAL_ASSETS, PRODUCT_BALANCES, financial_assets
 from training.event_generator import MALFORMED, EventPlan, generate_events
 from training.generate import generate_retail
 
@@ -40,7 +40,7 @@ def test_replaying_the_events_on_the_snapshot_reproduces_each_stated_balance(
     states = {c: CustomerState(c, b) for c, b in _start_balances(snapshot).items()}
     kinds = set()
     for offset, line in enumerate(generated.lines):
-        tx = parse_transaction(decode_json(line))
+        tx = parse_transaction(decode_json(line), CATALOG)
         kinds.add(tx.kind)
         before = states[tx.customer_id].balances.get(tx.product, 0.0)
         stated = tx.balance
@@ -48,6 +48,7 @@ def test_replaying_the_events_on_the_snapshot_reproduces_each_stated_balance(
         running = apply_transaction(
             states[tx.customer_id],
             replace(tx, balance=None),
+            catalog=CATALOG,
             source="t:0",
             offset=offset,
         )
@@ -87,7 +88,7 @@ def test_malformed_records_are_all_refused_and_the_same_seed_gives_the_same_file
     assert generated.counts["malformed"] == 7
     for line in bad:
         with pytest.raises(InvalidEventError):
-            parse_transaction(decode_json(line))
+            parse_transaction(decode_json(line), CATALOG)
     assert generate_events(snapshot, RETAIL_SCHEMA, plan).lines == generated.lines
     other = generate_events(snapshot, RETAIL_SCHEMA, EventPlan(days=2, drainers=0, seed=5))
     assert other.lines != [line for line in generated.lines if line not in MALFORMED]
@@ -112,8 +113,10 @@ def test_the_churn_test_flags_exactly_the_planted_drainers(snapshot: pd.DataFram
         clocks.track(0, states[customer])
     clocks.advance(0, plan.as_of.isoformat())
     for offset, line in enumerate(generated.lines):
-        tx = parse_transaction(decode_json(line))
-        after = apply_transaction(states[tx.customer_id], tx, source="t:0", offset=offset)
+        tx = parse_transaction(decode_json(line), CATALOG)
+        after = apply_transaction(
+            states[tx.customer_id], tx, catalog=CATALOG, source="t:0", offset=offset
+        )
         assert after is not None
         states[tx.customer_id] = after
         clocks.track(0, after)

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from rules_store.bundle.schema import RETAIL_SCHEMA, encode_profile
 from rules_store.domain.alerts import alert_id
-from rules_store.domain.catalog import PRODUCTS, holdings_from_balances, products_to_mask
 from rules_store.domain.events import (
     KINDS,
     InvalidEventError,
@@ -21,6 +20,7 @@ from rules_store.domain.events import (
 )
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.state_codec import decode_state, encode_state
+from tests.default_catalog import CATALOG, PRODUCTS, holdings_from_balances, products_to_mask
 from training.generate import generate_retail
 
 GOOD = {
@@ -35,7 +35,7 @@ GOOD = {
 
 
 def test_a_valid_transaction_is_parsed_with_its_offset() -> None:
-    tx = parse_transaction(GOOD)
+    tx = parse_transaction(GOOD, CATALOG)
     assert tx.amount == 5000.0
     assert tx.ts.utcoffset() is not None
     assert tx.branch_id == "0755-01"
@@ -65,7 +65,7 @@ def test_invalid_transactions_name_the_field_and_the_value(
     event = {**GOOD, **change}
     event = {k: v for k, v in event.items() if v is not None}
     with pytest.raises(InvalidEventError, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        parse_transaction(event)
+        parse_transaction(event, CATALOG)
 
 
 @pytest.mark.parametrize(
@@ -91,10 +91,10 @@ def test_open_credit_debit_close_move_balances_and_holdings() -> None:
         (_tx("理财", "close", 0), 0),
     ]
     for offset, (tx, held) in enumerate(steps):
-        after = apply_transaction(state, tx, source="t:0", offset=offset)
+        after = apply_transaction(state, tx, catalog=CATALOG, source="t:0", offset=offset)
         assert after is not None
         state = after
-        assert state.held == held, tx
+        assert state.held_in(CATALOG) == held, tx
     assert state.balances == {"理财": 0.0, "存款": 0.0}
 
 
@@ -102,6 +102,7 @@ def test_the_balance_sent_by_core_banking_wins_over_the_running_sum() -> None:
     state = apply_transaction(
         CustomerState("c"),
         _tx("贷款和信用卡", "debit", 10, balance=120_000),
+        catalog=CATALOG,
         source="t:0",
         offset=0,
     )
@@ -133,7 +134,9 @@ def test_replaying_after_a_crash_leaves_the_same_state_as_no_crash(
             # Process up to the crash; on restart, re-read from the last committed offset
             # (here: half way), with the table already holding everything applied.
             for offset in range(committed, min(crash, len(txs))):
-                after = apply_transaction(state, txs[offset], source="t:3", offset=offset)
+                after = apply_transaction(
+                    state, txs[offset], catalog=CATALOG, source="t:3", offset=offset
+                )
                 if after is not None:
                     state = after
             committed = min(crash, len(txs)) // 2
@@ -144,7 +147,11 @@ def test_replaying_after_a_crash_leaves_the_same_state_as_no_crash(
 
 def test_state_survives_its_json_form() -> None:
     state = apply_transaction(
-        CustomerState("c", branch_id="b1"), _tx("保险", "open", 10), source="t:1", offset=4
+        CustomerState("c", branch_id="b1"),
+        _tx("保险", "open", 10),
+        catalog=CATALOG,
+        source="t:1",
+        offset=4,
     )
     assert state is not None
     assert decode_state(encode_state(state)) == state
@@ -161,7 +168,7 @@ def test_a_snapshot_row_gives_the_batchs_holdings_and_encoding() -> None:
             offset=1,
         )
         assert state is not None
-        assert state.held == holdings_from_balances(row)
+        assert state.held_in(CATALOG) == holdings_from_balances(row)
         assert state.features == encode_profile(RETAIL_SCHEMA, row)
         assert (
             apply_snapshot(state, row, RETAIL_SCHEMA, unknown="stop", source="s:0", offset=1)

@@ -4,35 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from types import SimpleNamespace
 
-from streams.processing.progress import AgentProgress, waiting_records
-from streams.web.health import HealthReport, agent_problem, broker_problem
+from streams.processing.progress import AgentProgress, CommitClocks
+from streams.web.health import HealthReport, agent_problems, broker_problem, stall_problem
 from xsell.processes import free_port
 
 
-def test_an_agent_with_records_waiting_and_nothing_taken_for_the_stall_time_fails() -> None:
-    agent = AgentProgress("transactions", "t", last_taken=100.0)
-    agent.took(0, 41)
-    agent.last_taken = 100.0
-    waiting = waiting_records(agent, {0: 50, 1: 9}, {1: 9})
-    assert waiting == 8
-    assert agent_problem(agent, waiting, now=129.0, stall_s=30) is None  # not yet
-    assert "8 record(s) waiting on t" in str(agent_problem(agent, waiting, now=131.0, stall_s=30))
-    assert agent_problem(agent, 0, now=10_000.0, stall_s=30) is None  # idle, nothing to read
+def test_a_commit_that_stands_still_while_records_wait_stalls_its_partition_only() -> None:
+    clocks = CommitClocks(stall_s=30)
+    ends, committed = {0: 50, 1: 9, 2: 6}, {0: 42, 1: 9, 2: 6}
+    assert clocks.observe(ends, committed, now=100.0) == []
+    assert clocks.observe(ends, committed, now=129.0) == []  # not yet
+    (stall,) = clocks.observe(ends, committed, now=131.0)
+    assert (stall.partition, stall.waiting) == (0, 8)  # 1 and 2 are read to their end
+    agent = AgentProgress("transactions", "t")
+    assert "partition 0 has 8 record(s) waiting on t" in stall_problem(agent, stall)
+    # Partition 2 gets records and commits them as they come: only 0 stalls.
+    assert [s.partition for s in clocks.observe({**ends, 2: 9}, committed, now=140.0)] == [0]
+    assert [
+        s.partition for s in clocks.observe({**ends, 2: 12}, {**committed, 2: 9}, now=180.0)
+    ] == [0]
 
 
-def test_a_rebalance_forgets_old_offsets_and_restarts_the_stall_clock() -> None:
-    agent = AgentProgress("profiles", "p", last_taken=0.0)
-    agent.took(3, 99)
-    agent.reassigned()
-    assert agent.next_offset == {}
-    assert waiting_records(agent, {3: 500}, {}) == 0  # nothing known: nothing claimed
+def test_a_rebalance_a_restart_or_a_partition_moving_away_starts_the_time_again() -> None:
+    clocks = CommitClocks(stall_s=30)
+    clocks.observe({3: 500}, {3: 400}, now=0.0)
+    clocks.quiet(20.0)
+    assert clocks.observe({3: 500}, {3: 400}, now=45.0) == []
+    clocks.restarted(3, 60.0)
+    assert clocks.observe({3: 500}, {3: 400}, now=85.0) == []
+    assert clocks.observe({}, {}, now=95.0) == []  # no longer ours: forgotten
+    assert clocks.observe({3: 500}, {3: 400}, now=100.0) == []
 
 
 def test_an_agent_whose_loop_ended_fails_whatever_its_partitions_hold() -> None:
     agent = AgentProgress("snapshot", "s")
     agent.running = False
-    assert "loop ended" in str(agent_problem(agent, 0, now=agent.last_taken, stall_s=30))
+    ctx = SimpleNamespace(progress={"s": agent}, stalls=list)
+    assert agent_problems(ctx) == ["agent snapshot: its loop ended; restart the worker"]  # type: ignore[arg-type]
 
 
 def test_failing_gives_503_and_degraded_still_200() -> None:

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from rules_store.bundle.schema import RETAIL_SCHEMA, SchemaError, encode_profile, load_schema
-from training.encoding import prepare_retail
 from training.generate import generate_retail, write_retail
 from training.loading import InputError, detect_encoding, read_item_table, read_snapshot
 from training.retail import load_retail
@@ -195,20 +194,20 @@ def test_a_malformed_schema_file_is_refused_with_its_name(tmp_path: Path) -> Non
     )
     with pytest.raises(SchemaError, match="kind 'colour'"):
         load_schema(path)
-    path.write_text('{"fields": [{"name": "x", "kind": "category"}]}', encoding="utf-8")
-    with pytest.raises(SchemaError, match="non-empty 'values'"):
+    path.write_text('{"fields": [{"name": "x", "kind": "category", "colour": 1}]}', "utf-8")
+    with pytest.raises(SchemaError, match=r"field #0 \('x'\): unknown key\(s\) \['colour'\]"):
         load_schema(path)
 
 
-def test_a_schema_without_balances_cannot_derive_holdings(
-    tmp_path: Path, customers: pd.DataFrame
+def test_a_schema_without_a_products_balance_column_is_refused_naming_both(
+    tmp_path: Path,
 ) -> None:
-    schema = load_schema_from(
-        tmp_path, [f for f in RETAIL_SCHEMA.to_dict()["fields"] if f["name"] != "国债余额"]
-    )
-    frame = read_snapshot(_write_csv(tmp_path, customers[list(schema.columns)]), schema)
-    with pytest.raises(InputError, match="国债余额"):
-        prepare_retail(frame, schema, source="x")
+    with pytest.raises(
+        SchemaError, match="product '国债' has balance column '国债余额', which is not"
+    ):
+        load_schema_from(
+            tmp_path, [f for f in RETAIL_SCHEMA.to_dict()["fields"] if f["name"] != "国债余额"]
+        )
 
 
 def load_schema_from(tmp_path: Path, fields: list[dict[str, object]]):  # type: ignore[no-untyped-def]

@@ -30,6 +30,7 @@ from rules_store.domain.holdings import (
     apply_transaction,
 )
 from rules_store.domain.offers import OfferIndex
+from tests.default_catalog import CATALOG
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 
@@ -76,11 +77,11 @@ def active(tmp_path_factory: pytest.TempPathFactory) -> ActiveView:
 
 def take_transaction(raw: bytes | None, state: CustomerState, active: Any) -> CustomerState:
     """The worker's steps for one transaction record, without Kafka."""
-    tx = parse_transaction(decode_json(raw))
+    tx = parse_transaction(decode_json(raw), CATALOG)
     clocks = PartitionClocks()
     clocks.track(0, state)
     clocks.refuse_far_ahead(0, tx.ts.date(), today=TODAY, max_future_days=1)
-    after = apply_transaction(state, tx, source="t:0", offset=1, churn=CHURN)
+    after = apply_transaction(state, tx, catalog=CATALOG, source="t:0", offset=1, churn=CHURN)
     stored, _alerts = after_event(
         state,
         after,

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.bundle.model import SegmentRules
+from rules_store.bundle.schema import RETAIL_SCHEMA, schema_from_dict
 from rules_store.domain.alerts import ActiveView
-from rules_store.domain.catalog import PRODUCT_BALANCES
-from rules_store.domain.churn import financial_assets
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.state_codec import decode_state
+from rules_store.views.customer_view import customer_json
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Stored
 from streams.processing.processor import Policies, Processor
+from tests.default_catalog import PRODUCT_BALANCES, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 
@@ -254,3 +256,76 @@ def test_a_restart_from_the_commit_with_a_table_written_further_closes_the_same_
     assert {c: decode_state(v) for c, v in restarted.table.items()} == {  # type: ignore[attr-defined]
         c: decode_state(v) for c, v in expected.items()
     }
+
+
+def _recatalogued(active: ActiveView) -> ActiveView:
+    """The same bundle with 理财 dropped and a new product (新产品, its own balance) added."""
+    bundle = active.bundle
+    doc = bundle.schema.to_dict()
+    doc["fields"].append({"name": "新产品余额", "kind": "balance"})
+    doc["products"] = [p for p in doc["products"] if p["name"] != "理财"] + [
+        {"name": "新产品", "balances": ["新产品余额"], "financial_asset": True}
+    ]
+    schema = schema_from_dict(doc)
+    n = len(schema.products.names)
+    segments = tuple(
+        SegmentRules(s.segment, s.customers, (), tuple((i, 0.5) for i in range(n)))
+        for s in bundle.segments
+    )
+    other = replace(bundle, schema=schema, segments=segments)
+    return ActiveView("v2", other, OfferIndex(other))
+
+
+def test_a_state_written_under_one_catalog_is_read_under_another(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
+    customer = rows[0]["客户编号"]
+    asyncio.run(processor.transactions([_tx(0, customer)]))  # 理财 5,000 under catalog 1
+    before = decode_state(table[customer])
+    assert "理财" in active.bundle.catalog.products_of(before.held_in(active.bundle.catalog))
+
+    second = _recatalogued(active)
+    processor.active = lambda: second
+    asyncio.run(
+        processor.transactions(
+            [_tx(1, customer, product="新产品", amount=70.0), _tx(2, customer, product="理财")]
+        )
+    )
+    after = decode_state(table[customer])
+    catalog = second.bundle.catalog
+    assert after.balances["理财"] == 5_000.0  # kept, but ignored
+    assert after.balances["新产品"] == 70.0  # started empty
+    held = catalog.products_of(after.held_in(catalog))
+    assert "理财" not in held
+    assert "新产品" in held
+    assert catalog.financial_total(after.balances) == round(
+        catalog.financial_total(before.balances) + 70.0, 2
+    )
+    (letter,) = sender.on(NAMES.dead_letters)
+    assert "unknown product '理财'" in letter["reason"]
+    view = customer_json(after, second)
+    assert "理财" not in view["holdings"]["products"]
+    assert all(o["product"] in catalog.names for o in view["offers"])
+
+
+def test_an_unseen_value_of_a_learned_field_is_coded_and_counted_not_dead_lettered(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    learned = replace(
+        active.bundle,
+        schema=replace(
+            active.bundle.schema,
+            fields=tuple(
+                replace(f, unknown="code") if f.name == "学历" else f
+                for f in active.bundle.schema.fields
+            ),
+        ),
+    )
+    for view, dead, counted in ((active, 1, 0), (ActiveView("v3", learned, active.offers), 0, 1)):
+        processor, sender, _ = _processor(view)
+        row = rows[1] | {"学历": "博士后"}
+        asyncio.run(processor.snapshot_rows(_snapshot([row])))
+        assert len(sender.on(NAMES.dead_letters)) == dead
+        assert processor.metrics.unseen_values["学历"] == counted

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import PRODUCTS
 from rules_store.domain.ranking import Customers, top_offers
+from tests.default_catalog import CATALOG, PRODUCTS
 from training.event_generator import EventPlan, generate_events
 from training.generate import generate_retail, write_retail
 from training.openings import opening_probabilities
@@ -55,7 +55,7 @@ def _forward(world: dict[str, object], opened: np.ndarray) -> Evaluation:
     return forward(
         world["customers"],  # type: ignore[arg-type]
         opened,
-        PRODUCTS,
+        CATALOG,
         data.feature_names,  # type: ignore[attr-defined]
         world["k"],  # type: ignore[arg-type]
         TrainParams(),
@@ -79,6 +79,7 @@ def _oracle_map(world: dict[str, object]) -> float:
             [
                 p
                 for p in opening_probabilities(
+                    PRODUCTS,
                     row,
                     frozenset(PRODUCTS[i] for i in range(len(PRODUCTS)) if held >> i & 1),
                     DAYS,

@@ -48,7 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data, labels = result.data, result.segmentation.labels
     customers = Customers(data.features, data.masks, labels)
     rankers, _ = fit_rankers(
-        customers, result.bundle.items, data.feature_names, result.bundle.segments, RankerParams()
+        customers, result.bundle.catalog, data.feature_names, result.bundle.segments, RankerParams()
     )
     return {
         "path": path,
@@ -183,10 +183,12 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
         json.dumps(row | {"as_of": "2026-10-31"}, ensure_ascii=False).encode(),
     )
     asyncio.run(processor.snapshot_rows([snapshot]))
+    catalog = served.bundle.catalog
+    balances = {c: float(row[c]) for c in catalog.balance_columns}
     lacking = [
         p
-        for p in served.bundle.items
-        if not any(float(row[c]) for c in served.bundle.item_balances[p])
+        for p in catalog.names
+        if p not in catalog.products_of(catalog.holdings_from_balances(balances))
     ]
     event = {
         "event_id": "e1",
@@ -221,11 +223,9 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
 
 
 def _held(active: ActiveView, row: dict[str, Any], opened: str) -> int:
-    bundle = active.bundle
-    held = {p for p in bundle.items if any(float(row[c]) for c in bundle.item_balances[p])} | {
-        opened
-    }
-    return sum(1 << i for i, p in enumerate(bundle.items) if p in held)
+    catalog = active.bundle.catalog
+    balances = {c: float(row[c]) for c in catalog.balance_columns}
+    return catalog.holdings_from_balances(balances) | catalog.mask([opened])
 
 
 def _features(active: ActiveView, row: dict[str, Any]) -> tuple[float, ...]:

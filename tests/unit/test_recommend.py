@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules_store.domain.catalog import (
+from rules_store.domain.rules import Rule, match_rules, recommend
+from tests.default_catalog import (
     BALANCE_COLUMNS,
     PRODUCT_BALANCES,
     PRODUCTS,
@@ -14,7 +15,6 @@ from rules_store.domain.catalog import (
     mask_to_products,
     products_to_mask,
 )
-from rules_store.domain.rules import Rule, match_rules, recommend
 
 N = len(PRODUCTS)
 FULL = (1 << N) - 1

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.catalog import PRODUCTS, products_to_mask
 from rules_store.store.local_store import load_bundle
+from tests.default_catalog import PRODUCTS, products_to_mask
 from training.batch import cross_sell, product_mining
 from training.generate import PLANTED_RULES, generate_retail, write_retail
 from training.mining import mine_table_mlxtend

@@ -22,10 +22,12 @@ from rules_store.domain.scoring import (
     EstimatorKind,
     FeatureError,
     ScoringModel,
+    encode_record,
+    unseen_inputs,
 )
 from rules_store.store.local_store import load_model, save_model
-from training.corporate_data import CHURN, encode_features, feature_inputs, prepare
-from training.corporate_generate import generate_churn
+from training.corporate_data import CHURN, encode_features, feature_inputs, learn_inputs, prepare
+from training.corporate_generate import INDUSTRIES, generate_churn
 from training.generate import generate_retail, write_retail
 from training.model_export import export_estimator
 from training.model_selection import SelectionParams, make_estimator
@@ -36,7 +38,7 @@ KINDS: tuple[EstimatorKind, ...] = (
     "random_forest",
     "hist_gradient_boosting",
 )
-INPUTS = feature_inputs(CHURN)
+INPUTS = learn_inputs(feature_inputs(CHURN), pd.DataFrame({"行业": INDUSTRIES}))
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +127,24 @@ def test_a_record_without_a_feature_is_refused_by_name(churn_frame: pd.DataFrame
     del record["近一年交易天数"]
     with pytest.raises(FeatureError, match="近一年交易天数"):
         scoring.probability(record)
+
+
+def test_an_industry_unseen_in_training_scores_as_all_zero_indicators(
+    churn_frame: pd.DataFrame,
+) -> None:
+    _, scoring = _model("logistic_regression", churn_frame)
+    record = _records(churn_frame, 1)[0] | {"行业": "炼丹业"}
+    row = encode_record(scoring.inputs, record)
+    industry = [v for c, v in zip(scoring.columns, row, strict=True) if c.startswith("行业=")]
+    assert len(industry) == len(INDUSTRIES)
+    assert industry == [0.0] * len(INDUSTRIES)
+    assert scoring.probability(record) == scoring.estimator.predict_one(row)
+    assert unseen_inputs(scoring.inputs, record) == ("行业",)
+    assert unseen_inputs(scoring.inputs, _records(churn_frame, 1)[0]) == ()
+    # A field whose values were listed keeps refusing values outside them.
+    listed = replace(scoring, inputs=tuple(replace(s, learned=False) for s in scoring.inputs))
     with pytest.raises(FeatureError, match="行业"):
-        scoring.probability(_records(churn_frame, 1)[0] | {"行业": "炼丹业"})
+        listed.probability(record)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rules_store.bundle.model import Bundle
+from rules_store.domain.catalog import Catalog
 from rules_store.domain.ranking import Customers, RankerSpec
 from training.encoding import RetailData
 from training.rankers.fit import RankerParams, fit_rankers, spec_of
@@ -30,7 +31,7 @@ def evaluate_rankers(
     data: RetailData,
     labels: npt.NDArray[np.int64],
     n_segments: int,
-    items: tuple[str, ...],
+    catalog: Catalog,
     plan: EvaluationPlan,
     *,
     opened: npt.NDArray[np.int64] | None = None,
@@ -41,7 +42,7 @@ def evaluate_rankers(
     found = [
         hold_out(
             customers,
-            items,
+            catalog,
             data.feature_names,
             n_segments,
             plan.train,
@@ -56,7 +57,7 @@ def evaluate_rankers(
             forward(
                 customers,
                 opened,
-                items,
+                catalog,
                 data.feature_names,
                 n_segments,
                 plan.train,
@@ -100,7 +101,7 @@ def with_chosen_ranker(
     else:
         fitted, _ = fit_rankers(
             Customers(data.features, data.masks, labels),
-            bundle.items,
+            bundle.catalog,
             data.feature_names,
             bundle.segments,
             replace(params, names=(winner,)),

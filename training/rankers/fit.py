@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from rules_store.bundle.model import SegmentRules
+from rules_store.domain.catalog import Catalog
 from rules_store.domain.ranking import (
     RANKERS,
     BlendScorer,
@@ -92,7 +93,7 @@ def profile_columns(
 
 def fit_rankers(
     customers: Customers,
-    items: tuple[str, ...],
+    catalog: Catalog,
     feature_names: tuple[str, ...],
     segments: Sequence[SegmentRules],
     params: RankerParams,
@@ -101,10 +102,10 @@ def fit_rankers(
 ) -> tuple[dict[RankerName, Scorer], dict[str, Any]]:
     """The rankers (blend brings propensity and rules with it) and fitting notes."""
     stages = stages or Stages()
-    n = len(items)
+    n = len(catalog.names)
     rules = tuple(s.rules for s in segments)
     popularity = tuple(s.popularity for s in segments)
-    rules_scorer = RulesScorer(rules, popularity, n)
+    rules_scorer = RulesScorer(rules, popularity, catalog.values)
     fitted: dict[RankerName, Scorer] = {}
     names = set(params.names)
     columns, mirrors = profile_columns(customers, feature_names, n, seed=params.seed)
@@ -131,12 +132,12 @@ def fit_rankers(
     if names & {"propensity", "blend"}:
         with stages.stage("propensity: choose and fit a model per product"):
             propensity, comparison = fit_propensity(
-                customers, items, feature_names, columns, params.propensity
+                customers, catalog.names, feature_names, columns, params.propensity
             )
         notes["propensity_cv_log_loss"] = comparison
         notes["propensity_kinds"] = {
             item: (None if m is None else m.kind)
-            for item, m in zip(items, propensity.spec.models, strict=True)
+            for item, m in zip(catalog.names, propensity.spec.models, strict=True)
         }
         if "propensity" in names:
             fitted["propensity"] = propensity

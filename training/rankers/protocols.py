@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rules_store.domain.catalog import Catalog
 from rules_store.domain.ranking import (
     SERVABLE,
     Customers,
@@ -124,7 +125,7 @@ def hide_one(held: IntArray, n_items: int, rng: np.random.Generator) -> tuple[In
 
 def hold_out(
     customers: Customers,
-    items: tuple[str, ...],
+    catalog: Catalog,
     feature_names: tuple[str, ...],
     n_segments: int,
     train: TrainParams,
@@ -141,13 +142,15 @@ def hold_out(
     test, fit = np.sort(order[:n_test]), np.sort(order[n_test:])
     fitted = customers.take(fit)
     with stages.stage(f"mine rules on {len(fit):,} training customers"):
-        segments = mine_segments(fitted.held, fitted.segments, n_segments, train)
-    rankers, notes = fit_rankers(fitted, items, feature_names, segments, params, stages=stages)
+        segments = mine_segments(
+            fitted.held, fitted.segments, n_segments, train, len(catalog.names)
+        )
+    rankers, notes = fit_rankers(fitted, catalog, feature_names, segments, params, stages=stages)
     tested = customers.take(test)
     tested = tested.take(np.flatnonzero(tested.held != 0))
-    hidden_held, truth = hide_one(tested.held, len(items), rng)
+    hidden_held, truth = hide_one(tested.held, len(catalog.names), rng)
     hidden = Customers(tested.features, hidden_held, tested.segments)
-    evaluation = _score("hold-out", rankers, hidden, truth, items, stages)
+    evaluation = _score("hold-out", rankers, hidden, truth, catalog.names, stages)
     evaluation.notes = notes | {"trained_on": len(fit), "test_share": test_share}
     return evaluation
 
@@ -155,7 +158,7 @@ def hold_out(
 def forward(
     customers: Customers,
     opened: IntArray,
-    items: tuple[str, ...],
+    catalog: Catalog,
     feature_names: tuple[str, ...],
     n_segments: int,
     train: TrainParams,
@@ -168,15 +171,17 @@ def forward(
     stages = stages or Stages()
     rng = np.random.default_rng(params.seed)
     with stages.stage(f"mine rules on {len(customers):,} customers at T0"):
-        segments = mine_segments(customers.held, customers.segments, n_segments, train)
-    rankers, notes = fit_rankers(customers, items, feature_names, segments, params, stages=stages)
+        segments = mine_segments(
+            customers.held, customers.segments, n_segments, train, len(catalog.names)
+        )
+    rankers, notes = fit_rankers(customers, catalog, feature_names, segments, params, stages=stages)
     rows = _sample(len(customers), sample, rng)
     evaluation = _score(
         "forward",
         rankers,
         customers.take(rows),
         opened[rows] & ~customers.held[rows],
-        items,
+        catalog.names,
         stages,
     )
     evaluation.notes = notes | {"trained_on": len(customers)}
