@@ -10,7 +10,10 @@ cache (2^64 holdings could fill any memory).
 
 A bundle that carries a learned ranker is scored with it (rules_store/domain/ranking.py):
 cached per (segment, holdings) when its offers depend on nothing else (popular, itemcf),
-computed from the profile otherwise (propensity, blend).
+computed from the profile otherwise (propensity, blend). The worker builds its index with
+`per_event_ranker=False`: a profile-dependent ranker costs milliseconds per customer
+scored one at a time (bench/rankers.py), so its events get the rules' offers until the
+stream scores per batch; `ranked` (/predict) still uses the ranker.
 """
 
 from __future__ import annotations
@@ -57,12 +60,24 @@ class _RuleMasks:
 class OfferIndex:
     """`offers(segment, held, features)` for one bundle and one `top_k`."""
 
-    def __init__(self, bundle: Bundle, *, top_k: int = 3) -> None:
+    def __init__(self, bundle: Bundle, *, top_k: int = 3, per_event_ranker: bool = True) -> None:
         self.bundle = bundle
         self.top_k = top_k
         n = len(bundle.items)
         self.values = bundle.catalog.values
-        self.eager = n <= EAGER_ITEMS and bundle.ranker is None
+        self.scorer = scorer_for(
+            bundle.ranker,
+            tuple(s.rules for s in bundle.segments),
+            tuple(s.popularity for s in bundle.segments),
+            self.values,
+        )
+        self.by_profile = needs_profile(self.scorer)
+        # Whether offers() follows the bundle's ranker or, for a profile-dependent one
+        # left out of per-event scoring, the rules.
+        self.follows_ranker = bundle.ranker is not None and (
+            per_event_ranker or not self.by_profile
+        )
+        self.eager = n <= EAGER_ITEMS and not self.follows_ranker
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
         self._masks = [] if self.eager else [_RuleMasks(s.rules) for s in bundle.segments]
@@ -75,13 +90,6 @@ class OfferIndex:
                 ]
                 for s, popularity in zip(bundle.segments, self._popularity, strict=True)
             ]
-        self.scorer = scorer_for(
-            bundle.ranker,
-            tuple(s.rules for s in bundle.segments),
-            tuple(s.popularity for s in bundle.segments),
-            self.values,
-        )
-        self.by_profile = needs_profile(self.scorer)
         self._width = len(bundle.segment_model.features)
 
     def ranked(
@@ -97,7 +105,7 @@ class OfferIndex:
     ) -> tuple[Offer, ...]:
         if self.eager:
             return self._tables[segment][held]
-        if self.bundle.ranker is not None and self.by_profile:
+        if self.follows_ranker and self.by_profile:
             return self.ranked(segment, held, features, top_k=self.top_k)
         cache = self._caches[segment]
         found = cache.get(held)
@@ -108,7 +116,7 @@ class OfferIndex:
         return found
 
     def _offers_of_holdings(self, segment: int, held: int) -> tuple[Offer, ...]:
-        if self.bundle.ranker is not None:
+        if self.follows_ranker:
             return self.ranked(segment, held, None, top_k=self.top_k)
         rules = self._masks[segment].matching(held)
         return recommend(

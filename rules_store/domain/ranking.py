@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from rules_store.domain.boosting_tables import BoostingTables, Cuts
 from rules_store.domain.rules import Offer, Rule, match_rules, rank_popularity, recommend
-from rules_store.domain.scoring import LogisticModel, ScoringModel
+from rules_store.domain.scoring import BoostingModel, LogisticModel, ScoringModel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -217,19 +219,39 @@ class PropensityScorer:
         profile = customers.features[:, list(self.spec.columns)]
         return np.hstack([profile, held_bits(customers.held, n_items)])
 
+    @cached_property
+    def _tables(self) -> tuple[Cuts, dict[int, BoostingTables]]:
+        """Gradient-boosting models as tables over one binning of every input."""
+        boosting = {
+            j: m.estimator
+            for j, m in enumerate(self.spec.models)
+            if m is not None and isinstance(m.estimator, BoostingModel)
+        }
+        cuts = Cuts.of(list(boosting.values()), len(self.spec.input_names))
+        return cuts, {j: BoostingTables(model, cuts) for j, model in boosting.items()}
+
     def scores(self, customers: Customers) -> FloatArray:
         rows = self.rows(customers)
         width = len(self.spec.columns)
+        cuts, tables = self._tables
+        bins = cuts.bins(rows) if tables else []
         out = np.empty((len(rows), len(self.spec.models)))
         for j, model in enumerate(self.spec.models):
             if model is None:
                 out[:, j] = self.spec.rates[j]
                 continue
             # Each model was trained with its product's own bit at 0 (see training).
-            own = rows[:, width + j].copy()
-            rows[:, width + j] = 0.0
-            out[:, j] = model.estimator.predict(rows)
-            rows[:, width + j] = own
+            own = width + j
+            kept = rows[:, own].copy()
+            rows[:, own] = 0.0
+            if j in tables:
+                own_bins = bins[own]
+                bins[own] = np.full(len(rows), cuts.bin_of(own, 0.0), dtype=np.intp)
+                out[:, j] = tables[j].predict(rows, bins)
+                bins[own] = own_bins
+            else:
+                out[:, j] = model.estimator.predict(rows)
+            rows[:, own] = kept
         return out
 
     def contributions(self, row: FloatArray, item: int) -> FloatArray:

@@ -258,3 +258,20 @@ def test_bad_ranker_names_and_forward_data_say_what_is_wrong(
     event = {"customer_id": "1", "kind": "open", "product": "比特币"}
     alien.write_text(json.dumps(event, ensure_ascii=False) + "\n")
     fails_with(["--events", str(alien)], "opening of '比特币', a product outside the catalog")
+
+
+def test_an_index_without_per_event_ranking_offers_the_rules_for_a_profile_ranker(
+    served: ActiveView,
+) -> None:
+    """The worker's index (streams/worker.py): a blend bundle's events get the rules'
+    offers, /predict's `ranked` still the blend's."""
+    bundle = served.bundle
+    index = OfferIndex(bundle, per_event_ranker=False)
+    features = tuple(bundle.segment_model.centroids[0])
+    assert not index.follows_ranker
+    for segment in range(len(bundle.segments)):
+        for held in (0, 1, 5, 0b1000_0001):
+            assert index.offers(segment, held, features) == bundle.recommend(held, segment)
+            assert index.ranked(segment, held, features, top_k=3) == served.offers.ranked(
+                segment, held, features, top_k=3
+            )
