@@ -9,27 +9,24 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from rules_store.bundle.schema import Schema
 from rules_store.settings import Settings
 from rules_store.store.files import atomic_path
-from rules_store.store.local_store import load_bundle
 from training.event_generator import EventPlan, generate_events
 from training.loading import read_snapshot, write_months_table
-from xsell.bundle_commands import open_store
 from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.options import (
-    bundle_option,
     days_option,
     drainers_option,
     malformed_option,
-    model_option,
     out_option,
-    schema_from,
+    schema_bundle_option,
+    schema_model_option,
     seed_option,
     with_input_options,
 )
 from xsell.progress import stage_progress
+from xsell.schema_source import schema_args, schema_for
 
 
 @click.command("events")
@@ -64,8 +61,8 @@ from xsell.progress import stage_progress
     "a JSON-lines file; beside it go a manifest (drainers, counts) and FILE.months.csv, "
     "the customers' months table for `xsell load-snapshot --months`."
 )
-@model_option
-@bundle_option
+@schema_model_option
+@schema_bundle_option
 @with_input_options
 @click.pass_obj
 def generate_events_cmd(
@@ -90,7 +87,7 @@ def generate_events_cmd(
     VERSION), else of the --schema file (default: seed 001's catalog). Load the same
     snapshot (`xsell load-snapshot`) before replaying.
     """
-    schema = _schema_for(settings, model_dir, bundle_ref, schema_path)
+    schema = schema_for(settings, model_dir, bundle_ref, schema_path)
     plan = EventPlan(days, start, events_per_day, drainers, malformed, seed)
     with stage_progress(err) as stages:
         with stages.stage(f"read {snapshot_path}"):
@@ -115,18 +112,5 @@ def generate_events_cmd(
     out.print(
         f"load the snapshot with its history first: xsell load-snapshot {snapshot_path} "
         f"--months {months} --as-of {plan.as_of}"
+        f"{schema_args(model_dir, bundle_ref, schema_path)}"
     )
-
-
-def _schema_for(
-    settings: Settings, model_dir: Path | None, bundle_ref: str | None, schema_path: Path | None
-) -> Schema:
-    """The schema (and so the products) of the bundle given, else of --schema."""
-    if sum(x is not None for x in (model_dir, bundle_ref, schema_path)) > 1:
-        msg = "give one of --model DIR, --bundle VERSION or --schema FILE"
-        raise click.UsageError(msg)
-    if model_dir is not None:
-        return load_bundle(model_dir).schema
-    if bundle_ref is not None:
-        return open_store(settings).load(bundle_ref)[1].schema
-    return schema_from(schema_path)

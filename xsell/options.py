@@ -321,19 +321,29 @@ model_selection_options: list[Decorator] = [
 ]
 """What `xsell train churn` and `xsell train potential` share: how models are compared."""
 
-model_option: Decorator = _shared(
-    "--model",
-    "model_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    meaning="A directory written by `xsell train ... --out` (default: train on the input first).",
-)
+_MODEL = "A directory written by `xsell train ... --out`"
+_BUNDLE = "A published bundle (`active` or a version id from `xsell bundles list`)"
 
-bundle_option: Decorator = _shared(
-    "--bundle",
-    "bundle_ref",
-    meaning="Score with a published bundle (its rules, or the model attached to it): "
-    "`active` or a version id from `xsell bundles list`.",
-)
+
+def _model(detail: str) -> Decorator:
+    return _shared(
+        "--model",
+        "model_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        meaning=_MODEL,
+        detail=detail,
+    )
+
+
+def _bundle(detail: str) -> Decorator:
+    return _shared("--bundle", "bundle_ref", meaning=_BUNDLE, detail=detail)
+
+
+model_option = _model("to score with (default: train on the input first).")
+bundle_option = _bundle("to score with (its rules, or the model attached to it).")
+# Commands that only need a bundle's columns and products (its schema).
+schema_model_option = _model("to take the columns and products from (else --schema).")
+schema_bundle_option = _bundle("to take the columns and products from (else --schema).")
 
 top_k_option: Decorator = _shared(
     "--top-k",

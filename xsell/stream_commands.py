@@ -20,8 +20,15 @@ from training.loading import read_months_table, read_snapshot
 from xsell.click_types import DATE
 from xsell.console import err, out
 from xsell.embedded import resolve_endpoints
-from xsell.options import rate_option, schema_from, wait_option, with_input_options
+from xsell.options import (
+    rate_option,
+    schema_bundle_option,
+    schema_model_option,
+    wait_option,
+    with_input_options,
+)
 from xsell.replaying import History, Sent, send_lines, snapshot_lines, unread
+from xsell.schema_source import schema_for
 
 
 def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
@@ -38,7 +45,8 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     "--months",
     "months_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Months table for the churn test (CSV: 客户编号,月份,金融资产月日均), so the workers "
+    help="Months table for the churn test (CSV: the schema's id column, 月份, 金融资产月日均; "
+    "`xsell generate events` writes one), so the workers "
     "can compare this month against the previous three from the start.",
 )
 @click.option(
@@ -60,10 +68,14 @@ def _producer(settings: Settings) -> tuple[KafkaProducer, TopicNames]:
     "customers (a snapshot row replaces balances).",
     min_open=True,
 )
+@schema_model_option
+@schema_bundle_option
 @click.pass_obj
 def load_snapshot_cmd(
     settings: Settings,
     path: Path,
+    model_dir: Path | None,
+    bundle_ref: str | None,
     schema_path: Path | None,
     encoding: str | None,
     months_path: Path | None,
@@ -74,9 +86,11 @@ def load_snapshot_cmd(
     """Publish a retail snapshot (.del/.csv/.parquet) as the workers' initial holdings.
 
     One JSON record per customer, with the bank's field names, keyed by customer id, to
-    the holdings-snapshot topic. Rows with empty fields are left out and counted.
+    the holdings-snapshot topic. Rows with empty fields are left out and counted. The
+    columns are those of the bundle given (--model DIR or --bundle VERSION), else of the
+    --schema file (default: seed 001's layout).
     """
-    schema = schema_from(schema_path)
+    schema = schema_for(settings, model_dir, bundle_ref, schema_path)
     history = None
     if months_path is not None:
         months = read_months_table(months_path, schema.id_column, encoding=encoding)

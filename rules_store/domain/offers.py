@@ -4,9 +4,9 @@ For each segment, the offers of every holdings mask are computed once with the p
 `recommend` (so they are the same by construction). With up to `EAGER_ITEMS` products
 that is a flat list per segment (2^8 = 256 entries for seed 001's catalog). A larger
 catalog (up to 64 products) has too many holdings to precompute: holdings seen for the
-first time keep only the rules that match them, found at once over the segment's rule
-masks as arrays, and `recommend` ranks those few; the answer is cached, in a bounded
-cache (2^64 holdings could fill any memory).
+first time get what `recommend` gives them (a test holds them equal), from the segment's
+rules ranked once and matched at once as arrays (`_RankedRules`); the answer is cached, in
+a bounded cache (2^64 holdings could fill any memory).
 
 A bundle that carries a learned ranker is scored with it (rules_store/domain/ranking.py):
 cached per (segment, holdings) when its offers depend on nothing else (popular, itemcf),
@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.ranking import (
@@ -31,30 +30,66 @@ from rules_store.domain.ranking import (
     rank_offers,
     scorer_for,
 )
-from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend
+from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend, set_bits
 
 EAGER_ITEMS = 12  # 4,096 masks per segment
 MAX_CACHED = 200_000  # holdings per segment; the cache starts over when full
 
 
-class _RuleMasks:
-    """A segment's rules with their antecedent and consequent masks as uint64 arrays."""
+class _RankedRules:
+    """A segment's (rule, offered item) pairs in `recommend`'s ranking order, and which of
+    them each holdings exclude, as bitsets over the pairs.
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
-        self.rules = rules
-        self.antecedents: npt.NDArray[np.uint64] = np.array(
-            [r.antecedents for r in rules], dtype=np.uint64
-        )
-        self.consequents: npt.NDArray[np.uint64] = np.array(
-            [r.consequents for r in rules], dtype=np.uint64
-        )
+    For one item, `recommend` keeps the strongest matching rule; its ranking key
+    (confidence x the item's value, then strength) orders an item's rules the same way,
+    since strength starts with the confidence. So the offers for some holdings are the
+    first matching pairs in key order, one per item: no per-customer sorting. A pair
+    matches unless an antecedent is not held or a consequent is; per byte of the holdings
+    mask, a table gives the pairs that byte excludes, so matching is 8 lookups, not a scan.
+    """
 
-    def matching(self, held: int) -> list[Rule]:
-        """The rules `match_rules` would keep for `held` (all antecedents held, no
-        consequent held), in their order."""
-        mask = np.uint64(held)
-        hit = ((self.antecedents & ~mask) | (self.consequents & mask)) == 0
-        return [self.rules[i] for i in np.flatnonzero(hit).tolist()]
+    def __init__(self, rules: tuple[Rule, ...], values: Sequence[float], n_items: int) -> None:
+        pairs = [(rule, item) for rule in rules for item in set_bits(rule.consequents)]
+        pairs.sort(
+            key=lambda p: (p[0].confidence * values[p[1]], p[0].strength(), -p[1]), reverse=True
+        )
+        self.pairs = pairs
+        self.all = (1 << len(pairs)) - 1
+        needs, gives = [0] * n_items, [0] * n_items  # per item: pairs needing / offering it
+        for k, (rule, _) in enumerate(pairs):
+            for item in set_bits(rule.antecedents):
+                needs[item] |= 1 << k
+            for item in set_bits(rule.consequents):
+                gives[item] |= 1 << k
+        self.tables: list[list[int]] = []  # per byte of the mask: value -> pairs excluded
+        for start in range(0, n_items, 8):
+            items = range(start, min(start + 8, n_items))
+            table = []
+            for byte in range(256):
+                excluded = 0
+                for item in items:
+                    excluded |= gives[item] if byte >> (item - start) & 1 else needs[item]
+                table.append(excluded)
+            self.tables.append(table)
+
+    def offers(
+        self, held: int, popularity: Sequence[tuple[int, float]], *, top_k: int
+    ) -> tuple[Offer, ...]:
+        """`recommend(held, rules, popularity, top_k=top_k, values=values)`."""
+        excluded = 0
+        for j, table in enumerate(self.tables):
+            excluded |= table[held >> (8 * j) & 255]
+        hit = self.all & ~excluded
+        offers: list[Offer] = []
+        seen: set[int] = set()
+        while hit and len(offers) < top_k:
+            low = hit & -hit
+            hit ^= low
+            rule, item = self.pairs[low.bit_length() - 1]
+            if item not in seen:
+                seen.add(item)
+                offers.append(Offer(item, rule.confidence, rule, False))
+        return tuple(offers) or recommend(held, (), popularity, top_k=top_k)
 
 
 class OfferIndex:
@@ -80,7 +115,9 @@ class OfferIndex:
         self.eager = n <= EAGER_ITEMS and not self.follows_ranker
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
-        self._masks = [] if self.eager else [_RuleMasks(s.rules) for s in bundle.segments]
+        self._ranked = (
+            [] if self.eager else [_RankedRules(s.rules, self.values, n) for s in bundle.segments]
+        )
         self._popularity = [rank_popularity(s.popularity, self.values) for s in bundle.segments]
         if self.eager:
             self._tables = [
@@ -118,7 +155,4 @@ class OfferIndex:
     def _offers_of_holdings(self, segment: int, held: int) -> tuple[Offer, ...]:
         if self.follows_ranker:
             return self.ranked(segment, held, None, top_k=self.top_k)
-        rules = self._masks[segment].matching(held)
-        return recommend(
-            held, rules, self._popularity[segment], top_k=self.top_k, values=self.values
-        )
+        return self._ranked[segment].offers(held, self._popularity[segment], top_k=self.top_k)

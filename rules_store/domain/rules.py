@@ -53,10 +53,10 @@ def format_itemset(mask: int, items: Sequence[str]) -> str:
     return "|".join(name for i, name in enumerate(items) if mask >> i & 1)
 
 
-def _bits(mask: int) -> list[int]:
+def set_bits(mask: int) -> list[int]:
     """The set bits of `mask`, lowest first; one step per set bit, not per catalog item.
 
-    >>> _bits(0b1010)
+    >>> set_bits(0b1010)
     [1, 3]
     """
     bits = []
@@ -76,7 +76,7 @@ def match_rules(held: int, rules: Sequence[Rule]) -> dict[int, Rule]:
     for rule in rules:
         if rule.antecedents & ~held or rule.consequents & held:
             continue
-        for item in _bits(rule.consequents):
+        for item in set_bits(rule.consequents):
             current = best.get(item)
             if current is None or rule.strength() > current.strength():
                 best[item] = rule

@@ -54,6 +54,18 @@ PINS = (
         "56a7dfbb1a06613d17a54626b2096d533e0ae1c9fd10663c93c6e74be0e3d571",
     ),
     Pin(
+        "faust.transport.consumer",
+        "Consumer._new_offset",
+        "faust_fixes.py (4, 5)",
+        "3ffdfa3b0925c3bfdbb5f3abecc71b9b3c43468937c8401c02ab59d1700c34e9",
+    ),
+    Pin(
+        "faust.transport.consumer",
+        "Consumer._add_gap",
+        "faust_fixes.py (a jump in offsets, logged)",
+        "3ef34d9891835018300c6489a2dd70a7fdd901e2d02c2bfbcf9ab39c651d432d",
+    ),
+    Pin(
         "faust.tables.recovery",
         "Recovery._build_highwaters",
         "tansu.py (fence)",

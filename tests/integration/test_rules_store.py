@@ -80,7 +80,8 @@ def test_publish_activate_reload_and_rollback_as_a_subscriber_sees_them(
         assert watcher.current()[1] == bundles[1]
         assert store.rollback() == first
         assert _wait_for(lambda: watcher.current()[0] == first)
-        assert seen == [first, second, first]
+        # The listener runs right after the new version becomes current: wait for it too.
+        assert _wait_for(lambda: seen == [first, second, first]), seen
     finally:
         watcher.stop()
     with pytest.raises(BundleNotFoundError, match="nothing to roll back"):

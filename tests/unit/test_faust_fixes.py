@@ -152,3 +152,24 @@ def test_no_commit_goes_past_a_record_at_the_commit_that_was_never_acknowledged(
     consumer._acked[A], consumer._committed_offset[A] = [36, 37], 34
     consumer._gap[A].addi(34, 36)
     assert new_offset(consumer, A) == 38
+
+
+def test_an_offset_acknowledged_twice_does_not_hold_the_commit_back() -> None:
+    """A gap recorded after a seek covers the record that ended it, also acknowledged:
+    Faust's run of consecutive offsets stopped at each repeat (commits crawled)."""
+    from intervaltree import IntervalTree
+
+    from streams.compat.faust_fixes import install_faust_fixes
+
+    install_faust_fixes()
+    acked = list(range(30, 40))
+    consumer: Any = SimpleNamespace(
+        _acked={A: [*acked, 33, 36]},  # 33 and 36 twice
+        _acked_index={A: set(acked)},
+        _committed_offset={A: 30},
+        _gap={A: IntervalTree()},
+    )
+    consumer._gap[A].addi(38, 41)  # covers 38 and 39 (acknowledged too) and 40
+    assert Consumer._new_offset(consumer, A) == 41
+    assert consumer._acked[A] == []
+    assert not consumer._gap[A]
