@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -121,27 +122,45 @@ def ranked_cross_sell(
         )
     offers = pd.concat(frames, ignore_index=True)
     rows, items = offers["row"].to_numpy(), offers["item"].to_numpy()
+    # Evidence depends on (segment, holdings, item) only: explained once per distinct key.
+    held_codes, held_of = np.unique(data.masks[rows], return_inverse=True)
+    n_segments, n_items = len(bundle.segments), len(bundle.items)
+    key = (held_of.reshape(-1) * n_segments + segments[rows]) * n_items + items
+    keys, key_of = np.unique(key, return_inverse=True)
     explain = BatchEvidence(scorer, bundle.items)
-    texts: list[str] = []
-    found: list[Rule | None] = []
-    for r, i in zip(rows.tolist(), items.tolist(), strict=True):
-        text, rule = explain.text(int(segments[r]), int(data.masks[r]), int(i))
-        texts.append(text)
-        found.append(rule)
+    explained = [
+        explain.text(
+            int(k // n_items % n_segments),
+            int(held_codes[k // n_items // n_segments]),
+            int(k % n_items),
+        )
+        for k in keys.tolist()
+    ]
+    rules = [rule for _, rule in explained]
+    key_of = key_of.reshape(-1)
+
+    def per_offer(values: list[object]) -> pd.Categorical:
+        # One category per distinct text: no string is built per offer.
+        codes, categories = pd.factorize(pd.Series(values, dtype=object))
+        return pd.Categorical.from_codes(codes[key_of], categories=categories)
+
+    def figure(value: Callable[[Rule], float]) -> npt.NDArray[np.float64]:
+        return np.asarray([np.nan if r is None else value(r) for r in rules], dtype=float)[key_of]
+
     return pd.DataFrame(
         {
             bundle.schema.id_column: data.ids[rows],
             "segment": segments[rows],
             "rank": offers["rank"].to_numpy(),
-            "product": np.asarray(bundle.items, dtype=object)[items],
+            "product": pd.Categorical.from_codes(items, categories=list(bundle.items)),
             "score": offers["score"].to_numpy(),
-            "confidence": [r.confidence if r else np.nan for r in found],
-            "lift": [r.lift if r else np.nan for r in found],
-            "support": [r.support if r else np.nan for r in found],
-            "rule": [_rule_text(Offer(0, 0.0, r, False), bundle.items) for r in found],
+            "confidence": figure(lambda r: r.confidence),
+            "lift": figure(lambda r: r.lift),
+            "support": figure(lambda r: r.support),
+            "rule": per_offer([_rule_text(Offer(0, 0.0, r, False), bundle.items) for r in rules]),
             "fallback": False,
             "ranker": scorer.name,
-            "evidence": texts,
+            "evidence": per_offer([text for text, _ in explained]),
         }
     )
 
