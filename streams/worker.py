@@ -46,19 +46,10 @@ class ActiveBundle:
         self._current: ActiveView | None = None
 
     def update(self, version: str, bundle: Bundle) -> None:
-        # Built before the swap: events never wait for it.
-        index = OfferIndex(bundle, per_event_ranker=False)
+        index = OfferIndex(bundle)  # built before the swap: events never wait for it
         with self._lock:
             self._current = ActiveView(version, bundle, index)
         log.info("serving bundle version=%s", version)
-        if bundle.ranker is not None and not index.follows_ranker:
-            log.warning(
-                "bundle version=%s: ranker %s scores one customer in milliseconds; the "
-                "stream's offers follow the rules (/predict uses %s)",
-                version,
-                bundle.ranker.name,
-                bundle.ranker.name,
-            )
 
     def get(self) -> ActiveView | None:
         with self._lock:

@@ -10,10 +10,9 @@ a bounded cache (2^64 holdings could fill any memory).
 
 A bundle that carries a learned ranker is scored with it (rules_store/domain/ranking.py):
 cached per (segment, holdings) when its offers depend on nothing else (popular, itemcf),
-computed from the profile otherwise (propensity, blend). The worker builds its index with
-`per_event_ranker=False`: a profile-dependent ranker costs milliseconds per customer
-scored one at a time (bench/rankers.py), so its events get the rules' offers until the
-stream scores per batch; `ranked` (/predict) still uses the ranker.
+computed from the profile otherwise (propensity, blend). Scoring one customer at a time
+costs a numpy call per product; `offers_many` scores a whole batch of customers in one
+call, and `explain` adds the evidence to the offers a batch sends, together.
 """
 
 from __future__ import annotations
@@ -25,13 +24,17 @@ import numpy as np
 from rules_store.bundle.model import Bundle
 from rules_store.domain.ranking import (
     Customers,
+    explain_offers,
     held_array,
     needs_profile,
+    offer_of,
     rank_offers,
     scorer_for,
+    top_offers,
 )
 from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend, set_bits
 
+Asked = tuple[int, int, Sequence[float] | None]  # (segment, holdings mask, encoded profile)
 EAGER_ITEMS = 12  # 4,096 masks per segment
 MAX_CACHED = 200_000  # holdings per segment; the cache starts over when full
 
@@ -95,7 +98,7 @@ class _RankedRules:
 class OfferIndex:
     """`offers(segment, held, features)` for one bundle and one `top_k`."""
 
-    def __init__(self, bundle: Bundle, *, top_k: int = 3, per_event_ranker: bool = True) -> None:
+    def __init__(self, bundle: Bundle, *, top_k: int = 3) -> None:
         self.bundle = bundle
         self.top_k = top_k
         n = len(bundle.items)
@@ -106,12 +109,9 @@ class OfferIndex:
             tuple(s.popularity for s in bundle.segments),
             self.values,
         )
-        self.by_profile = needs_profile(self.scorer)
-        # Whether offers() follows the bundle's ranker or, for a profile-dependent one
-        # left out of per-event scoring, the rules.
-        self.follows_ranker = bundle.ranker is not None and (
-            per_event_ranker or not self.by_profile
-        )
+        self.follows_ranker = bundle.ranker is not None
+        # Offers from the profile, scored per call (else cached per segment and holdings).
+        self.by_profile = self.follows_ranker and needs_profile(self.scorer)
         self.eager = n <= EAGER_ITEMS and not self.follows_ranker
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
@@ -133,16 +133,49 @@ class OfferIndex:
         self, segment: int, held: int, features: Sequence[float] | None, *, top_k: int
     ) -> tuple[Offer, ...]:
         """The bundle's ranker's offers for one customer (`features`: the encoded profile)."""
-        row = np.zeros((1, self._width)) if features is None else np.asarray([features], float)
-        customers = Customers(row, held_array([held]), np.asarray([segment]))
-        return rank_offers(self.scorer, customers, top_k=top_k)[0]
+        return rank_offers(self.scorer, self._customers([(segment, held, features)]), top_k=top_k)[
+            0
+        ]
+
+    def _customers(self, asked: Sequence[Asked]) -> Customers:
+        rows = np.zeros((len(asked), self._width))
+        for row, (_, _, features) in enumerate(asked):
+            if features is not None:
+                rows[row] = features
+        return Customers(
+            rows, held_array([held for _, held, _ in asked]), np.asarray([s for s, _, _ in asked])
+        )
+
+    def offers_many(self, asked: Sequence[Asked]) -> list[tuple[Offer, ...]]:
+        """`offers` for many customers: a profile ranker scores them in one call, and its
+        offers come without evidence (`explain` adds it to those sent)."""
+        if not self.by_profile:
+            return [self.offers(segment, held, features) for segment, held, features in asked]
+        customers = self._customers(asked)
+        scores = self.scorer.scores(customers)
+        top = top_offers(scores, customers.held, self.top_k).tolist()
+        return [
+            tuple(Offer(item, float(scores[row, item]), None, False) for item in items if item >= 0)
+            for row, items in enumerate(top)
+        ]
+
+    def explain(self, asked: Sequence[Asked], offers: Sequence[Offer]) -> list[Offer]:
+        """`offers[r]` (from `offers_many`) for customer `asked[r]`, with its evidence."""
+        if not self.by_profile or not offers:
+            return list(offers)
+        items = np.asarray([offer.item for offer in offers], dtype=np.int64)
+        evidence = explain_offers(self.scorer, self._customers(asked), items)
+        return [
+            offer_of(self.scorer, offer.item, offer.score, why)
+            for offer, why in zip(offers, evidence, strict=True)
+        ]
 
     def offers(
         self, segment: int, held: int, features: Sequence[float] | None = None
     ) -> tuple[Offer, ...]:
         if self.eager:
             return self._tables[segment][held]
-        if self.follows_ranker and self.by_profile:
+        if self.by_profile:
             return self.ranked(segment, held, features, top_k=self.top_k)
         cache = self._caches[segment]
         found = cache.get(held)

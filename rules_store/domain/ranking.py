@@ -177,7 +177,9 @@ class ItemCFScorer:
     name: RankerName = "itemcf"
 
     def scores(self, customers: Customers) -> FloatArray:
-        return held_bits(customers.held, len(self.similarity)) @ self.similarity
+        # Per row (einsum), so a customer scores the same in any batch.
+        bits = held_bits(customers.held, len(self.similarity))
+        return np.asarray(np.einsum("ij,jk->ik", bits, self.similarity), dtype=np.float64)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
         held = [i for i in range(len(self.similarity)) if customers.held[row] >> i & 1]
@@ -254,33 +256,51 @@ class PropensityScorer:
             rows[:, own] = kept
         return out
 
-    def contributions(self, row: FloatArray, item: int) -> FloatArray:
-        """Per input: logit(p) - logit(p with that input at its training mean)."""
+    def _predict(self, item: int, rows: FloatArray) -> FloatArray:
+        cuts, tables = self._tables
+        if item in tables:
+            return tables[item].predict(rows, cuts.bins(rows))
+        return self.spec.models[item].estimator.predict(rows)  # type: ignore[union-attr]
+
+    def contributions(self, rows: FloatArray, item: int) -> FloatArray:
+        """Per row and input: logit(p) - logit(p with that input at its training mean)."""
         model = self.spec.models[item]
         if model is None:
-            return np.zeros(len(row))
+            return np.zeros(rows.shape)
         means = np.asarray(self.spec.means)
         estimator = model.estimator
         if isinstance(estimator, LogisticModel):
             return np.asarray(
-                (row - means) / np.asarray(estimator.scale) * np.asarray(estimator.coef)
+                (rows - means) / np.asarray(estimator.scale) * np.asarray(estimator.coef)
             )
-        variants = np.repeat(row[None, :], len(row) + 1, axis=0)
-        idx = np.arange(len(row))
-        variants[idx + 1, idx] = means
-        p = np.clip(estimator.predict(variants), 1e-12, 1 - 1e-12)
-        logit = np.log(p / (1 - p))
-        return np.asarray(logit[0] - logit[1:])
+        n, width = rows.shape
+        variants = np.repeat(rows[:, None, :], width + 1, axis=1)
+        idx = np.arange(width)
+        variants[:, idx + 1, idx] = means
+        p = np.clip(self._predict(item, variants.reshape(-1, width)), 1e-12, 1 - 1e-12)
+        logit = np.log(p / (1 - p)).reshape(n, width + 1)
+        return np.asarray(logit[:, :1] - logit[:, 1:])
+
+    def explain(self, customers: Customers, items: IntArray) -> list[dict[str, Any]]:
+        """Evidence for offering `items[r]` to customer r, every row at once per product."""
+        rows = self.rows(customers)
+        rows[np.arange(len(rows)), len(self.spec.columns) + items] = 0.0  # as in training
+        delta = np.zeros(rows.shape)
+        for item in np.unique(items).tolist():
+            at = np.flatnonzero(items == item)
+            delta[at] = self.contributions(rows[at], item)
+        order = np.argsort(-delta, axis=1, kind="stable")[:, :TOP_INPUTS]
+        names, models = self.spec.input_names, self.spec.models
+        return [
+            {
+                "inputs": [(names[i], float(d[i])) for i in top.tolist() if d[i] > 0],
+                "kind": None if models[item] is None else models[item].kind,  # type: ignore[union-attr]
+            }
+            for d, top, item in zip(delta, order, items.tolist(), strict=True)
+        ]
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
-        x = self.rows(customers.take(np.asarray([row])))[0]
-        x[len(self.spec.columns) + item] = 0.0
-        delta = self.contributions(x, item)
-        order = [i for i in np.argsort(-delta, kind="stable")[:TOP_INPUTS] if delta[i] > 0]
-        return {
-            "inputs": [(self.spec.input_names[i], float(delta[i])) for i in order],
-            "kind": None if self.spec.models[item] is None else self.spec.models[item].kind,  # type: ignore[union-attr]
-        }
+        return self.explain(customers.take(np.asarray([row])), np.asarray([item]))[0]
 
 
 @dataclass(frozen=True)
@@ -293,8 +313,14 @@ class BlendScorer:
         return self.propensity.scores(customers)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
-        rule = self.rules.rule_for(int(customers.segments[row]), int(customers.held[row]), item)
-        return self.propensity.evidence(customers, row, item) | {"rule": rule}
+        return self.explain(customers.take(np.asarray([row])), np.asarray([item]))[0]
+
+    def explain(self, customers: Customers, items: IntArray) -> list[dict[str, Any]]:
+        found = self.propensity.explain(customers, items)
+        for row, evidence in enumerate(found):
+            segment, held = int(customers.segments[row]), int(customers.held[row])
+            evidence["rule"] = self.rules.rule_for(segment, held, int(items[row]))
+        return found
 
 
 @dataclass(frozen=True)
@@ -335,23 +361,29 @@ def needs_profile(scorer: Scorer) -> bool:
     return isinstance(scorer, PropensityScorer | BlendScorer)
 
 
+def explain_offers(scorer: Scorer, customers: Customers, items: IntArray) -> list[dict[str, Any]]:
+    """Evidence for offering `items[r]` to customer r: a profile ranker's for every row at
+    once (the stream explains a batch's alerts together)."""
+    if isinstance(scorer, PropensityScorer | BlendScorer):
+        return scorer.explain(customers, items)
+    return [scorer.evidence(customers, row, item) for row, item in enumerate(items.tolist())]
+
+
 def rank_offers(scorer: Scorer, customers: Customers, *, top_k: int) -> list[tuple[Offer, ...]]:
     """Each customer's offers, best first, with their evidence."""
     scores = scorer.scores(customers)
     top = top_offers(scores, customers.held, top_k)
-    found: list[tuple[Offer, ...]] = []
-    for row in range(len(customers)):
-        offers = []
-        for item in top[row].tolist():
-            if item < 0:
-                break
-            offers.append(_offer(scorer, customers, row, item, float(scores[row, item])))
-        found.append(tuple(offers))
-    return found
+    rows, ranks = np.nonzero(top >= 0)
+    items = top[rows, ranks]
+    evidence = explain_offers(scorer, customers.take(rows), items)
+    found: list[list[Offer]] = [[] for _ in range(len(customers))]
+    for row, item, why in zip(rows.tolist(), items.tolist(), evidence, strict=True):
+        found[row].append(offer_of(scorer, item, float(scores[row, item]), why))
+    return [tuple(offers) for offers in found]
 
 
-def _offer(scorer: Scorer, customers: Customers, row: int, item: int, score: float) -> Offer:
-    evidence = scorer.evidence(customers, row, item)
+def offer_of(scorer: Scorer, item: int, score: float, evidence: dict[str, Any]) -> Offer:
+    """An offer with its evidence: the rule stands beside the other evidence."""
     if isinstance(scorer, RulesScorer):
         return Offer(item, evidence["score"], evidence["rule"], evidence["fallback"])
     rule = evidence.pop("rule", None)

@@ -140,7 +140,9 @@ class LogisticModel:
 
     def predict(self, rows: FloatArray) -> FloatArray:
         z = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
-        decision = z @ np.asarray(self.coef) + self.intercept
+        # einsum sums each row on its own: a row's score does not depend on the rows beside
+        # it (a BLAS product does, in the last bits), so a replayed batch alerts the same.
+        decision = np.einsum("ij,j->i", z, np.asarray(self.coef)) + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-decision)), dtype=np.float64)
 
     def predict_one(self, row: Sequence[float]) -> float:
@@ -255,8 +257,8 @@ class MLPModel:
         mean, scale, weights, biases = self._arrays
         a = (rows - mean) / scale
         for w, b in zip(weights[:-1], biases[:-1], strict=True):
-            a = np.maximum(a @ w + b, 0.0)
-        out = (a @ weights[-1] + biases[-1])[:, 0]
+            a = np.maximum(np.einsum("ij,jk->ik", a, w) + b, 0.0)  # per row, as in LogisticModel
+        out = (np.einsum("ij,jk->ik", a, weights[-1]) + biases[-1])[:, 0]
         return np.asarray(1.0 / (1.0 + np.exp(-out)), dtype=np.float64)
 
     def predict_one(self, row: Sequence[float]) -> float:

@@ -27,10 +27,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import ActiveView, after_event
+from rules_store.domain.alerts import ActiveView
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import after_event
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex

@@ -8,6 +8,7 @@ import asyncio
 import json
 from dataclasses import replace
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -260,18 +261,90 @@ def test_bad_ranker_names_and_forward_data_say_what_is_wrong(
     fails_with(["--events", str(alien)], "opening of '比特币', a product outside the catalog")
 
 
-def test_an_index_without_per_event_ranking_offers_the_rules_for_a_profile_ranker(
-    served: ActiveView,
+class _CountingScorer:
+    """The index's scorer, counting its scoring calls."""
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer, self.calls, self.name = scorer, 0, scorer.name
+
+    def scores(self, customers: Customers) -> Any:
+        self.calls += 1
+        return self.scorer.scores(customers)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.scorer, name)
+
+
+def _stream(trained: dict[str, Any], served: ActiveView) -> tuple[list[Record], list[Record]]:
+    """Snapshot rows of 40 customers, then each opens up to 3 products it lacks on one day,
+    the customers interleaved: the daily cap (2) and the order within a batch matter."""
+    catalog = served.bundle.catalog
+    snapshots, opens = [], []
+    for i in range(40):
+        row = trained["frame"].iloc[i].to_dict()
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "persona"}
+        customer = str(row[RETAIL_SCHEMA.id_column])
+        value = json.dumps(row | {"as_of": "2026-10-31"}, ensure_ascii=False).encode()
+        snapshots.append(Record(NAMES.holdings_snapshot, 0, i, customer.encode(), value))
+        held = catalog.holdings_from_balances({c: float(row[c]) for c in catalog.balance_columns})
+        lacking = [p for p in catalog.names if p not in catalog.products_of(held)]
+        for n, product in enumerate(lacking[:3]):
+            event = {
+                "event_id": f"e{i}-{n}",
+                "customer_id": customer,
+                "ts": f"2026-11-02T1{n}:00:{i:02d}+08:00",
+                "product": product,
+                "kind": "open",
+                "amount": 1000.0,
+            }
+            opens.append((n, i, json.dumps(event, ensure_ascii=False).encode(), customer))
+    opens.sort()
+    records = [
+        Record(NAMES.transactions, 0, k, customer.encode(), value)
+        for k, (_, _, value, customer) in enumerate(opens)
+    ]
+    return snapshots, records
+
+
+def _run(
+    served: ActiveView, snapshots: list[Record], records: list[Record], cuts: list[int]
+) -> tuple[list[bytes], dict[str, bytes], int]:
+    index = OfferIndex(served.bundle)
+    counting = _CountingScorer(index.scorer)
+    index.scorer = counting  # type: ignore[assignment]
+    active = ActiveView(served.version, served.bundle, index)
+    table: dict[str, bytes] = {}
+    sender = _Sender(table)
+    processor = Processor(
+        table,
+        sender,
+        names=NAMES,
+        active=lambda: active,
+        policies=Policies(),
+        today=lambda: date(2026, 11, 30),
+    )
+    asyncio.run(processor.snapshot_rows(snapshots))
+    bounds = [0, *cuts, len(records)]
+    for start, end in pairwise(bounds):
+        asyncio.run(processor.transactions(records[start:end]))
+    return [m.value for m in sender.messages], dict(table), counting.calls
+
+
+def test_the_stream_scores_a_batch_at_once_and_alerts_as_one_event_at_a_time(
+    trained: dict[str, Any], served: ActiveView
 ) -> None:
-    """The worker's index (streams/worker.py): a blend bundle's events get the rules'
-    offers, /predict's `ranked` still the blend's."""
-    bundle = served.bundle
-    index = OfferIndex(bundle, per_event_ranker=False)
-    features = tuple(bundle.segment_model.centroids[0])
-    assert not index.follows_ranker
-    for segment in range(len(bundle.segments)):
-        for held in (0, 1, 5, 0b1000_0001):
-            assert index.offers(segment, held, features) == bundle.recommend(held, segment)
-            assert index.ranked(segment, held, features, top_k=3) == served.offers.ranked(
-                segment, held, features, top_k=3
-            )
+    snapshots, records = _stream(trained, served)
+    one_by_one = _run(served, snapshots, records, list(range(1, len(records))))
+    whole = _run(served, snapshots, records, [])
+    assert whole[2] == 1  # one scoring call for the whole batch
+    assert whole[:2] == one_by_one[:2]  # the same alerts, in the same order, and states
+    rng = np.random.default_rng(5)
+    for _ in range(3):  # a replay after a crash cuts the batches elsewhere
+        cuts = sorted(rng.choice(np.arange(1, len(records)), size=4, replace=False).tolist())
+        assert _run(served, snapshots, records, cuts)[:2] == one_by_one[:2]
+    alerts = [json.loads(v) for v in whole[0] if b'"cross_sell"' in v]
+    assert len(alerts) > 40  # most customers got two offers that day, none a third
+    per_customer = {a["customer_id"] for a in alerts}
+    assert all(sum(a["customer_id"] == c for a in alerts) <= 2 for c in per_customer)
+    assert all(a["evidence"]["ranker"] == "blend" for a in alerts)
+    assert any(a["evidence"]["top_inputs"] for a in alerts)
