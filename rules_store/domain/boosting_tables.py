@@ -9,6 +9,10 @@ exactly (a bin counts the thresholds below x), so a row reaches the walker's lea
 the leaf values are added in tree order from the baseline as the walker (and
 scikit-learn) add them: the probabilities are the walker's, bit for bit.
 
+Every tree of a model is looked up at once (one gather over trees x inputs, not a numpy
+call per tree), which is what makes a stream batch of a few hundred customers cheap; the
+leaf values are still added in tree order (`np.cumsum` is sequential, unlike `sum`).
+
 A tree with s splits has at most 2^s cells (16,384 for 15 leaves); one whose table
 would pass `MAX_CELLS` is walked instead.
 """
@@ -26,7 +30,7 @@ from rules_store.domain.scoring import BoostingModel, Tree
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 MAX_CELLS = 1 << 16
-CHUNK = 32_768  # rows per pass: the index and value arrays stay in cache
+CHUNK = 8_192  # rows per pass: the rows x trees x inputs gather stays small
 
 
 def _splits(tree: Tree) -> dict[int, FloatArray]:
@@ -53,12 +57,14 @@ class Cuts:
                     found[f].update(ts.tolist())
         return cls(tuple(np.sort(np.fromiter(ts, float)) for ts in found))
 
-    def bins(self, rows: FloatArray) -> list[IntArray]:
-        """Per column, each row's bin: how many thresholds lie below its value."""
-        return [
-            np.searchsorted(ts, rows[:, c], side="left") if len(ts) else np.zeros(0, np.intp)
-            for c, ts in enumerate(self.thresholds)
-        ]
+    def bins(self, rows: FloatArray) -> IntArray:
+        """Per row and column, its bin: how many thresholds lie below its value; one more
+        column of zeros at the end (what a tree reading fewer inputs pads with)."""
+        out = np.zeros((len(rows), len(self.thresholds) + 1), dtype=np.intp)
+        for c, ts in enumerate(self.thresholds):
+            if len(ts):
+                out[:, c] = np.searchsorted(ts, rows[:, c], side="left")
+        return out
 
     def bin_of(self, column: int, value: float) -> int:
         return int(np.searchsorted(self.thresholds[column], value, side="left"))
@@ -101,19 +107,63 @@ class BoostingTables:
     def __init__(self, model: BoostingModel, cuts: Cuts) -> None:
         self.model = model
         self.tables = [_table(tree, cuts) for tree in model.trees]
+        found = [t for t in self.tables if t is not None]
+        width = max((len(t.columns) for t in found), default=1) or 1
+        n_bins = max((len(o) for t in found for o in t.offsets), default=1)
+        pad = len(cuts.thresholds)  # the zeros column of `Cuts.bins`
+        # Per tree and input slot: the column read, and its global bin -> cell offset.
+        self.columns = np.full((len(self.tables), width), pad, dtype=np.intp)
+        self.offsets = np.zeros((len(self.tables), width, n_bins), dtype=np.intp)
+        starts: list[int] = []  # each tree's cells, one after another in `values`
+        values: list[FloatArray] = []
+        for t, table in enumerate(self.tables):
+            starts.append(sum(len(v) for v in values))
+            if table is None:
+                values.append(np.zeros(1))
+                continue
+            for k, (column, offsets) in enumerate(zip(table.columns, table.offsets, strict=True)):
+                self.columns[t, k] = column
+                self.offsets[t, k, : len(offsets)] = offsets
+            values.append(table.values)
+        self.starts = np.asarray(starts, dtype=np.intp)
+        self.values = np.concatenate(values) if values else np.zeros(0)
+        self.walked = [t for t, table in enumerate(self.tables) if table is None]
+        # Per tree and slot, which input column it is: sums a tree's change into its input.
+        self.reads = np.zeros((len(self.tables), width, pad + 1))
+        self.reads[
+            np.arange(len(self.tables))[:, None], np.arange(width)[None, :], self.columns
+        ] = 1.0
 
-    def predict(self, rows: FloatArray, bins: Sequence[IntArray]) -> FloatArray:
+    def predict(self, rows: FloatArray, bins: IntArray) -> FloatArray:
         """`rows` and their `Cuts.bins`; the same probabilities as `model.predict(rows)`."""
-        raw = np.zeros(len(rows)) + self.model.baseline
+        n_trees, width = self.columns.shape
+        raw = np.empty(len(rows))
+        trees, slots = np.arange(n_trees)[:, None], np.arange(width)[None, :]
         for start in range(0, len(rows), CHUNK):
             part = slice(start, start + CHUNK)
-            acc = raw[part]
-            for tree, table in zip(self.model.trees, self.tables, strict=True):
-                if table is None:
-                    acc += tree.predict(rows[part])
-                    continue
-                cell = table.offsets[0].take(bins[table.columns[0]][part]) if table.columns else 0
-                for offsets, column in zip(table.offsets[1:], table.columns[1:], strict=True):
-                    cell += offsets.take(bins[column][part])
-                acc += table.values.take(cell)
+            cells = self.offsets[trees, slots, bins[part][:, self.columns]].sum(axis=2)
+            leaves = np.empty((len(cells), n_trees + 1))
+            leaves[:, 0] = self.model.baseline
+            leaves[:, 1:] = self.values[self.starts + cells]
+            for t in self.walked:
+                leaves[:, t + 1] = self.model.trees[t].predict(rows[part])
+            raw[part] = np.cumsum(leaves, axis=1)[:, -1]  # in tree order, as the walker adds
         return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
+
+    def contributions(self, bins: IntArray, moved_to: IntArray) -> FloatArray:
+        """Per row and input: the log-odds (the raw score) minus the log-odds with that input
+        in bin `moved_to[input]`. Only the trees that read an input change with it, so this
+        is one gather, not a model evaluation per input; for models with no walked tree."""
+        n_trees, width = self.columns.shape
+        trees, slots = np.arange(n_trees)[:, None], np.arange(width)[None, :]
+        moved_offsets = self.offsets[trees, slots, moved_to[self.columns]]  # trees x slots
+        out = np.empty((len(bins), self.reads.shape[2]))
+        for start in range(0, len(bins), CHUNK):
+            part = slice(start, start + CHUNK)
+            offsets = self.offsets[trees, slots, bins[part][:, self.columns]]
+            cells = offsets.sum(axis=2)[:, :, None]
+            starts = self.starts[:, None]
+            moved = self.values[starts + cells - offsets + moved_offsets]
+            change = self.values[starts + cells] - moved
+            out[part] = np.einsum("ntk,tkc->nc", change, self.reads)  # per row, any batch
+        return out[:, :-1]

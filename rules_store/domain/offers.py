@@ -128,6 +128,8 @@ class OfferIndex:
                 for s, popularity in zip(bundle.segments, self._popularity, strict=True)
             ]
         self._width = len(bundle.segment_model.features)
+        if self.by_profile:  # the scorer's tables are built now, not by the first event
+            self.offers_many([(0, 0, None)])
 
     def ranked(
         self, segment: int, held: int, features: Sequence[float] | None, *, top_k: int

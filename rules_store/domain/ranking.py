@@ -236,7 +236,7 @@ class PropensityScorer:
         rows = self.rows(customers)
         width = len(self.spec.columns)
         cuts, tables = self._tables
-        bins = cuts.bins(rows) if tables else []
+        bins = cuts.bins(rows) if tables else np.zeros((len(rows), 0), dtype=np.intp)
         out = np.empty((len(rows), len(self.spec.models)))
         for j, model in enumerate(self.spec.models):
             if model is None:
@@ -247,10 +247,10 @@ class PropensityScorer:
             kept = rows[:, own].copy()
             rows[:, own] = 0.0
             if j in tables:
-                own_bins = bins[own]
-                bins[own] = np.full(len(rows), cuts.bin_of(own, 0.0), dtype=np.intp)
+                own_bins = bins[:, own].copy()
+                bins[:, own] = cuts.bin_of(own, 0.0)
                 out[:, j] = tables[j].predict(rows, bins)
-                bins[own] = own_bins
+                bins[:, own] = own_bins
             else:
                 out[:, j] = model.estimator.predict(rows)
             rows[:, own] = kept
@@ -273,6 +273,10 @@ class PropensityScorer:
             return np.asarray(
                 (rows - means) / np.asarray(estimator.scale) * np.asarray(estimator.coef)
             )
+        cuts, tables = self._tables
+        if item in tables and not tables[item].walked:
+            moved_to = cuts.bins(means[None, :])[0]
+            return tables[item].contributions(cuts.bins(rows), moved_to)
         n, width = rows.shape
         variants = np.repeat(rows[:, None, :], width + 1, axis=1)
         idx = np.arange(width)
