@@ -9,9 +9,9 @@ exactly (a bin counts the thresholds below x), so a row reaches the walker's lea
 the leaf values are added in tree order from the baseline as the walker (and
 scikit-learn) add them: the probabilities are the walker's, bit for bit.
 
-Every tree of a model is looked up at once (one gather over trees x inputs, not a numpy
-call per tree), which is what makes a stream batch of a few hundred customers cheap; the
-leaf values are still added in tree order (`np.cumsum` is sequential, unlike `sum`).
+Every tree of a model is looked up at once (a few numpy calls per model, not one per
+tree), which makes a stream batch of a few hundred customers cheap; the leaf values are
+still added in tree order (`np.cumsum` is sequential, unlike `sum`).
 
 A tree with s splits has at most 2^s cells (16,384 for 15 leaves); one whose table
 would pass `MAX_CELLS` is walked instead.
@@ -30,7 +30,7 @@ from rules_store.domain.scoring import BoostingModel, Tree
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 MAX_CELLS = 1 << 16
-CHUNK = 8_192  # rows per pass: the rows x trees x inputs gather stays small
+CHUNK = 8_192  # rows per pass: the rows x (tree, input) pairs arrays stay small
 
 
 def _splits(tree: Tree) -> dict[int, FloatArray]:
@@ -102,49 +102,61 @@ def _table(tree: Tree, cuts: Cuts) -> _Table | None:
 
 
 class BoostingTables:
-    """`BoostingModel.predict` from binned rows; trees too large for a table are walked."""
+    """`BoostingModel.predict` from binned rows; trees too large for a table are walked.
+
+    The (tree, input) pairs of the tables lie flat, grouped by tree: a row's cell in every
+    tree is one `take` over the pairs and one sum per tree, a handful of numpy calls per
+    model whatever the number of trees.
+    """
 
     def __init__(self, model: BoostingModel, cuts: Cuts) -> None:
         self.model = model
         self.tables = [_table(tree, cuts) for tree in model.trees]
-        found = [t for t in self.tables if t is not None]
-        width = max((len(t.columns) for t in found), default=1) or 1
-        n_bins = max((len(o) for t in found for o in t.offsets), default=1)
         pad = len(cuts.thresholds)  # the zeros column of `Cuts.bins`
-        # Per tree and input slot: the column read, and its global bin -> cell offset.
-        self.columns = np.full((len(self.tables), width), pad, dtype=np.intp)
-        self.offsets = np.zeros((len(self.tables), width, n_bins), dtype=np.intp)
-        starts: list[int] = []  # each tree's cells, one after another in `values`
+        columns: list[int] = []  # per pair: the input it reads
+        bases: list[int] = []  # per pair: where its bin -> cell offsets start in `offsets`
+        offsets: list[IntArray] = []
+        firsts: list[int] = []  # per tree: its first pair
+        starts: list[int] = []  # per tree: where its cells start in `values`
         values: list[FloatArray] = []
-        for t, table in enumerate(self.tables):
+        for table in self.tables:
+            firsts.append(len(columns))
             starts.append(sum(len(v) for v in values))
-            if table is None:
-                values.append(np.zeros(1))
-                continue
-            for k, (column, offsets) in enumerate(zip(table.columns, table.offsets, strict=True)):
-                self.columns[t, k] = column
-                self.offsets[t, k, : len(offsets)] = offsets
-            values.append(table.values)
+            # A tree without a table, or reading no input, gets one pair that adds nothing.
+            read = list(zip(table.columns, table.offsets, strict=True)) if table else []
+            for column, steps in read or [(pad, np.zeros(1, dtype=np.intp))]:
+                columns.append(column)
+                bases.append(sum(len(o) for o in offsets))
+                offsets.append(steps)
+            values.append(table.values if table else np.zeros(1))
+        self.columns = np.asarray(columns, dtype=np.intp)
+        self.bases = np.asarray(bases, dtype=np.intp)
+        self.offsets = np.concatenate(offsets).astype(np.intp)
+        self.firsts = np.asarray(firsts, dtype=np.intp)
+        self.pair_tree = np.repeat(np.arange(len(self.tables)), np.diff([*firsts, len(columns)]))
         self.starts = np.asarray(starts, dtype=np.intp)
-        self.values = np.concatenate(values) if values else np.zeros(0)
+        self.values = np.concatenate(values)
         self.walked = [t for t, table in enumerate(self.tables) if table is None]
-        # Per tree and slot, which input column it is: sums a tree's change into its input.
-        self.reads = np.zeros((len(self.tables), width, pad + 1))
-        self.reads[
-            np.arange(len(self.tables))[:, None], np.arange(width)[None, :], self.columns
-        ] = 1.0
+        # The pairs ordered by input: an input's change is a difference of running sums,
+        # taken in one fixed order per row, so the same in any batch.
+        self.by_input = np.argsort(self.columns, kind="stable")
+        self.input_ends = np.searchsorted(self.columns[self.by_input], np.arange(pad), "right")
+        self.input_starts = np.concatenate([[0], self.input_ends[:-1]]).astype(np.intp)
+
+    def _cells(self, bins: IntArray) -> tuple[IntArray, IntArray]:
+        """Per row: each pair's offset, and each tree's cell (integer sums: exact)."""
+        steps = self.offsets.take(bins[:, self.columns] + self.bases)
+        return steps, np.add.reduceat(steps, self.firsts, axis=1)
 
     def predict(self, rows: FloatArray, bins: IntArray) -> FloatArray:
         """`rows` and their `Cuts.bins`; the same probabilities as `model.predict(rows)`."""
-        n_trees, width = self.columns.shape
         raw = np.empty(len(rows))
-        trees, slots = np.arange(n_trees)[:, None], np.arange(width)[None, :]
         for start in range(0, len(rows), CHUNK):
             part = slice(start, start + CHUNK)
-            cells = self.offsets[trees, slots, bins[part][:, self.columns]].sum(axis=2)
-            leaves = np.empty((len(cells), n_trees + 1))
+            _, cells = self._cells(bins[part])
+            leaves = np.empty((len(cells), len(self.tables) + 1))
             leaves[:, 0] = self.model.baseline
-            leaves[:, 1:] = self.values[self.starts + cells]
+            leaves[:, 1:] = self.values.take(cells + self.starts)
             for t in self.walked:
                 leaves[:, t + 1] = self.model.trees[t].predict(rows[part])
             raw[part] = np.cumsum(leaves, axis=1)[:, -1]  # in tree order, as the walker adds
@@ -154,16 +166,14 @@ class BoostingTables:
         """Per row and input: the log-odds (the raw score) minus the log-odds with that input
         in bin `moved_to[input]`. Only the trees that read an input change with it, so this
         is one gather, not a model evaluation per input; for models with no walked tree."""
-        n_trees, width = self.columns.shape
-        trees, slots = np.arange(n_trees)[:, None], np.arange(width)[None, :]
-        moved_offsets = self.offsets[trees, slots, moved_to[self.columns]]  # trees x slots
-        out = np.empty((len(bins), self.reads.shape[2]))
+        moved_steps = self.offsets.take(moved_to[self.columns] + self.bases)
+        out = np.empty((len(bins), len(self.input_ends)))
         for start in range(0, len(bins), CHUNK):
             part = slice(start, start + CHUNK)
-            offsets = self.offsets[trees, slots, bins[part][:, self.columns]]
-            cells = offsets.sum(axis=2)[:, :, None]
-            starts = self.starts[:, None]
-            moved = self.values[starts + cells - offsets + moved_offsets]
-            change = self.values[starts + cells] - moved
-            out[part] = np.einsum("ntk,tkc->nc", change, self.reads)  # per row, any batch
-        return out[:, :-1]
+            steps, cells = self._cells(bins[part])
+            at = cells[:, self.pair_tree] + self.starts[self.pair_tree]  # per pair: its leaf
+            change = self.values.take(at) - self.values.take(at - steps + moved_steps)
+            running = np.zeros((len(steps), len(self.columns) + 1))
+            np.cumsum(change[:, self.by_input], axis=1, out=running[:, 1:])
+            out[part] = running[:, self.input_ends] - running[:, self.input_starts]
+        return out

@@ -43,6 +43,7 @@ SERVABLE: tuple[RankerName, ...] = ("popular", "rules", "itemcf", "propensity", 
 HELD_PREFIX = "held:"  # propensity input name of a holding bit
 TOP_INPUTS = 3
 TOP_SIMILAR = 3
+MAX_MATCHED = 100_000  # (segment, holdings) whose matching rules are kept; then start over
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ class RulesScorer:
     popularity: tuple[tuple[tuple[int, float], ...], ...]
     values: tuple[float, ...]  # the catalog's value weights, as the bundle's `recommend`
     name: RankerName = "rules"
+    _matched: dict[tuple[int, int], dict[int, Rule]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def _ranked(self, segment: int, held: int) -> tuple[Offer, ...]:
         return recommend(
@@ -159,7 +163,13 @@ class RulesScorer:
         return np.asarray(table[inverse.reshape(-1)], dtype=np.float64)
 
     def rule_for(self, segment: int, held: int, item: int) -> Rule | None:
-        return match_rules(held, self.rules[segment]).get(item)
+        key = (segment, held)  # the stream explains many customers of the same holdings
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= MAX_MATCHED:
+                self._matched.clear()
+            found = self._matched[key] = match_rules(held, self.rules[segment])
+        return found.get(item)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
         segment = int(customers.segments[row])
