@@ -9,9 +9,9 @@ exactly (a bin counts the thresholds below x), so a row reaches the walker's lea
 the leaf values are added in tree order from the baseline as the walker (and
 scikit-learn) add them: the probabilities are the walker's, bit for bit.
 
-Every tree of a model is looked up at once (a few numpy calls per model, not one per
-tree), which makes a stream batch of a few hundred customers cheap; the leaf values are
-still added in tree order (`np.cumsum` is sequential, unlike `sum`).
+An input's contribution to the log-odds needs only the trees that read it: over the
+(tree, input) pairs laid flat, every row's change for every input is a few numpy calls
+per model (`contributions`), which keeps explaining a stream batch's offers cheap.
 
 A tree with s splits has at most 2^s cells (16,384 for 15 leaves); one whose table
 would pass `MAX_CELLS` is walked instead.
@@ -30,7 +30,7 @@ from rules_store.domain.scoring import BoostingModel, Tree
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 MAX_CELLS = 1 << 16
-CHUNK = 8_192  # rows per pass: the rows x (tree, input) pairs arrays stay small
+CHUNK = 32_768  # rows per pass: the index and value arrays stay in cache
 
 
 def _splits(tree: Tree) -> dict[int, FloatArray]:
@@ -60,7 +60,8 @@ class Cuts:
     def bins(self, rows: FloatArray) -> IntArray:
         """Per row and column, its bin: how many thresholds lie below its value; one more
         column of zeros at the end (what a tree reading fewer inputs pads with)."""
-        out = np.zeros((len(rows), len(self.thresholds) + 1), dtype=np.intp)
+        # Column-major: a tree reads a column of bins at a time.
+        out = np.zeros((len(self.thresholds) + 1, len(rows)), dtype=np.intp).T
         for c, ts in enumerate(self.thresholds):
             if len(ts):
                 out[:, c] = np.searchsorted(ts, rows[:, c], side="left")
@@ -102,12 +103,9 @@ def _table(tree: Tree, cuts: Cuts) -> _Table | None:
 
 
 class BoostingTables:
-    """`BoostingModel.predict` from binned rows; trees too large for a table are walked.
-
-    The (tree, input) pairs of the tables lie flat, grouped by tree: a row's cell in every
-    tree is one `take` over the pairs and one sum per tree, a handful of numpy calls per
-    model whatever the number of trees.
-    """
+    """`BoostingModel.predict` from binned rows, a tree at a time (measured faster than
+    one gather over every tree, even for a few hundred rows); trees too large for a table
+    are walked. For `contributions`, the (tree, input) pairs also lie flat, by tree."""
 
     def __init__(self, model: BoostingModel, cuts: Cuts) -> None:
         self.model = model
@@ -150,16 +148,18 @@ class BoostingTables:
 
     def predict(self, rows: FloatArray, bins: IntArray) -> FloatArray:
         """`rows` and their `Cuts.bins`; the same probabilities as `model.predict(rows)`."""
-        raw = np.empty(len(rows))
+        raw = np.zeros(len(rows)) + self.model.baseline
         for start in range(0, len(rows), CHUNK):
             part = slice(start, start + CHUNK)
-            _, cells = self._cells(bins[part])
-            leaves = np.empty((len(cells), len(self.tables) + 1))
-            leaves[:, 0] = self.model.baseline
-            leaves[:, 1:] = self.values.take(cells + self.starts)
-            for t in self.walked:
-                leaves[:, t + 1] = self.model.trees[t].predict(rows[part])
-            raw[part] = np.cumsum(leaves, axis=1)[:, -1]  # in tree order, as the walker adds
+            acc = raw[part]
+            for tree, table in zip(self.model.trees, self.tables, strict=True):
+                if table is None:
+                    acc += tree.predict(rows[part])
+                    continue
+                cell = table.offsets[0].take(bins[part, table.columns[0]]) if table.columns else 0
+                for offsets, column in zip(table.offsets[1:], table.columns[1:], strict=True):
+                    cell += offsets.take(bins[part, column])
+                acc += table.values.take(cell)
         return np.asarray(1.0 / (1.0 + np.exp(-raw)), dtype=np.float64)
 
     def contributions(self, bins: IntArray, moved_to: IntArray) -> FloatArray:
