@@ -5,11 +5,12 @@ machine hits both sides.
 1. training on N customers (default 1,000,000): segmentation + rule mining (today's
    `train retail`, the baseline) and then every ranker (`fit_rankers`), per ranker;
 2. batch scoring of the N customers: each servable ranker's scores and top 3, and the
-   whole `cross_sell` (offers and their evidence) with the blend bundle against the same
-   with the rules bundle;
+   whole `cross_sell` (offers and their evidence) with the propensity and blend bundles
+   against the same with the rules bundle;
 3. stream: the worker's per-batch logic (`Processor.transactions`, batches of 500 as the
    worker takes them) on one product opening per customer, each batch's offers scored
-   together: blend and propensity against rules, in microseconds per changed customer;
+   together: blend and propensity against rules, in microseconds per changed customer
+   (the fastest of 5 interleaved rounds each);
 4. usercf's pool index against an exact search over every training customer of the
    segment, on a smaller hold-out (MAP@7 and time).
 
