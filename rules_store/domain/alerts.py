@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
-from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
+from rules_store.domain.churn import ChurnFigures, ChurnPolicy, close_days
 from rules_store.domain.contact import ContactPolicy, pick_offer
-from rules_store.domain.holdings import CustomerState, record_alert
+from rules_store.domain.holdings import CustomerState
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
@@ -61,6 +62,8 @@ def cross_sell_alert(
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if offer.evidence is not None:
+        evidence |= evidence_json(offer.evidence, items)
     if offer.rule is not None:
         evidence |= {
             "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
@@ -154,6 +157,20 @@ def retention_alert(
     }
 
 
+def offer_considered(
+    before: CustomerState, after: CustomerState, bundle: Bundle, *, segment: int
+) -> bool:
+    """Whether a changed state calls for a cross-sell offer: the held products changed, or
+    a later profile moved the customer to another segment (a first one only sets it)."""
+    moved = (
+        before.features is not None
+        and before.features != after.features
+        and bundle.segment_model.assign_segment(before.features) != segment
+    )
+    catalog = bundle.catalog
+    return moved or after.held_in(catalog) != before.held_in(catalog)
+
+
 def choose_cross_sell(
     before: CustomerState,
     after: CustomerState,
@@ -170,17 +187,10 @@ def choose_cross_sell(
     neither did, or when the contact policy allows no offer now. The churn-risk flag is
     left to the caller, which sends a retention alert instead.
     """
-    # A first profile only sets the baseline; a later one that moves the customer counts.
-    moved = (
-        before.features is not None
-        and before.features != after.features
-        and bundle.segment_model.assign_segment(before.features) != segment
-    )
-    catalog = bundle.catalog
-    held = after.held_in(catalog)
-    if held == before.held_in(catalog) and not moved:
+    held = after.held_in(bundle.catalog)
+    if not offer_considered(before, after, bundle, segment=segment):
         return None
-    offers = index.offers(segment, held)
+    offers = index.offers(segment, held, after.features)
     offer = pick_offer(
         offers,
         bundle.items,
@@ -196,7 +206,7 @@ def choose_cross_sell(
 Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts to their topic
 
 
-def _json(alert: dict[str, Any]) -> str:
+def alert_json(alert: dict[str, Any]) -> str:
     return json.dumps(alert, ensure_ascii=False, allow_nan=False)  # strict JSON for every reader
 
 
@@ -206,7 +216,7 @@ def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
     return active.bundle.segment_model.assign_segment(state.features)
 
 
-def _context(
+def context_of(
     state: CustomerState, *, event_id: str, ts: datetime, active: ActiveView | None
 ) -> AlertContext:
     return AlertContext(
@@ -228,7 +238,7 @@ def churned(
     active: ActiveView | None,
     threshold: float,
 ) -> Outgoing:
-    context = _context(state, event_id=event_id, ts=ts, active=active)
+    context = context_of(state, event_id=event_id, ts=ts, active=active)
     model = (
         churn_model_opinion(
             active.bundle,
@@ -239,58 +249,9 @@ def churned(
         if active
         else None
     )
-    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold, model=model))
-
-
-def after_event(
-    before: CustomerState,
-    after: CustomerState | None,
-    *,
-    event_id: str,
-    ts: datetime,
-    active: ActiveView | None,
-    policy: ContactPolicy,
-    churn: ChurnPolicy = DEFAULT_CHURN,
-) -> tuple[CustomerState | None, list[Outgoing]]:
-    """What to store and which alerts to send once an event has been applied.
-
-    `after` is None when the event was applied before (a restarted worker re-reads
-    it): nothing to store and nothing to send, as its alerts were delivered before its
-    state was stored. The worker and the crash tests' no-crash reference both use this.
-    """
-    if after is None:
-        return None, []
-    out = []
-    if (figures := new_alert(before.assets, after.assets)) is not None:
-        out.append(
-            churned(
-                after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
-            )
-        )
-    context = _context(after, event_id=event_id, ts=ts, active=active)
-    if active is None or context.segment is None:
-        return after, out
-    _, bundle, index = active
-    chosen = choose_cross_sell(
-        before, after, bundle, index, segment=context.segment, ts=ts, policy=policy
+    return "churn", alert_json(
+        churn_alert(context, figures=figures, threshold=threshold, model=model)
     )
-    if chosen is None:
-        return after, out
-    rank, offer = chosen
-    product = bundle.items[offer.item]
-    risk = after.churn_risk
-    if risk is None:
-        alert = cross_sell_alert(context, offer=offer, rank=rank, items=bundle.items)
-        out.append(("cross_sell", _json(alert)))
-        return record_alert(after, product=product, ts=ts), out
-    last = after.last_offered.get(RETENTION)
-    if last is not None and ts - datetime.fromisoformat(last) < timedelta(
-        days=policy.cooldown_days
-    ):
-        return after, out
-    alert = retention_alert(context, instead_of=product, figures=risk)
-    out.append(("retention", _json(alert)))
-    return record_alert(after, product=RETENTION, ts=ts), out
 
 
 RETENTION = "retention"  # the cool-down key of retention alerts: one per churn episode

@@ -17,14 +17,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
+from itertools import groupby
 from typing import Any
 
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import Schema, SchemaError, profile_codes
-from rules_store.domain.alerts import ActiveView, Outgoing, after_event
+from rules_store.domain.alerts import ActiveView, Outgoing
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import CrossSellDue, decide_cross_sells, event_alerts
 from rules_store.domain.events import (
     InvalidEventError,
     customer_of,
@@ -62,12 +64,24 @@ class Policies:
     max_future_days: int = 1
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A cross-sell offer decided at the end of the batch, and its alert's place."""
+
+    position: int  # in the batch's messages
+    record: Record
+    due: CrossSellDue
+    active: ActiveView
+
+
 class _Batch:
-    """One batch's messages and changed states (each customer's last state only)."""
+    """One batch's messages and changed states (each customer's last state only), and the
+    cross-sell offers due, scored together at its end (rules_store/domain/event_alerts.py)."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[Message | None] = []  # None: a due offer's place, or none sent
         self.states: dict[str, tuple[int, CustomerState]] = {}
+        self.dues: list[_Due] = []
 
     def store(self, partition: int, state: CustomerState) -> None:
         self.states[state.customer_id] = (partition, state)
@@ -135,12 +149,55 @@ class Processor:
             self.metrics.count_events(source, len(records))
             for record in records:
                 self._guarded(batch, record, take_one)
+            self._decide(batch)
             stored = []
             for customer, (partition, state) in batch.states.items():
                 value = encode_state(state)
                 self._decoded[customer] = (value, state)
                 stored.append(Stored(partition, customer, value))
-            await self.sender.deliver(batch.messages, stored)
+            await self.sender.deliver([m for m in batch.messages if m is not None], stored)
+
+    def _decide(self, batch: _Batch) -> None:
+        """The batch's cross-sell offers, scored together per bundle in use. A failure is a
+        defect of ours: the run is decided one by one, and a due that fails again has its
+        record dead-lettered with the reason, as `_guarded` does."""
+        for _, group in groupby(batch.dues, key=lambda d: id(d.active)):
+            run = list(group)
+            try:
+                self._decide_run(batch, run)
+            except Exception:
+                log.exception("could not decide %d offers together; one by one", len(run))
+                for due in run:
+                    try:
+                        self._decide_run(batch, [due])
+                    except Exception as exc:
+                        log.exception(
+                            "could not decide the offer of topic=%s partition=%s offset=%s",
+                            due.record.topic,
+                            due.record.partition,
+                            due.record.offset,
+                        )
+                        self._reject(
+                            batch, due.record, f"internal error ({type(exc).__name__}): {exc}"
+                        )
+
+    def _decide_run(self, batch: _Batch, dues: Sequence[_Due]) -> None:
+        alerts, latest = decide_cross_sells(
+            [d.due for d in dues],
+            lambda customer: batch.states[customer][1],
+            active=dues[0].active,
+            policy=self.policies.contact,
+        )
+        for due, alert in zip(dues, alerts, strict=True):
+            if alert is not None:
+                kind, value = alert
+                customer = due.due.context.customer_id
+                batch.messages[due.position] = Message(
+                    self._alert_topics[kind], customer.encode(), value.encode()
+                )
+                self.metrics.count_alerts([kind], event_ts_s=due.record.timestamp)
+        for customer, state in latest.items():
+            batch.store(batch.states[customer][0], state)
 
     def _guarded(
         self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]
@@ -228,23 +285,22 @@ class Processor:
         event_id: str,
         ts: datetime,
     ) -> None:
-        """Apply one event to a customer's state, then alert if the contact policy allows."""
+        """Apply one event to a customer's state and send its churn alerts; a cross-sell
+        offer due is decided with the batch's others (`_decide`)."""
         before = self._state_of(customer, batch)
         after = apply(before, source=f"{record.topic}:{record.partition}", offset=record.offset)
-        stored, alerts = after_event(
-            before,
-            after,
-            event_id=event_id,
-            ts=ts,
-            active=self.active(),
-            policy=self.policies.contact,
-            churn=self.policies.churn,
+        active = self.active()
+        stored, alerts, due = event_alerts(
+            before, after, event_id=event_id, ts=ts, active=active, churn=self.policies.churn
         )
         if stored is not None:
             batch.store(record.partition, stored)
             self._clocks_now().track(record.partition, stored)
         self._emit(batch, customer, alerts)
         self.metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=record.timestamp)
+        if due is not None and active is not None:
+            batch.dues.append(_Due(len(batch.messages), record, due, active))
+            batch.messages.append(None)
 
     def _close_days(self, batch: _Batch, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
