@@ -30,6 +30,7 @@ from xsell.console import err, out
 from xsell.demo_command import demo_cmd
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack, resolve_endpoints
+from xsell.evaluate_command import evaluate_cmd
 from xsell.logs import configure_logging
 from xsell.options import json_option, wait_option
 from xsell.outcome_command import outcome_cmd
@@ -227,6 +228,7 @@ def _print_report(report: DoctorReport) -> None:
 
 for _command in (
     *retail_commands.COMMANDS,
+    evaluate_cmd,
     *corporate_commands.COMMANDS,
     *bundle_commands.COMMANDS,
     *stream_commands.COMMANDS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -32,16 +33,26 @@ from training.outputs import (
     write_csv,
     write_training_outputs,
 )
+from training.rankers.choose import (
+    EvaluationPlan,
+    deciding,
+    evaluate_rankers,
+    with_chosen_ranker,
+)
+from training.rankers.fit import RankerParams, parse_rankers
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
 from xsell.console import err, out
+from xsell.evaluate_command import forward_truth, print_evaluations, write_evaluation
 from xsell.options import (
     activate_option,
     bundle_option,
     customers_option,
     dirty_share_option,
     encoding_option,
+    events_truth_option,
+    later_option,
     min_confidence_option,
     min_lift_option,
     min_support_option,
@@ -49,22 +60,16 @@ from xsell.options import (
     model_option,
     out_option,
     prune_option,
+    rankers_option,
+    sample_option,
     schema_from,
     seed_option,
+    segments_option,
     top_k_option,
     unknown_category_option,
     with_input_options,
 )
 from xsell.progress import stage_progress
-
-
-def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    msg = f"{value!r} is neither a positive integer nor 'auto'"
-    raise click.BadParameter(msg)
 
 
 @click.group()
@@ -109,13 +114,7 @@ def train() -> None:
 @train.command("retail")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @out_option("a directory for assignments, rules, model and report.", directory=True)
-@click.option(
-    "--segments",
-    default="auto",
-    callback=_segments,
-    show_default=True,
-    help="Number of segments, or 'auto' (best silhouette for k in 2..8).",
-)
+@segments_option
 @min_support_option(0.02)
 @min_confidence_option(0.3)
 @min_lift_option(1.1)
@@ -123,6 +122,10 @@ def train() -> None:
 @seed_option("Used for sampling and KMeans.")
 @unknown_category_option()
 @missing_option
+@rankers_option
+@events_truth_option
+@later_option
+@sample_option
 @click.option(
     "--publish", is_flag=True, help="Publish the trained bundle to Redis (configured or embedded)."
 )
@@ -141,19 +144,27 @@ def train_retail_cmd(
     seed: int,
     unknown: str,
     missing: str,
+    rankers: str,
+    events_path: Path | None,
+    later_path: Path | None,
+    sample: int,
     publish: bool,
     activate: bool,
     schema_path: Path | None,
     encoding: str | None,
 ) -> None:
-    """Segment retail customers and mine per-segment product rules.
+    """Segment retail customers, mine per-segment product rules, train and compare the
+    rankers and put the best into the bundle.
 
     Writes OUT/assignments.csv, OUT/rules.csv, OUT/rules.json (seed 001 format),
-    OUT/model/ (for --model) and OUT/report.html; --publish also stores it in Redis.
+    OUT/model/ (for --model), OUT/report.html and OUT/evaluation/ (as `xsell evaluate`);
+    --publish also stores it in Redis. The bundle serves the best forward MAP@7 (with
+    --events or --later), else the best hold-out MAP@7.
     """
     if activate and not publish:
         msg = "--activate needs --publish"
         raise click.UsageError(msg)
+    names = parse_rankers(rankers)
     params = TrainParams(
         segments=segments,
         min_support=min_support,
@@ -165,9 +176,33 @@ def train_retail_cmd(
         missing=cast(MissingPolicy, missing),
     )
     with stage_progress(err) as stages:
-        result = train_retail(
-            input_path, schema_from(schema_path), params, encoding=encoding, stages=stages
+        schema = schema_from(schema_path)
+        result = train_retail(input_path, schema, params, encoding=encoding, stages=stages)
+        opened = forward_truth(
+            result.data,
+            result.bundle.items,
+            events_path,
+            later_path,
+            load_later=lambda p: load_retail(
+                p, schema, encoding=encoding, unknown=params.unknown, missing=params.missing
+            ),
         )
+        plan = EvaluationPlan(RankerParams(names=names, seed=seed), params, sample=sample)
+        labels = result.segmentation.labels
+        evaluations = evaluate_rankers(
+            result.data,
+            labels,
+            len(result.bundle.segments),
+            result.bundle.catalog,
+            plan,
+            opened=opened,
+            stages=stages,
+        )
+        bundle = with_chosen_ranker(
+            result.bundle, result.data, labels, evaluations, plan.rankers, stages=stages
+        )
+        result = replace(result, bundle=bundle)
+        winner = deciding(evaluations).winner()
         with stages.stage("write"):
             files = write_training_outputs(
                 out_dir, result.bundle, result.data.ids, result.segmentation.labels, result.values
@@ -175,9 +210,17 @@ def train_retail_cmd(
         with stages.stage("report"):  # after "write", so the report can show every stage's time
             write_report(out_dir / "report.html", result.bundle, stages.seconds)
             files.append(out_dir / "report.html")
+            files += write_evaluation(
+                out_dir / "evaluation",
+                evaluations,
+                winner,
+                [("input", input_path), ("chosen", winner)],
+            )
         # Last: a run that failed before here leaves no bundle for `--model` to take.
         files.append(save_run_bundle(out_dir, result.bundle))
     _print_training(result.bundle, result.data, files)
+    print_evaluations(evaluations, winner)
+    out.print(f"the bundle serves [bold]{winner}[/] (best {deciding(evaluations).protocol} MAP@7)")
     if publish:
         publish_bundle(settings, result.bundle, activate=activate)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rules_store.bundle.model import FORMAT_VERSION, Bundle, SegmentRules
+from rules_store.bundle.ranker_codec import RankerFormatError, ranker_from_dict, ranker_to_dict
 from rules_store.bundle.schema import Schema, SchemaError, schema_from_dict
 from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
 from rules_store.bundle.value_codec import value_model_from_dict, value_model_to_dict
@@ -86,6 +87,8 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
             doc[name] = model_to_dict(scoring)
     if bundle.value_model is not None:
         doc["customer_value"] = value_model_to_dict(bundle.value_model)
+    if bundle.ranker is not None:
+        doc["ranker"] = ranker_to_dict(bundle.ranker)
     return doc
 
 
@@ -246,6 +249,12 @@ def bundle_from_dict(raw: Any) -> Bundle:
         msg = f"bundle: {len(segments)} segment rule sets for {model.n_segments} centroids"
         raise BundleFormatError(msg)
     churn_model, potential_model = (_corporate_model(doc, name) for name in CORPORATE_MODELS)
+    ranker = None
+    if doc.get("ranker") is not None:
+        try:
+            ranker = ranker_from_dict(doc["ranker"], items, len(features))
+        except RankerFormatError as exc:
+            raise BundleFormatError(str(exc)) from exc
     problem = find_non_finite(doc, "")  # params, metrics, and anything not checked above
     if problem is not None:
         msg = f"bundle: {problem.removeprefix('.')}"
@@ -258,6 +267,7 @@ def bundle_from_dict(raw: Any) -> Bundle:
         )
     )
     return Bundle(
+        ranker=ranker,
         churn_model=churn_model,
         potential_model=potential_model,
         value_model=value_model,

@@ -15,20 +15,14 @@ from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.acceptance import AdaptivePolicy, AdaptiveScore, ArmKey, Tally
-from rules_store.domain.adaptive import Arranged, arrange_offers
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
-from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
+from rules_store.domain.churn import ChurnFigures, ChurnPolicy, close_days
 from rules_store.domain.contact import ContactPolicy, pick_offer
 from rules_store.domain.customer_value import customer_inputs
-from rules_store.domain.holdings import CustomerState, record_alert
+from rules_store.domain.holdings import CustomerState
 from rules_store.domain.offers import OfferIndex
-from rules_store.domain.outcomes import (
-    OutcomePolicy,
-    SentOffer,
-    offer_alert_id,
-    record_offer,
-    settle_by_event,
-)
+from rules_store.domain.outcomes import OutcomePolicy, offer_alert_id
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
@@ -68,6 +62,14 @@ class AlertContext:
         return {"alert_id": alert_id, "type": kind, **asdict(self)}
 
 
+def cross_sell_id(context: AlertContext, product: str) -> str:
+    """A cross-sell alert's id: its customer, then a digest of its trigger and offer."""
+    digest = alert_id(
+        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
+    )
+    return offer_alert_id(context.customer_id, digest)
+
+
 def cross_sell_alert(
     context: AlertContext,
     *,
@@ -78,6 +80,8 @@ def cross_sell_alert(
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if offer.evidence is not None:
+        evidence |= evidence_json(offer.evidence, items)
     if adaptive is not None:
         # The learned acceptance that ordered this offer: score × factor is what ranked it.
         evidence["acceptance"] = {
@@ -94,16 +98,7 @@ def cross_sell_alert(
             "confidence": offer.rule.confidence,
             "lift": offer.rule.lift,
         }
-    key = offer_alert_id(
-        context.customer_id,
-        alert_id(
-            "cross_sell",
-            context.customer_id,
-            context.event_id,
-            str(context.bundle_version),
-            product,
-        ),
-    )
+    key = cross_sell_id(context, product)
     return context.fields(key, "cross_sell") | {
         "rank": rank,
         "product": product,
@@ -198,6 +193,20 @@ class Learning:
     by: str  # "topic:partition@offset"
 
 
+def offer_considered(
+    before: CustomerState, after: CustomerState, bundle: Bundle, *, segment: int
+) -> bool:
+    """Whether a changed state calls for a cross-sell offer: the held products changed, or
+    a later profile moved the customer to another segment (a first one only sets it)."""
+    moved = (
+        before.features is not None
+        and before.features != after.features
+        and bundle.segment_model.assign_segment(before.features) != segment
+    )
+    catalog = bundle.catalog
+    return moved or after.held_in(catalog) != before.held_in(catalog)
+
+
 def choose_cross_sell(
     before: CustomerState,
     after: CustomerState,
@@ -207,47 +216,19 @@ def choose_cross_sell(
     segment: int,
     ts: datetime,
     policy: ContactPolicy,
-    learning: Learning | None = None,
-    version: str = "",
-    event_id: str = "",
-) -> tuple[int, Offer, AdaptiveScore | None] | None:
-    """(rank, offer, its adaptive score) to alert on after a customer's state changed, or None.
+) -> tuple[int, Offer] | None:
+    """(rank, offer) to alert on after a customer's state changed, or None.
 
     An alert is considered when the held products or the segment changed. None when
     neither did, or when the contact policy allows no offer now. The churn-risk flag is
-    left to the caller, which sends a retention alert instead. With `learning`, products
-    the customer declined lately are left out and the rest ordered by learned acceptance.
+    left to the caller, which sends a retention alert instead.
     """
-    # A first profile only sets the baseline; a later one that moves the customer counts.
-    moved = (
-        before.features is not None
-        and before.features != after.features
-        and bundle.segment_model.assign_segment(before.features) != segment
-    )
-    catalog = bundle.catalog
-    held = after.held_in(catalog)
-    if held == before.held_in(catalog) and not moved:
+    held = after.held_in(bundle.catalog)
+    if not offer_considered(before, after, bundle, segment=segment):
         return None
-    offers = index.offers(segment, held)
-    arranged = (
-        [Arranged(o, None) for o in offers]
-        if learning is None
-        else arrange_offers(
-            offers,
-            bundle.items,
-            ledger=after.offers,
-            ts=ts,
-            outcomes=learning.outcomes,
-            adaptive=learning.adaptive,
-            book=learning.book(version, ts.date().isoformat()) if learning.adaptive.enabled else {},
-            version=version,
-            segment=segment,
-            trigger=f"{after.customer_id}\x1f{event_id}",
-        )
-    )
-    ordered = [a.offer for a in arranged]
+    offers = index.offers(segment, held, after.features)
     offer = pick_offer(
-        ordered,
+        offers,
         bundle.items,
         last_offered=after.last_offered,
         alert_day=after.alert_day,
@@ -255,16 +236,13 @@ def choose_cross_sell(
         ts=ts,
         policy=policy,
     )
-    if offer is None:
-        return None
-    rank = ordered.index(offer)
-    return rank + 1, offer, arranged[rank].adaptive
+    return None if offer is None else (offers.index(offer) + 1, offer)
 
 
 Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts to their topic
 
 
-def _json(alert: dict[str, Any]) -> str:
+def alert_json(alert: dict[str, Any]) -> str:
     return json.dumps(alert, ensure_ascii=False, allow_nan=False)  # strict JSON for every reader
 
 
@@ -295,7 +273,7 @@ def customer_value(state: CustomerState, bundle: Bundle) -> float | None:
     )
 
 
-def _context(
+def context_of(
     state: CustomerState,
     *,
     event_id: str,
@@ -325,7 +303,7 @@ def churned(
     threshold: float,
     arm: str = "champion",
 ) -> Outgoing:
-    context = _context(state, event_id=event_id, ts=ts, active=active, arm=arm)
+    context = context_of(state, event_id=event_id, ts=ts, active=active, arm=arm)
     model = (
         churn_model_opinion(
             active.bundle,
@@ -336,90 +314,9 @@ def churned(
         if active
         else None
     )
-    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold, model=model))
-
-
-def after_event(
-    before: CustomerState,
-    after: CustomerState | None,
-    *,
-    event_id: str,
-    ts: datetime,
-    active: ActiveView | None,
-    policy: ContactPolicy,
-    churn: ChurnPolicy = DEFAULT_CHURN,
-    learning: Learning | None = None,
-    arm: str = "champion",
-    opened: str | None = None,
-) -> tuple[CustomerState | None, list[Outgoing]]:
-    """What to store and which alerts to send once an event has been applied.
-
-    `after` is None when the event was applied before (a restarted worker re-reads
-    it): nothing to store and nothing to send, as its alerts were delivered before its
-    state was stored. The worker and the crash tests' no-crash reference both use this.
-    `arm` names which bundle (`active`) serves this customer. With `learning`, the event
-    first settles the customer's offers it settles (`opened`: the product a transaction
-    opened), and a sent offer is recorded in the customer's offers ledger.
-    """
-    if after is None:
-        return None, []
-    if learning is not None:
-        offers = settle_by_event(
-            after.offers, opened=opened, ts=ts, policy=learning.outcomes, by=learning.by
-        )
-        after = replace(after, offers=offers)
-    out = []
-    if (figures := new_alert(before.assets, after.assets)) is not None:
-        out.append(
-            churned(
-                after,
-                figures,
-                event_id=event_id,
-                ts=ts,
-                active=active,
-                threshold=churn.threshold,
-                arm=arm,
-            )
-        )
-    context = _context(after, event_id=event_id, ts=ts, active=active, arm=arm)
-    if active is None or context.segment is None:
-        return after, out
-    version, bundle, index = active
-    chosen = choose_cross_sell(
-        before,
-        after,
-        bundle,
-        index,
-        segment=context.segment,
-        ts=ts,
-        policy=policy,
-        learning=learning,
-        version=version,
-        event_id=event_id,
+    return "churn", alert_json(
+        churn_alert(context, figures=figures, threshold=threshold, model=model)
     )
-    if chosen is None:
-        return after, out
-    rank, offer, adaptive = chosen
-    product = bundle.items[offer.item]
-    risk = after.churn_risk
-    if risk is None:
-        alert = cross_sell_alert(
-            context, offer=offer, rank=rank, items=bundle.items, adaptive=adaptive
-        )
-        out.append(("cross_sell", _json(alert)))
-        stored = record_alert(after, product=product, ts=ts)
-        if learning is not None:
-            sent = SentOffer(product, ts.isoformat(), version, context.segment, arm, learning.by)
-            stored = replace(stored, offers=record_offer(stored.offers, alert["alert_id"], sent))
-        return stored, out
-    last = after.last_offered.get(RETENTION)
-    if last is not None and ts - datetime.fromisoformat(last) < timedelta(
-        days=policy.cooldown_days
-    ):
-        return after, out
-    alert = retention_alert(context, instead_of=product, figures=risk)
-    out.append(("retention", _json(alert)))
-    return record_alert(after, product=RETENTION, ts=ts), out
 
 
 RETENTION = "retention"  # the cool-down key of retention alerts: one per churn episode

@@ -235,8 +235,9 @@ def attribute_opening(
 def expire_offers(
     ledger: OfferLedger, now: datetime, policy: OutcomePolicy, *, by: str
 ) -> tuple[OfferLedger, list[Settlement]]:
-    """Offers past the window with no outcome are ignored; settled ids past two windows and
-    declines past the cool-down are forgotten."""
+    """Offers past the window with no outcome are ignored; settled ids past two windows are
+    forgotten. Declines are kept (one per product at most): forgetting one in the middle of
+    a batch would let an earlier event of the batch, decided at its end, offer it."""
     settlements = []
     for alert_id, offer in sorted(ledger.pending.items()):
         if now > datetime.fromisoformat(offer.ts) + policy.window:
@@ -247,13 +248,9 @@ def expire_offers(
         for k, s in ledger.settled.items()
         if now <= datetime.fromisoformat(s.offer.ts) + 2 * policy.window
     }
-    cooldown = timedelta(days=policy.decline_cooldown_days)
-    declined = {
-        p: at for p, at in ledger.declined.items() if now < datetime.fromisoformat(at) + cooldown
-    }
-    if len(settled) == len(ledger.settled) and len(declined) == len(ledger.declined):
+    if len(settled) == len(ledger.settled):
         return ledger, settlements
-    return OfferLedger(ledger.pending, settled, declined), settlements
+    return OfferLedger(ledger.pending, settled, ledger.declined), settlements
 
 
 def cooling_down(ledger: OfferLedger, product: str, ts: datetime, policy: OutcomePolicy) -> bool:

@@ -15,6 +15,7 @@ from rules_store.domain.alerts import (
 )
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, Rule, format_itemset
 from rules_store.domain.state_codec import figures_to_dict
 
@@ -38,6 +39,9 @@ def offers_json(offers: tuple[Offer, ...], items: tuple[str, ...]) -> list[dict[
             "score": offer.score,
             "fallback": offer.fallback,
             "rule": rule_json(offer.rule, items) if offer.rule is not None else None,
+            **(
+                {} if offer.evidence is None else {"evidence": evidence_json(offer.evidence, items)}
+            ),
         }
         for rank, offer in enumerate(offers, start=1)
     ]
@@ -64,7 +68,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
         held = state.held_in(bundle.catalog)
         products = bundle.catalog.products_of(held)
         if segment is not None:
-            offers = offers_json(index.offers(segment, held), bundle.items)
+            offers = offers_json(index.offers(segment, held, state.features), bundle.items)
         opinion = churn_model_opinion(
             bundle, state.corporate, held=held, as_of=state.corporate_as_of
         )

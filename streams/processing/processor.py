@@ -17,16 +17,24 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
+from itertools import groupby
 from typing import Any
 
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import Schema, SchemaError, profile_codes
 from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, PartitionBook, Tally
-from rules_store.domain.alerts import ActiveView, Learning, Outgoing, after_event
+from rules_store.domain.alerts import ActiveView, Learning, Outgoing
 from rules_store.domain.arms import assign_arm
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import (
+    CrossSellDue,
+    LedgerStep,
+    LedgerSteps,
+    decide_cross_sells,
+    event_alerts,
+)
 from rules_store.domain.events import (
     InvalidEventError,
     customer_of,
@@ -40,11 +48,7 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.domain.outcomes import (
-    OutcomePolicy,
-    parse_outcome,
-    settle_outcome,
-)
+from rules_store.domain.outcomes import OutcomePolicy, parse_outcome, settle_outcome
 from rules_store.domain.state_codec import (
     StateFormatError,
     decode_book,
@@ -88,12 +92,26 @@ def _no_counts(_version: str, _day: str) -> Mapping[ArmKey, Tally]:
     return {}
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A cross-sell offer decided at the end of the batch, and its alert's place."""
+
+    position: int  # in the batch's messages
+    record: Record
+    due: CrossSellDue
+    active: ActiveView
+
+
 class _Batch:
-    """One batch's messages and changed states (each customer's last state only)."""
+    """One batch's messages and changed states (each customer's last state only), and the
+    cross-sell offers due, scored together at its end (rules_store/domain/event_alerts.py)."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[Message | None] = []  # None: a due offer's place, or none sent
         self.states: dict[str, tuple[int, CustomerState]] = {}
+        self.dues: list[_Due] = []
+        self.steps = LedgerSteps()  # the offers ledger's part of each applied event
+        self.applied: list[tuple[Record, str]] = []  # (event, customer): counted at the end
         self.books: dict[int, PartitionBook] = {}  # changed acceptance counts by partition
 
     def store(self, partition: int, state: CustomerState) -> None:
@@ -175,6 +193,10 @@ class Processor:
             self.metrics.count_events(source, len(records))
             for record in records:
                 self._guarded(batch, record, take_one)
+            self._decide(batch)
+            self._finish_ledgers(batch)
+            for record, customer in batch.applied:
+                self._count(batch, record, self._state_of(customer, batch))
             stored = []
             for customer, (partition, state) in batch.states.items():
                 value = encode_state(state)
@@ -183,7 +205,50 @@ class Processor:
             for partition, book in batch.books.items():
                 self._books[partition] = book
                 stored.append(Stored(partition, book_key(partition), encode_book(book)))
-            await self.sender.deliver(batch.messages, stored)
+            await self.sender.deliver([m for m in batch.messages if m is not None], stored)
+
+    def _decide(self, batch: _Batch) -> None:
+        """The batch's cross-sell offers, scored together per bundle in use. A failure is a
+        defect of ours: the run is decided one by one, and a due that fails again has its
+        record dead-lettered with the reason, as `_guarded` does."""
+        for _, group in groupby(batch.dues, key=lambda d: id(d.active)):
+            run = list(group)
+            try:
+                self._decide_run(batch, run)
+            except Exception:
+                log.exception("could not decide %d offers together; one by one", len(run))
+                for due in run:
+                    try:
+                        self._decide_run(batch, [due])
+                    except Exception as exc:
+                        log.exception(
+                            "could not decide the offer of topic=%s partition=%s offset=%s",
+                            due.record.topic,
+                            due.record.partition,
+                            due.record.offset,
+                        )
+                        self._reject(
+                            batch, due.record, f"internal error ({type(exc).__name__}): {exc}"
+                        )
+
+    def _decide_run(self, batch: _Batch, dues: Sequence[_Due]) -> None:
+        alerts, latest = decide_cross_sells(
+            [d.due for d in dues],
+            lambda customer: batch.states[customer][1],
+            active=dues[0].active,
+            policy=self.policies.contact,
+            steps=batch.steps,
+        )
+        for due, alert in zip(dues, alerts, strict=True):
+            if alert is not None:
+                kind, value = alert
+                customer = due.due.context.customer_id
+                batch.messages[due.position] = Message(
+                    self._alert_topics[kind], customer.encode(), value.encode()
+                )
+                self.metrics.count_alerts([kind], event_ts_s=due.record.timestamp)
+        for customer, state in latest.items():
+            batch.store(batch.states[customer][0], state)
 
     def _guarded(
         self, batch: _Batch, record: Record, take_one: Callable[[_Batch, Record], None]
@@ -261,12 +326,63 @@ class Processor:
                 Message(self._alert_topics[kind], customer.encode(), alert.encode())
             )
 
+    def _update(
+        self,
+        batch: _Batch,
+        record: Record,
+        customer: str,
+        apply: Callable[..., CustomerState | None],
+        *,
+        event_id: str,
+        ts: datetime,
+        opened: str | None = None,
+    ) -> None:
+        """Apply one event to a customer's state and send its churn alerts; a cross-sell
+        offer due is decided with the batch's others (`_decide`), and the event's part in the
+        offers ledger is made in event order with them; its counts at the batch's end."""
+        source = f"{record.topic}:{record.partition}"
+        before = self._state_of(customer, batch)
+        after = apply(before, source=source, offset=record.offset)
+        arm, active = self._arm_of(customer)
+        learning = Learning(
+            self.policies.outcomes,
+            self.policies.adaptive,
+            self.day_counts,
+            f"{source}@{record.offset}",
+        )
+        stored, alerts, due = event_alerts(
+            before,
+            after,
+            event_id=event_id,
+            ts=ts,
+            active=active,
+            churn=self.policies.churn,
+            learning=learning,
+            arm=arm,
+        )
+        batch.applied.append((record, customer))
+        if stored is not None:
+            batch.steps.add(LedgerStep(customer, opened, ts, learning))
+            batch.store(record.partition, stored)
+            self._clocks_now().track(record.partition, stored)
+        self._emit(batch, customer, alerts)
+        self.metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=record.timestamp)
+        if due is not None and active is not None:
+            batch.dues.append(_Due(len(batch.messages), record, due, active))
+            batch.messages.append(None)
+
     def _arm_of(self, customer: str) -> tuple[str, ActiveView | None]:
         """The bundle serving `customer`: the challenger for its share of customers."""
         challenge = self.challenger()
         if challenge is not None and assign_arm(customer, challenge[1]) == "challenger":
             return "challenger", challenge[0]
         return "champion", self.active()
+
+    def _finish_ledgers(self, batch: _Batch) -> None:
+        """The ledger steps no decision needed, made after the batch's decisions."""
+        for customer in batch.steps.customers():
+            partition, state = batch.states[customer]
+            batch.store(partition, batch.steps.catch_up(state))
 
     def _book(self, batch: _Batch, partition: int) -> PartitionBook:
         if partition in batch.books:
@@ -287,44 +403,6 @@ class Processor:
         )
         if counted is not None and (sent or settled):
             batch.books[record.partition] = counted
-
-    def _update(
-        self,
-        batch: _Batch,
-        record: Record,
-        customer: str,
-        apply: Callable[..., CustomerState | None],
-        *,
-        event_id: str,
-        ts: datetime,
-        opened: str | None = None,
-    ) -> None:
-        """Apply one event to a customer's state, settle the offers it settles, then alert
-        if the contact policy allows, and count what it sent and settled."""
-        source = f"{record.topic}:{record.partition}"
-        by = f"{source}@{record.offset}"
-        before = self._state_of(customer, batch)
-        after = apply(before, source=source, offset=record.offset)
-        arm, view = self._arm_of(customer)
-        learning = Learning(self.policies.outcomes, self.policies.adaptive, self.day_counts, by)
-        stored, alerts = after_event(
-            before,
-            after,
-            event_id=event_id,
-            ts=ts,
-            active=view,
-            policy=self.policies.contact,
-            churn=self.policies.churn,
-            learning=learning,
-            arm=arm,
-            opened=opened,
-        )
-        if stored is not None:
-            batch.store(record.partition, stored)
-            self._clocks_now().track(record.partition, stored)
-        self._count(batch, record, stored or before)
-        self._emit(batch, customer, alerts)
-        self.metrics.count_alerts((kind for kind, _ in alerts), event_ts_s=record.timestamp)
 
     def _close_days(self, batch: _Batch, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
@@ -409,11 +487,10 @@ class Processor:
             raise InvalidEventError(msg)
         source = f"{record.topic}:{record.partition}"
         before = self._state_of(report.customer_id, batch)
-        state = before
         if before.positions.get(source, -1) < record.offset:  # not applied before a crash
             ledger, _ = settle_outcome(before.offers, report, by=f"{source}@{record.offset}")
-            state = replace(
+            after = replace(
                 before, offers=ledger, positions={**before.positions, source: record.offset}
             )
-            batch.store(record.partition, state)
-        self._count(batch, record, state)
+            batch.store(record.partition, after)
+        batch.applied.append((record, report.customer_id))

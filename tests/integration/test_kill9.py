@@ -20,22 +20,27 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from rules_store.bundle.codec import bundle_from_dict, bundle_to_json
+from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.acceptance import AdaptivePolicy, PartitionBook
-from rules_store.domain.alerts import ActiveView, Learning, after_event
+from rules_store.domain.alerts import ActiveView, Learning
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import after_event
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.outcomes import OutcomePolicy
+from rules_store.domain.ranking import Customers, RankerName
 from rules_store.domain.state_codec import encode_book, state_to_dict
 from rules_store.settings import Settings
 from rules_store.store.acceptance_store import AcceptanceStore
@@ -46,7 +51,8 @@ from streams.kafka.topics import TopicNames
 from streams.processing.processor import book_key
 from tests.default_catalog import CATALOG, PRODUCT_BALANCES, PRODUCTS, financial_assets
 from training.generate import generate_retail, write_retail
-from training.retail import TrainParams, train_retail
+from training.rankers.fit import RankerParams, fit_rankers, spec_of
+from training.retail import TrainParams, TrainResult, train_retail
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
 from xsell.replaying import unread
@@ -121,9 +127,27 @@ def _story(
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
+def _with_ranker(result: TrainResult, ranker: RankerName | None) -> Bundle:
+    """The trained bundle, serving `ranker` (scored per batch in the worker, per event in
+    the reference), as the worker reads it back from Redis."""
+    if ranker is None:
+        return result.bundle
+    data, bundle = result.data, result.bundle
+    customers = Customers(data.features, data.masks, result.segmentation.labels)
+    params = RankerParams(names=("rules", ranker))
+    rankers, _ = fit_rankers(customers, bundle.catalog, data.feature_names, bundle.segments, params)
+    served = replace(bundle, ranker=spec_of(rankers[ranker], {}))
+    return bundle_from_dict(json.loads(bundle_to_json(served)))
+
+
+@pytest.mark.parametrize(
+    ("workers", "ranker"),
+    [(1, None), (2, "blend")],
+    ids=["one worker, rules", "two workers, blend ranker"],
+)
 def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crashes(
     workers: int,
+    ranker: RankerName | None,
     stack: EmbeddedStack,
     stack_env: Path,
     tmp_path: Path,
@@ -139,7 +163,9 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     ensure_topics(settings, stack.endpoints, names.all())
     customers = generate_retail(2_000, seed=11, dirty_share=0.0)
     write_retail(customers, tmp_path / "c.del", "del")
-    bundle = train_retail(tmp_path / "c.del", RETAIL_SCHEMA, TrainParams(segments=3)).bundle
+    bundle = _with_ranker(
+        train_retail(tmp_path / "c.del", RETAIL_SCHEMA, TrainParams(segments=3)), ranker
+    )
     store = BundleStore(open_redis(settings, stack.endpoints), prefix)
     version = store.publish(bundle)
     store.activate(version)
@@ -304,6 +330,9 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     kinds = {json.loads(alert)["type"] for alert in expected_alerts.values()}
     # Otherwise the test would prove nothing about them.
     assert kinds == {"cross_sell", "churn", "retention"}, kinds
+    if ranker is not None:  # the offers are the ranker's, with its evidence
+        sent = [json.loads(alert) for alert in expected_alerts.values()]
+        assert all(a["evidence"]["ranker"] == ranker for a in sent if a["type"] == "cross_sell")
     assert set(seen) == set(expected_alerts)  # every expected alert, nothing else
     for alert_id, copies in seen.items():  # repeats are the same alert, byte for byte
         assert set(copies) == {expected_alerts[alert_id]}

@@ -87,8 +87,10 @@ def _customers(n: int, seed: int) -> pd.DataFrame:
 def _train_and_activate(
     data: Path, schema: Path, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The rules ranker: this test pins the catalog's path, and its planted rule's offers.
     args = ["train", "retail", str(data), "--out", str(out), "--schema", str(schema)]
-    code, output = run_cli([*args, "--segments", "2", "--publish", "--activate"], capsys)
+    args += ["--rankers", "rules", "--segments", "2", "--publish", "--activate"]
+    code, output = run_cli(args, capsys)
     assert code == 0, output
 
 

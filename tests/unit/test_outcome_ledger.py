@@ -98,7 +98,7 @@ def test_a_decline_cools_the_product_down_for_the_customer() -> None:
     assert not cooling_down(ledger, "国债", at("2027-02-01"), POLICY)
     assert not cooling_down(ledger, "理财", at("2026-11-04"), POLICY)
     ledger, _ = expire_offers(ledger, at("2027-02-01"), POLICY, by="tx:0@11")
-    assert ledger.declined == {}
+    assert ledger.declined == {"国债": at("2026-11-03").isoformat()}  # kept: one per product
 
 
 @pytest.mark.parametrize(

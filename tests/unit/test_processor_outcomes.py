@@ -169,3 +169,24 @@ def test_the_challenger_serves_its_share_and_its_alerts_say_so(
     arms = {(a["arm"], a["bundle_version"]) for a in alerts}
     assert arms <= {("champion", "v1"), ("challenger", "v2")}
     assert len(arms) == 2, arms  # 5 customers, half each: both arms (fixed by the ids)
+
+
+def test_an_opening_in_the_same_batch_as_its_offer_accepts_it_as_across_batches(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    """Offers are decided at the end of a batch; an opening later in the batch still finds
+    the offer its earlier event sent, as when every event is its own batch."""
+    customer = rows[4]["客户编号"]
+    alone, alone_sender, alone_table = _processor(active)
+    asyncio.run(alone.snapshot_rows(_snapshot(rows)))
+    alert = _offer(alone, alone_sender, customer, 10)
+    opening = _tx(11, customer, product=alert["product"], kind="open", amount=1_000.0)
+    asyncio.run(alone.transactions([opening]))
+
+    together, sender, table = _processor(active)
+    asyncio.run(together.snapshot_rows(_snapshot(rows)))
+    asyncio.run(together.transactions([_tx(10, customer), opening]))
+    assert sender.on(NAMES.cross_sell_alerts)[0] == alert
+    assert decode_state(table[customer]).offers == decode_state(alone_table[customer]).offers
+    assert _book(table) == _book(alone_table)
+    assert sum(t.accepted for t in _book(table).values()) == 1

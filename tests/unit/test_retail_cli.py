@@ -69,6 +69,8 @@ def test_generate_train_cross_sell_and_product_mining(
         "support",
         "rule",
         "fallback",
+        "ranker",  # `train retail` bundles its best ranker; each offer says which and why
+        "evidence",
     ]
     assert offers["客户编号"].nunique() > 2900
 
