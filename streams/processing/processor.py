@@ -44,6 +44,7 @@ from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Sender, Stored
 from streams.processing.progress import AgentProgress
+from streams.processing.state_cache import DecodedStates
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Processor:
         metrics: EngineMetrics | None = None,
         today: Callable[[], date] = _utc_today,
         ignore_keys: Collection[str] = (),
+        state_cache_size: int = 50_000,
     ) -> None:
         self.table, self.sender, self.names = table, sender, names
         self.active, self.policies, self.today = active, policies, today
@@ -104,9 +106,7 @@ class Processor:
         }
         self._today = today()
         self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
-        # Decoded states with the stored bytes they came from: a state is decoded again
-        # only when the table holds other bytes (e.g. recovered after a rebalance).
-        self._decoded: dict[str, tuple[bytes, CustomerState]] = {}
+        self._decoded = DecodedStates(state_cache_size)
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
@@ -138,7 +138,7 @@ class Processor:
             stored = []
             for customer, (partition, state) in batch.states.items():
                 value = encode_state(state)
-                self._decoded[customer] = (value, state)
+                self._decoded.put(customer, value, state)
                 stored.append(Stored(partition, customer, value))
             await self.sender.deliver(batch.messages, stored)
 
@@ -200,11 +200,10 @@ class Processor:
         stored = self.table.get(customer)
         if not stored:
             return CustomerState(customer)
-        cached = self._decoded.get(customer)
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        state = decode_state(stored)
-        self._decoded[customer] = (stored, state)
+        state = self._decoded.get(customer, stored)
+        if state is None:
+            state = decode_state(stored)
+            self._decoded.put(customer, stored, state)
         return state
 
     def _refuse_far_ahead(self, partition: int, day: date) -> None:
