@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -38,7 +39,12 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
-from rules_store.domain.state_codec import StateFormatError, decode_state, encode_state
+from rules_store.domain.state_codec import (
+    StateFormatError,
+    decode_clock_view,
+    decode_state,
+    encode_state,
+)
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
@@ -179,8 +185,10 @@ class Processor:
 
     def _clocks_now(self) -> PartitionClocks:
         if self._clocks is None:
+            started = time.monotonic()
             self._clocks = PartitionClocks()
             self._clocks.learn(self._readable_states())
+            log.info("partition clocks rebuilt in %.1f s", time.monotonic() - started)
         return self._clocks
 
     def _readable_states(self) -> Iterator[CustomerState]:
@@ -190,7 +198,7 @@ class Processor:
             if key in self.ignore_keys:
                 continue
             try:
-                yield decode_state(raw)
+                yield decode_clock_view(raw)  # what the clocks read only: every state is read
             except StateFormatError as exc:
                 log.error("state of %s left out of the partition clocks: %s", key, exc)
 
