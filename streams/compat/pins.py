@@ -113,12 +113,6 @@ PINS = (
         "rocks_store.py (2: the offset key it writes)",
         "aad875aeae82dd9d38ee2992a742ee85e5ce1af9c414408d0e87447bcb9783d8",
     ),
-    Pin(
-        "faust.stores.rocksdb",
-        "Store.apply_changelog_batch",
-        "rocks_store.py (2: recovery overwrites what waits)",
-        "e02c052e8ef879563a0bf074911354bb0487619c3e4ac8464be96bc3929b9e24",
-    ),
 )
 
 

@@ -24,13 +24,13 @@ where it would misplace or lose a state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 import rocksdict
 from faust.stores import rocksdb
-from faust.types import TP, EventT
+from faust.types import TP
 from faust.types.tuples import FutureMessage
 from yarl import URL
 
@@ -86,19 +86,6 @@ class HoldingsStore(rocksdb.Store):
 
     def _size(self) -> int:
         return sum(1 for _ in self._iteritems())
-
-    def apply_changelog_batch(
-        self,
-        batch: Iterable[EventT[Any]],
-        to_key: Callable[[Any], Any],
-        to_value: Callable[[Any], Any],
-    ) -> None:
-        """Recovery's records overwrite a state still waiting, as they do in the memory store."""
-        events = list(batch)
-        for event in events:
-            if event.message.key is not None:
-                self._pending.pop(event.message.key, None)
-        super().apply_changelog_batch(events, to_key, to_value)
 
     def persist_sent(self, tp: TP, offset: int, key: bytes, value: bytes | None) -> None:
         """The changelog holds `key`'s `value` at `offset`: put both on disk as one write."""

@@ -98,22 +98,3 @@ def test_after_a_crash_the_database_holds_what_the_changelog_acknowledged_only(
         assert reopened.persisted_offset(TP(CHANGELOG, 1)) == 4
     finally:
         _close(reopened)
-
-
-class _Message:
-    def __init__(self, partition: int, offset: int, key: bytes, value: bytes) -> None:
-        self.tp, self.partition, self.offset = TP(CHANGELOG, partition), partition, offset
-        self.key, self.value = key, value
-
-
-class _Event:
-    def __init__(self, message: _Message) -> None:
-        self.message = message
-
-
-def test_a_recovered_record_overwrites_a_state_still_waiting(store: HoldingsStore) -> None:
-    store["c1"] = b"mine"  # its acknowledgement lost with a rebalance
-    events = [_Event(_Message(3, 9, _key("c1"), b"theirs"))]
-    store.apply_changelog_batch(events, lambda k: k, lambda v: v)  # type: ignore[arg-type]
-    assert store.get("c1") == b"theirs"
-    assert store.persisted_offset(TP(CHANGELOG, 3)) == 9
