@@ -92,7 +92,6 @@ def _write_states(settings: Settings, stack: EmbeddedStack, names: TopicNames, n
         linger_ms=50,
         batch_size=1 << 20,
         max_request_size=8 << 20,
-        buffer_memory=256 << 20,
         **kafka_python_options(settings, stack.endpoints),
     )
     started, size = time.monotonic(), 0
@@ -205,7 +204,8 @@ def main() -> None:
         prefixes = {"empty": f"e{uuid.uuid4().hex[:6]}", "full": f"b{uuid.uuid4().hex[:6]}"}
         for prefix in prefixes.values():
             settings = stack.settings.model_copy(update={"topic_prefix": prefix})
-            ensure_topics(settings, stack.endpoints, TopicNames(prefix).all())
+            names = TopicNames(prefix)
+            ensure_topics(settings, stack.endpoints, (*names.all(), names.holdings_changelog))
             store = BundleStore(open_redis(settings, stack.endpoints), prefix)
             store.activate(store.publish(bundle))
         settings = stack.settings.model_copy(update={"topic_prefix": prefixes["full"]})

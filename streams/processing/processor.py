@@ -40,6 +40,7 @@ from rules_store.domain.holdings import (
     apply_transaction,
 )
 from rules_store.domain.state_codec import (
+    ClockView,
     StateFormatError,
     decode_clock_view,
     decode_state,
@@ -187,18 +188,18 @@ class Processor:
         if self._clocks is None:
             started = time.monotonic()
             self._clocks = PartitionClocks()
-            self._clocks.learn(self._readable_states())
+            self._clocks.learn_views(self._readable_states())
             log.info("partition clocks rebuilt in %.1f s", time.monotonic() - started)
         return self._clocks
 
-    def _readable_states(self) -> Iterator[CustomerState]:
+    def _readable_states(self) -> Iterator[ClockView]:
         """The table's states; one this release cannot read is logged and left out of the
         clocks, so only that customer's own records fail (dead-lettered with the reason)."""
         for key, raw in self.table.items():
             if key in self.ignore_keys:
                 continue
             try:
-                yield decode_clock_view(raw)  # what the clocks read only: every state is read
+                yield decode_clock_view(raw)  # what the clocks read only: they read every state
             except StateFormatError as exc:
                 log.error("state of %s left out of the partition clocks: %s", key, exc)
 
