@@ -19,7 +19,10 @@ where it would misplace or lose a state.
    always a prefix of its changelog with the offset it ends at, and recovery reads only
    the rest: after a crash, on a restart with other partitions, or when a partition comes
    back after another worker had it, the table is what the changelog says, as with the
-   memory store after a full recovery.
+   memory store after a full recovery. A state still waiting is read before what recovery
+   writes for its key: on a partition kept through a rebalance it is the newer one (a
+   commit, and so a rebalance, waits for every changelog write handed over, so on a
+   partition that moved nothing of this worker's still waits).
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ class HoldingsStore(rocksdb.Store):
                 yield key, value
 
     def _items_decoded(self) -> Iterator[tuple[Any, Any]]:
-        # The partition clocks read every item after a rebalance: Faust's registry takes
-        # ~4 us to decode each key and value, a plain key is its text in quotes, a raw value needs nothing.
+        # The partition clocks read every item after a rebalance. Faust's registry takes
+        # ~4 us to decode a key and a value; a plain JSON key is its text in quotes, and a
+        # raw value is itself.
         if self.key_serializer != "json" or self.value_serializer != "raw":
             yield from super()._items_decoded()
             return
@@ -105,6 +109,7 @@ class HoldingsStore(rocksdb.Store):
         else:
             batch.put(key, value)
         batch.put(self.offset_key, str(offset).encode())
+        # Reopened if the partition was revoked meanwhile: still a prefix of its changelog.
         self._db_for_partition(tp.partition).write(batch)
         self._key_index[key] = tp.partition
         if key in self._pending and self._pending[key] == value:

@@ -98,3 +98,14 @@ def test_after_a_crash_the_database_holds_what_the_changelog_acknowledged_only(
         assert reopened.persisted_offset(TP(CHANGELOG, 1)) == 4
     finally:
         _close(reopened)
+
+
+def test_items_are_the_waiting_states_over_the_stored_ones_keys_decoded(
+    store: HoldingsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "_dbs_for_actives", lambda: iter(store._dbs.values()))
+    store.persist_sent(TP(CHANGELOG, 0), 0, _key("c1"), b"old")
+    store.persist_sent(TP(CHANGELOG, 1), 0, _key('客户 "7"'), b"escaped")
+    store["c1"] = b"new"
+    store["c2"] = b"waiting"
+    assert dict(store.items()) == {"c1": b"new", "c2": b"waiting", '客户 "7"': b"escaped"}
