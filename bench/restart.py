@@ -1,6 +1,6 @@
 """Restart to first processed event with N customers' state: RocksDB against memory, same run.
 
-On the embedded stack: N customers' states (~1.3 KB of JSON each, a month of daily
+On the embedded stack: N customers' states (~1.6 KB of JSON each, a month of daily
 totals, three months' averages, features, balances) are written straight into the
 holdings changelog, with the worker's own codec, as a worker that had loaded a snapshot
 of N customers would have left it. Then, for each store:
@@ -12,7 +12,7 @@ of N customers would have left it. Then, for each store:
 - memory: the same restart reads the whole changelog back into memory.
 
 Resident memory per customer: the worker's RSS once the probe is applied, less that of a
-worker with an empty table, over N. The 1M figure takes ~15 minutes on 2 cores, most of it
+worker with an empty table, over N. The 1M run takes ~12 minutes on 2 cores, most of it
 the memory store's and the cold start's full recoveries.
 
 Run: .venv/bin/python bench/restart.py [--customers N]
