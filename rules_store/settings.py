@@ -146,6 +146,20 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=_default_state_dir)
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where a worker keeps the holdings table: RocksDB on disk (a restart reads "
+        "only the changelog's tail) or memory (a restart reads the whole changelog)",
+    )
+    table_dir: Path | None = Field(
+        None,
+        description="Where workers keep their RocksDB tables, each in its own worker-N "
+        "directory; unset = beside the embedded broker (removed with it) or "
+        "$XSELL_STATE_DIR/tables",
+    )
+    state_cache_size: int = Field(
+        50_000, ge=0, description="Decoded customer states a worker keeps in memory, at most"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -223,3 +237,6 @@ class Endpoints:
     redis_url: str
     embedded_broker: bool
     embedded_redis: bool
+    # The embedded stack's run directory: what lives only as long as its broker (whose
+    # topics are in memory) goes there, e.g. the workers' RocksDB tables.
+    stack_dir: Path | None = None

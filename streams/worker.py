@@ -27,6 +27,7 @@ from rules_store.store.acceptance_store import AcceptanceStore
 from rules_store.store.redis_store import Challenge
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.faust_fixes import flush_waits_for, install_faust_fixes
+from streams.compat.rocks_store import HoldingsTable
 from streams.compat.tansu import (
     EMBEDDED_FETCH_WAIT_MS,
     FENCE_CUSTOMER,
@@ -43,6 +44,15 @@ from streams.web.wiring import register_web
 
 log = logging.getLogger(__name__)
 COUNTS_MIRROR_S = 5.0  # how often a worker writes its acceptance counts to Redis
+
+# Per partition's database. Faust's defaults (a 2 GiB block cache, three 64 MiB write
+# buffers) would let a worker's resident memory grow with the table it reads; states are
+# read once per batch and kept decoded (XSELL_STATE_CACHE_SIZE), so a small cache does.
+ROCKSDB_OPTIONS = {
+    "block_cache_size": 16 * 1024**2,
+    "write_buffer_size": 16 * 1024**2,
+    "max_write_buffer_number": 2,
+}
 
 
 class ActiveBundle:
@@ -116,7 +126,7 @@ def build_worker(
         install_changelog_fence()
     if settings.fetch_max_wait_ms is not None or endpoints.embedded_broker:
         install_fetch_wait(settings.fetch_max_wait_ms or EMBEDDED_FETCH_WAIT_MS)
-    app = create_app(settings, endpoints, app_id=app_id or names.engine_group)
+    app = create_app(settings, endpoints, app_id=app_id or names.engine_group, Table=HoldingsTable)
     outputs = (names.dead_letters, names.cross_sell_alerts, names.churn_alerts)
     topics = {name: declare_topic(app, name, settings) for name in outputs}
     transactions = declare_topic(app, names.transactions, settings)
@@ -129,6 +139,7 @@ def build_worker(
         partitions=settings.topic_partitions,
         key_type=str,
         value_type=bytes,
+        options=ROCKSDB_OPTIONS,
     )
     outflow = Outflow(topics, holdings)
     flush_waits_for(app.producer.buffer, outflow.settled)
@@ -153,6 +164,7 @@ def build_worker(
         ignore_keys=(FENCE_CUSTOMER,),
         day_counts=day_counts or (lambda _version, _day: {}),
         challenger=active.challenger,
+        state_cache_size=settings.state_cache_size,
     )
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -194,10 +195,14 @@ def _report_dict(report: DoctorReport) -> dict[str, object]:
     return {
         "ok": report.ok,
         "checks": [asdict(check) for check in report.checks],
-        "endpoints": asdict(report.endpoints) if report.endpoints else None,
+        "endpoints": _plain(asdict(report.endpoints)) if report.endpoints else None,
         "topics": report.broker.topics if report.broker else None,
         "versions": report.versions,
     }
+
+
+def _plain(fields: dict[str, object]) -> dict[str, object]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 
 def _print_report(report: DoctorReport) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -50,8 +51,10 @@ from rules_store.domain.holdings import (
 )
 from rules_store.domain.outcomes import OutcomePolicy, parse_outcome, settle_outcome
 from rules_store.domain.state_codec import (
+    ClockView,
     StateFormatError,
     decode_book,
+    decode_clock_view,
     decode_state,
     encode_book,
     encode_state,
@@ -61,6 +64,7 @@ from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Sender, Stored
 from streams.processing.progress import AgentProgress
+from streams.processing.state_cache import DecodedStates
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,7 @@ class Processor:
         metrics: EngineMetrics | None = None,
         today: Callable[[], date] = _utc_today,
         ignore_keys: Collection[str] = (),
+        state_cache_size: int = 50_000,
         day_counts: Callable[[str, str], Mapping[ArmKey, Tally]] = _no_counts,
         challenger: Callable[[], tuple[ActiveView, float] | None] = lambda: None,
     ) -> None:
@@ -153,9 +158,7 @@ class Processor:
         }
         self._today = today()
         self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
-        # Decoded states with the stored bytes they came from: a state is decoded again
-        # only when the table holds other bytes (e.g. recovered after a rebalance).
-        self._decoded: dict[str, tuple[bytes, CustomerState]] = {}
+        self._decoded = DecodedStates(state_cache_size)
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
@@ -200,7 +203,7 @@ class Processor:
             stored = []
             for customer, (partition, state) in batch.states.items():
                 value = encode_state(state)
-                self._decoded[customer] = (value, state)
+                self._decoded.put(customer, value, state)
                 stored.append(Stored(partition, customer, value))
             for partition, book in batch.books.items():
                 self._books[partition] = book
@@ -287,18 +290,20 @@ class Processor:
 
     def _clocks_now(self) -> PartitionClocks:
         if self._clocks is None:
+            started = time.monotonic()
             self._clocks = PartitionClocks()
-            self._clocks.learn(self._readable_states())
+            self._clocks.learn_views(self._readable_states())
+            log.info("partition clocks rebuilt in %.1f s", time.monotonic() - started)
         return self._clocks
 
-    def _readable_states(self) -> Iterator[CustomerState]:
+    def _readable_states(self) -> Iterator[ClockView]:
         """The table's states; one this release cannot read is logged and left out of the
         clocks, so only that customer's own records fail (dead-lettered with the reason)."""
         for key, raw in self.table.items():
             if key in self.ignore_keys or key.startswith(BOOK_KEY[:-2]):
                 continue
             try:
-                yield decode_state(raw)
+                yield decode_clock_view(raw)  # what the clocks read only: they read every state
             except StateFormatError as exc:
                 log.error("state of %s left out of the partition clocks: %s", key, exc)
 
@@ -308,11 +313,10 @@ class Processor:
         stored = self.table.get(customer)
         if not stored:
             return CustomerState(customer)
-        cached = self._decoded.get(customer)
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        state = decode_state(stored)
-        self._decoded[customer] = (stored, state)
+        state = self._decoded.get(customer, stored)
+        if state is None:
+            state = decode_state(stored)
+            self._decoded.put(customer, stored, state)
         return state
 
     def _refuse_far_ahead(self, partition: int, day: date) -> None:
