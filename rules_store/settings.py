@@ -72,6 +72,37 @@ class Settings(BaseSettings):
     )
     max_alerts_per_day: int = Field(2, ge=0, description="Cross-sell alerts per customer per day")
 
+    attribution_days: int = Field(
+        30,
+        ge=1,
+        le=366,
+        description="An opening of an offered product within this many days (event time) "
+        "counts as the offer accepted",
+    )
+    decline_cooldown_days: int = Field(
+        90, ge=0, description="Days a declined product is not offered to that customer again"
+    )
+    adaptive: bool = Field(
+        True, description="Order offers by the ranker's score times the learned acceptance"
+    )
+    thompson: bool = Field(
+        True,
+        description="Draw the learned acceptance from its posterior (so uncertain products "
+        "get tried) instead of taking its mean",
+    )
+    prior_strength: float = Field(
+        20.0,
+        gt=0,
+        le=1e6,
+        description="Outcomes' worth of weight given to the prior acceptance rate",
+    )
+    prior_acceptance: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="The acceptance rate assumed for an offer before any outcome",
+    )
+
     churn_threshold: float = Field(
         0.5, gt=0, lt=1, description="Churn alert when the month's average falls by more than this"
     )

@@ -7,18 +7,24 @@ in-process), which delivers each batch through the `Outflow` (the commit orderin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import faust
 
 from rules_store.bundle.model import Bundle
+from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, Tally
 from rules_store.domain.alerts import ActiveView
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.contact import ContactPolicy
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.outcomes import OutcomePolicy
 from rules_store.settings import Endpoints, Settings
+from rules_store.store.acceptance_store import AcceptanceStore
+from rules_store.store.redis_store import Challenge
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.faust_fixes import flush_waits_for, install_faust_fixes
 from streams.compat.rocks_store import HoldingsTable
@@ -37,6 +43,7 @@ from streams.stall_watch import StallWatch
 from streams.web.wiring import register_web
 
 log = logging.getLogger(__name__)
+COUNTS_MIRROR_S = 5.0  # how often a worker writes its acceptance counts to Redis
 
 # Per partition's database. Faust's defaults (a 2 GiB block cache, three 64 MiB write
 # buffers) would let a worker's resident memory grow with the table it reads; states are
@@ -54,6 +61,7 @@ class ActiveBundle:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._current: ActiveView | None = None
+        self._challenger: tuple[ActiveView, float] | None = None
 
     def update(self, version: str, bundle: Bundle) -> None:
         index = OfferIndex(bundle)  # built before the swap: events never wait for it
@@ -64,6 +72,26 @@ class ActiveBundle:
     def get(self) -> ActiveView | None:
         with self._lock:
             return self._current
+
+    def update_challenger(self, taken: tuple[Challenge, Bundle] | None) -> None:
+        """Serve a challenger beside the active bundle (None: no challenger)."""
+        view = None
+        if taken is not None:
+            challenge, bundle = taken
+            current = self.challenger()
+            index = (
+                current[0].offers
+                if current is not None and current[0].version == challenge.version
+                else OfferIndex(bundle)
+            )
+            view = (ActiveView(challenge.version, bundle, index), challenge.share)
+        with self._lock:
+            self._challenger = view
+        log.info("challenger version=%s", view[0].version if view else None)
+
+    def challenger(self) -> tuple[ActiveView, float] | None:
+        with self._lock:
+            return self._challenger
 
 
 def _record(event: faust.EventT[bytes]) -> Record:
@@ -83,9 +111,14 @@ def build_worker(
     *,
     app_id: str | None = None,
     store_problem: Callable[[], str | None] = lambda: None,
+    acceptance: Callable[[], dict[str, Any]] = lambda: {"arms": []},
+    counts: AcceptanceStore | None = None,
+    day_counts: Callable[[str, str], Mapping[ArmKey, Tally]] | None = None,
 ) -> faust.App:
     """The worker's Faust app. `store_problem` says why the bundle store cannot be read
-    right now (None when it can), for /health."""
+    right now (None when it can), for /health; `acceptance` reads the acceptance per arm
+    (GET /acceptance). `counts` receives this worker's acceptance counts (none without it)
+    and `day_counts` gives the counts offers rank with."""
     names = TopicNames(settings.topic_prefix)
     metrics = EngineMetrics()
     install_faust_fixes()
@@ -99,6 +132,7 @@ def build_worker(
     transactions = declare_topic(app, names.transactions, settings)
     snapshots = declare_topic(app, names.holdings_snapshot, settings)
     profiles = declare_topic(app, names.profiles, settings)
+    outcomes = declare_topic(app, names.outcomes, settings)
     holdings = app.Table(
         "holdings",
         default=None,
@@ -118,9 +152,18 @@ def build_worker(
             contact=ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day),
             churn=ChurnPolicy(settings.churn_threshold, settings.churn_grace_days),
             max_future_days=settings.max_future_days,
+            outcomes=OutcomePolicy(settings.attribution_days, settings.decline_cooldown_days),
+            adaptive=AdaptivePolicy(
+                settings.adaptive,
+                settings.thompson,
+                settings.prior_strength,
+                settings.prior_acceptance,
+            ),
         ),
         metrics=metrics,
         ignore_keys=(FENCE_CUSTOMER,),
+        day_counts=day_counts or (lambda _version, _day: {}),
+        challenger=active.challenger,
         state_cache_size=settings.state_cache_size,
     )
 
@@ -146,6 +189,33 @@ def build_worker(
         batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
         async for done in run(names.transactions, batches, processor.transactions):
             yield done
+
+    @app.agent(outcomes)
+    async def process_outcomes(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        within = settings.batch_ms / 1000
+        batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
+        async for done in run(names.outcomes, batches, processor.outcomes):
+            yield done
+
+    if counts is not None:
+
+        @app.timer(COUNTS_MIRROR_S)
+        async def mirror_counts() -> None:
+            """This worker's partitions' acceptance counts to Redis, for the other workers,
+            `xsell bundles report` and the dashboard (absolute values: a repeat is harmless)."""
+            assigned = {
+                tp.partition
+                for tp in app.assignor.assigned_actives()
+                if tp.topic == names.transactions
+            }
+            for partition, book in processor.books().items():
+                if partition in assigned and book.book:
+                    try:
+                        await asyncio.to_thread(counts.write, partition, book.book)
+                    except Exception as exc:  # Redis down: the next round writes them
+                        log.warning(
+                            "acceptance counts not mirrored partition=%s: %s", partition, exc
+                        )
 
     @app.agent(profiles)
     async def process_profiles(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -173,5 +243,6 @@ def build_worker(
         progress=processor.progress,
         stalls=watch.current,
         store_problem=store_problem,
+        acceptance=acceptance,
     )
     return app

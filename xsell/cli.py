@@ -20,6 +20,7 @@ from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from xsell import (
     __version__,
+    arm_commands,
     bundle_commands,
     corporate_commands,
     event_commands,
@@ -33,6 +34,7 @@ from xsell.embedded import EmbeddedStack, resolve_endpoints
 from xsell.evaluate_command import evaluate_cmd
 from xsell.logs import configure_logging
 from xsell.options import json_option, wait_option
+from xsell.outcome_command import outcome_cmd
 from xsell.runfile import read_run_file
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
@@ -236,11 +238,14 @@ for _command in (
     *bundle_commands.COMMANDS,
     *stream_commands.COMMANDS,
     worker_cmd,
+    outcome_cmd,
     tail_cmd,
     demo_cmd,
 ):
     cli.add_command(_command)
 retail_commands.generate.add_command(event_commands.generate_events_cmd)
+for _command in arm_commands.BUNDLE_COMMANDS:
+    bundle_commands.bundles.add_command(_command)
 for _command in corporate_commands.GENERATE_COMMANDS:
     retail_commands.generate.add_command(_command)
 for _command in corporate_commands.TRAIN_COMMANDS:

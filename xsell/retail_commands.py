@@ -205,7 +205,7 @@ def train_retail_cmd(
         winner = deciding(evaluations).winner()
         with stages.stage("write"):
             files = write_training_outputs(
-                out_dir, result.bundle, result.data.ids, result.segmentation.labels
+                out_dir, result.bundle, result.data.ids, result.segmentation.labels, result.values
             )
         with stages.stage("report"):  # after "write", so the report can show every stage's time
             write_report(out_dir / "report.html", result.bundle, stages.seconds)

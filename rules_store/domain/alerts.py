@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
+from rules_store.domain.acceptance import AdaptivePolicy, AdaptiveScore, ArmKey, Tally
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
 from rules_store.domain.churn import ChurnFigures, ChurnPolicy, close_days
 from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.customer_value import customer_inputs
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.outcomes import OutcomePolicy, offer_alert_id
 from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
@@ -52,18 +55,41 @@ class AlertContext:
     event_id: str
     bundle_version: str | None
     segment: int | None
+    arm: str = "champion"  # champion or challenger: which bundle served the customer
+    value: float | None = None  # the customer's value percentile, when the bundle has the model
 
     def fields(self, alert_id: str, kind: str) -> dict[str, Any]:
         return {"alert_id": alert_id, "type": kind, **asdict(self)}
 
 
+def cross_sell_id(context: AlertContext, product: str) -> str:
+    """A cross-sell alert's id: its customer, then a digest of its trigger and offer."""
+    digest = alert_id(
+        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
+    )
+    return offer_alert_id(context.customer_id, digest)
+
+
 def cross_sell_alert(
-    context: AlertContext, *, offer: Offer, rank: int, items: tuple[str, ...]
+    context: AlertContext,
+    *,
+    offer: Offer,
+    rank: int,
+    items: tuple[str, ...],
+    adaptive: AdaptiveScore | None = None,
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
     if offer.evidence is not None:
         evidence |= evidence_json(offer.evidence, items)
+    if adaptive is not None:
+        # The learned acceptance that ordered this offer: score × factor is what ranked it.
+        evidence["acceptance"] = {
+            "factor": round(adaptive.factor, 6),
+            "posterior_mean": round(adaptive.belief.mean, 6),
+            "alpha": round(adaptive.belief.alpha, 6),
+            "beta": round(adaptive.belief.beta, 6),
+        }
     if offer.rule is not None:
         evidence |= {
             "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
@@ -72,9 +98,7 @@ def cross_sell_alert(
             "confidence": offer.rule.confidence,
             "lift": offer.rule.lift,
         }
-    key = alert_id(
-        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
-    )
+    key = cross_sell_id(context, product)
     return context.fields(key, "cross_sell") | {
         "rank": rank,
         "product": product,
@@ -157,6 +181,18 @@ def retention_alert(
     }
 
 
+@dataclass(frozen=True)
+class Learning:
+    """What outcomes have taught, for one event: the policies, the counts offers of a
+    version and event-time day are ranked with, and the event's position (what it sends
+    is recorded in the customer's offers ledger under it)."""
+
+    outcomes: OutcomePolicy
+    adaptive: AdaptivePolicy
+    book: Callable[[str, str], Mapping[ArmKey, Tally]]  # (version, day) -> counts
+    by: str  # "topic:partition@offset"
+
+
 def offer_considered(
     before: CustomerState, after: CustomerState, bundle: Bundle, *, segment: int
 ) -> bool:
@@ -216,8 +252,34 @@ def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
     return active.bundle.segment_model.assign_segment(state.features)
 
 
+def customer_value(state: CustomerState, bundle: Bundle) -> float | None:
+    """The customer's value percentile under the bundle's model, None without one."""
+    model = bundle.value_model
+    if model is None:
+        return None
+    catalog = bundle.catalog
+    profile = (
+        dict(zip(bundle.segment_model.features, state.features, strict=True))
+        if state.features is not None
+        else None
+    )
+    return model.value(
+        customer_inputs(
+            model,
+            financial_assets=state.financial_assets_in(catalog),
+            held=state.held_in(catalog),
+            profile=profile,
+        )
+    )
+
+
 def context_of(
-    state: CustomerState, *, event_id: str, ts: datetime, active: ActiveView | None
+    state: CustomerState,
+    *,
+    event_id: str,
+    ts: datetime,
+    active: ActiveView | None,
+    arm: str = "champion",
 ) -> AlertContext:
     return AlertContext(
         customer_id=state.customer_id,
@@ -226,6 +288,8 @@ def context_of(
         event_id=event_id,
         bundle_version=active.version if active else None,
         segment=segment_of(state, active),
+        arm=arm,
+        value=customer_value(state, active.bundle) if active else None,
     )
 
 
@@ -237,8 +301,9 @@ def churned(
     ts: datetime,
     active: ActiveView | None,
     threshold: float,
+    arm: str = "champion",
 ) -> Outgoing:
-    context = context_of(state, event_id=event_id, ts=ts, active=active)
+    context = context_of(state, event_id=event_id, ts=ts, active=active, arm=arm)
     model = (
         churn_model_opinion(
             active.bundle,

@@ -15,18 +15,22 @@ sends the same alerts, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from rules_store.domain.acceptance import AdaptiveScore
+from rules_store.domain.adaptive import Arranged, arrange_offers
 from rules_store.domain.alerts import (
     RETENTION,
     ActiveView,
     AlertContext,
+    Learning,
     Outgoing,
     alert_json,
     churned,
     context_of,
     cross_sell_alert,
+    cross_sell_id,
     offer_considered,
     retention_alert,
 )
@@ -34,6 +38,7 @@ from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, n
 from rules_store.domain.contact import ContactPolicy, pick_offer
 from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import Asked
+from rules_store.domain.outcomes import SentOffer, record_offer, settle_by_event
 from rules_store.domain.rules import Offer
 
 
@@ -47,6 +52,7 @@ class CrossSellDue:
     features: tuple[float, ...] | None
     ts: datetime
     risk: ChurnFigures | None  # at churn risk: a retention alert instead of the offer
+    learning: Learning | None = None  # outcomes' lessons; the event's position
 
     @property
     def asked(self) -> Asked:
@@ -61,19 +67,31 @@ def event_alerts(
     ts: datetime,
     active: ActiveView | None,
     churn: ChurnPolicy = DEFAULT_CHURN,
+    learning: Learning | None = None,
+    arm: str = "champion",
 ) -> tuple[CustomerState | None, list[Outgoing], CrossSellDue | None]:
     """What to store, the churn alerts, and the cross-sell offer due, once an event has
-    been applied (`after` None: it was applied before; nothing to store or send)."""
+    been applied (`after` None: it was applied before; nothing to store or send).
+
+    `arm` names which bundle (`active`) serves this customer; with `learning` the offer due
+    is decided with what outcomes taught (its effect on the offers ledger is a
+    `LedgerStep`, made in event order with the batch's decisions)."""
     if after is None:
         return None, [], None
     out = []
     if (figures := new_alert(before.assets, after.assets)) is not None:
         out.append(
             churned(
-                after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
+                after,
+                figures,
+                event_id=event_id,
+                ts=ts,
+                active=active,
+                threshold=churn.threshold,
+                arm=arm,
             )
         )
-    context = context_of(after, event_id=event_id, ts=ts, active=active)
+    context = context_of(after, event_id=event_id, ts=ts, active=active, arm=arm)
     if active is None or context.segment is None:
         return after, out, None
     if not offer_considered(before, after, active.bundle, segment=context.segment):
@@ -82,8 +100,54 @@ def event_alerts(
     return (
         after,
         out,
-        CrossSellDue(context, context.segment, held, after.features, ts, after.churn_risk),
+        CrossSellDue(
+            context, context.segment, held, after.features, ts, after.churn_risk, learning
+        ),
     )
+
+
+@dataclass(frozen=True)
+class LedgerStep:
+    """An applied event's part in the customer's offers ledger: an opening accepts the
+    offers of its product, offers past the window are ignored (`settle_by_event`)."""
+
+    customer: str
+    opened: str | None  # the product a transaction opened
+    ts: datetime
+    learning: Learning
+
+
+class LedgerSteps:
+    """A batch's ledger steps, made in event order with its offers: an offer decided at the
+    end of the batch is recorded after its own event's step and before later ones, so a
+    later opening in the same batch accepts it, as when every event is decided alone."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[LedgerStep]] = {}
+
+    def add(self, step: LedgerStep) -> None:
+        self._pending.setdefault(step.customer, []).append(step)
+
+    def catch_up(self, state: CustomerState, until: str | None = None) -> CustomerState:
+        """`state` with the customer's steps made, up to the event `until` (its `by`)."""
+        steps = self._pending.get(state.customer_id)
+        while steps:
+            step = steps.pop(0)
+            learning = step.learning
+            offers = settle_by_event(
+                state.offers,
+                opened=step.opened,
+                ts=step.ts,
+                policy=learning.outcomes,
+                by=learning.by,
+            )
+            state = replace(state, offers=offers)
+            if learning.by == until:
+                break
+        return state
+
+    def customers(self) -> list[str]:
+        return [c for c, steps in self._pending.items() if steps]
 
 
 @dataclass(frozen=True)
@@ -91,6 +155,29 @@ class _Pick:
     due: CrossSellDue
     rank: int
     offer: Offer
+    adaptive: AdaptiveScore | None
+
+
+def _arranged(
+    due: CrossSellDue, offers: tuple[Offer, ...], state: CustomerState, active: ActiveView
+) -> list[Arranged]:
+    """The ranker's offers as outcomes order them (declines left out), or as they are."""
+    learning = due.learning
+    if learning is None:
+        return [Arranged(o, None) for o in offers]
+    version = active.version
+    return arrange_offers(
+        offers,
+        active.bundle.items,
+        ledger=state.offers,
+        ts=due.ts,
+        outcomes=learning.outcomes,
+        adaptive=learning.adaptive,
+        book=learning.book(version, due.ts.date().isoformat()) if learning.adaptive.enabled else {},
+        version=version,
+        segment=due.segment,
+        trigger=f"{due.context.customer_id}\x1f{due.context.event_id}",
+    )
 
 
 def decide_cross_sells(
@@ -99,10 +186,12 @@ def decide_cross_sells(
     *,
     active: ActiveView,
     policy: ContactPolicy,
+    steps: LedgerSteps | None = None,
 ) -> tuple[list[Outgoing | None], dict[str, CustomerState]]:
     """Each due's alert (None when the contact policy allows none), in order, and the
     customers' states with their bookkeeping updated. `state_of` gives a customer's
-    latest state; the dues were raised with `active`."""
+    latest state; the dues were raised with `active`; `steps` are the batch's ledger steps,
+    made up to each due's own event before it is decided."""
     index, items = active.offers, active.bundle.items
     found = index.offers_many([due.asked for due in dues])
     latest: dict[str, CustomerState] = {}
@@ -110,8 +199,12 @@ def decide_cross_sells(
     for due, offers in zip(dues, found, strict=True):
         customer = due.context.customer_id
         state = latest.get(customer) or state_of(customer)
+        if steps is not None and due.learning is not None:
+            state = latest[customer] = steps.catch_up(state, due.learning.by)
+        arranged = _arranged(due, offers, state, active)
+        ordered = [a.offer for a in arranged]
         offer = pick_offer(
-            offers,
+            ordered,
             items,
             last_offered=state.last_offered,
             alert_day=state.alert_day,
@@ -124,8 +217,21 @@ def decide_cross_sells(
             continue
         product = items[offer.item]
         if due.risk is None:
-            latest[customer] = record_alert(state, product=product, ts=due.ts)
-            decided.append(_Pick(due, offers.index(offer) + 1, offer))
+            state = record_alert(state, product=product, ts=due.ts)
+            if due.learning is not None:
+                sent = SentOffer(
+                    product,
+                    due.ts.isoformat(),
+                    active.version,
+                    due.segment,
+                    due.context.arm,
+                    due.learning.by,
+                )
+                alert_id = cross_sell_id(due.context, product)
+                state = replace(state, offers=record_offer(state.offers, alert_id, sent))
+            latest[customer] = state
+            rank = ordered.index(offer)
+            decided.append(_Pick(due, rank + 1, offer, arranged[rank].adaptive))
             continue
         last = state.last_offered.get(RETENTION)
         if last is not None and due.ts - datetime.fromisoformat(last) < timedelta(
@@ -141,7 +247,9 @@ def decide_cross_sells(
     out: list[Outgoing | None] = []
     for d in decided:
         if isinstance(d, _Pick):
-            alert = cross_sell_alert(d.due.context, offer=next(explained), rank=d.rank, items=items)
+            alert = cross_sell_alert(
+                d.due.context, offer=next(explained), rank=d.rank, items=items, adaptive=d.adaptive
+            )
             out.append(("cross_sell", alert_json(alert)))
         else:
             out.append(d)
@@ -157,13 +265,31 @@ def after_event(
     active: ActiveView | None,
     policy: ContactPolicy,
     churn: ChurnPolicy = DEFAULT_CHURN,
+    learning: Learning | None = None,
+    arm: str = "champion",
+    opened: str | None = None,
 ) -> tuple[CustomerState | None, list[Outgoing]]:
     """What to store and which alerts to send once one event has been applied: the batch
     path's steps for a batch of one. The crash tests' no-crash reference uses this."""
     stored, out, due = event_alerts(
-        before, after, event_id=event_id, ts=ts, active=active, churn=churn
+        before,
+        after,
+        event_id=event_id,
+        ts=ts,
+        active=active,
+        churn=churn,
+        learning=learning,
+        arm=arm,
     )
-    if due is None or stored is None or active is None:
-        return stored, out
-    alerts, latest = decide_cross_sells([due], lambda _: stored, active=active, policy=policy)
-    return latest.get(stored.customer_id, stored), out + [a for a in alerts if a is not None]
+    steps = LedgerSteps()
+    if stored is not None and learning is not None:
+        steps.add(LedgerStep(stored.customer_id, opened, ts, learning))
+    if stored is None:
+        return None, out
+    if due is None or active is None:
+        return steps.catch_up(stored), out
+    alerts, latest = decide_cross_sells(
+        [due], lambda _: stored, active=active, policy=policy, steps=steps
+    )
+    final = steps.catch_up(latest.get(stored.customer_id, stored))
+    return final, out + [a for a in alerts if a is not None]

@@ -7,7 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from rules_store.bundle.model import Bundle
-from rules_store.domain.alerts import ActiveView, churn_model_opinion, segment_of
+from rules_store.domain.alerts import (
+    ActiveView,
+    churn_model_opinion,
+    customer_value,
+    segment_of,
+)
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.ranking import evidence_json
@@ -79,6 +84,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
         },
         "segment": segment,
         "profile_known": state.features is not None,
+        "value": customer_value(state, active.bundle) if active else None,
         "bundle_version": active.version if active else None,
         "offers": offers,
         "churn": {
@@ -93,6 +99,17 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
             "last_offered": dict(state.last_offered),
             "alert_day": state.alert_day,
             "alerts_on_day": state.alerts_on_day,
+            "declined": dict(state.offers.declined),
+        },
+        "offers_sent": {
+            "pending": [
+                {"alert_id": k, "product": o.product, "ts": o.ts, "arm": o.arm}
+                for k, o in sorted(state.offers.pending.items())
+            ],
+            "settled": [
+                {"alert_id": k, "product": s.offer.product, "ts": s.offer.ts, "outcome": s.outcome}
+                for k, s in sorted(state.offers.settled.items())
+            ],
         },
     }
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from itertools import groupby
@@ -23,11 +23,19 @@ from typing import Any
 
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import Schema, SchemaError, profile_codes
-from rules_store.domain.alerts import ActiveView, Outgoing
+from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, PartitionBook, Tally
+from rules_store.domain.alerts import ActiveView, Learning, Outgoing
+from rules_store.domain.arms import assign_arm
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
-from rules_store.domain.event_alerts import CrossSellDue, decide_cross_sells, event_alerts
+from rules_store.domain.event_alerts import (
+    CrossSellDue,
+    LedgerStep,
+    LedgerSteps,
+    decide_cross_sells,
+    event_alerts,
+)
 from rules_store.domain.events import (
     InvalidEventError,
     customer_of,
@@ -41,11 +49,14 @@ from rules_store.domain.holdings import (
     apply_snapshot,
     apply_transaction,
 )
+from rules_store.domain.outcomes import OutcomePolicy, parse_outcome, settle_outcome
 from rules_store.domain.state_codec import (
     ClockView,
     StateFormatError,
+    decode_book,
     decode_clock_view,
     decode_state,
+    encode_book,
     encode_state,
 )
 from rules_store.views.metrics import EngineMetrics
@@ -70,6 +81,19 @@ class Policies:
     contact: ContactPolicy = field(default_factory=ContactPolicy)
     churn: ChurnPolicy = field(default_factory=ChurnPolicy)
     max_future_days: int = 1
+    outcomes: OutcomePolicy = field(default_factory=OutcomePolicy)
+    adaptive: AdaptivePolicy = field(default_factory=AdaptivePolicy)
+
+
+BOOK_KEY = "__xsell_acceptance__:{}"  # a partition's acceptance counts, in the same table
+
+
+def book_key(partition: int) -> str:
+    return BOOK_KEY.format(partition)
+
+
+def _no_counts(_version: str, _day: str) -> Mapping[ArmKey, Tally]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,9 @@ class _Batch:
         self.messages: list[Message | None] = []  # None: a due offer's place, or none sent
         self.states: dict[str, tuple[int, CustomerState]] = {}
         self.dues: list[_Due] = []
+        self.steps = LedgerSteps()  # the offers ledger's part of each applied event
+        self.applied: list[tuple[Record, str]] = []  # (event, customer): counted at the end
+        self.books: dict[int, PartitionBook] = {}  # changed acceptance counts by partition
 
     def store(self, partition: int, state: CustomerState) -> None:
         self.states[state.customer_id] = (partition, state)
@@ -110,15 +137,19 @@ class Processor:
         today: Callable[[], date] = _utc_today,
         ignore_keys: Collection[str] = (),
         state_cache_size: int = 50_000,
+        day_counts: Callable[[str, str], Mapping[ArmKey, Tally]] = _no_counts,
+        challenger: Callable[[], tuple[ActiveView, float] | None] = lambda: None,
     ) -> None:
         self.table, self.sender, self.names = table, sender, names
         self.active, self.policies, self.today = active, policies, today
         self.metrics = metrics or EngineMetrics()
         self.ignore_keys = frozenset(ignore_keys)  # table keys that hold no customer
+        self.day_counts, self.challenger = day_counts, challenger
         self.progress = {
             names.transactions: AgentProgress("transactions", names.transactions),
             names.profiles: AgentProgress("profiles", names.profiles),
             names.holdings_snapshot: AgentProgress("snapshot", names.holdings_snapshot),
+            names.outcomes: AgentProgress("outcomes", names.outcomes),
         }
         self._alert_topics = {
             "cross_sell": names.cross_sell_alerts,
@@ -131,10 +162,12 @@ class Processor:
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
+        self._books: dict[int, PartitionBook] = {}  # read from the table once per assignment
 
     def reassigned(self) -> None:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
         self._clocks = None
+        self._books.clear()
         for agent in self.progress.values():
             agent.reassigned()
 
@@ -147,6 +180,13 @@ class Processor:
     async def snapshot_rows(self, records: Sequence[Record]) -> None:
         await self._take(records, "snapshot", self._snapshot_row)
 
+    async def outcomes(self, records: Sequence[Record]) -> None:
+        await self._take(records, "outcomes", self._outcome)
+
+    def books(self) -> dict[int, PartitionBook]:
+        """The acceptance counts of the partitions read so far (mirrored to Redis)."""
+        return dict(self._books)
+
     async def _take(
         self, records: Sequence[Record], source: str, take_one: Callable[[_Batch, Record], None]
     ) -> None:
@@ -157,11 +197,17 @@ class Processor:
             for record in records:
                 self._guarded(batch, record, take_one)
             self._decide(batch)
+            self._finish_ledgers(batch)
+            for record, customer in batch.applied:
+                self._count(batch, record, self._state_of(customer, batch))
             stored = []
             for customer, (partition, state) in batch.states.items():
                 value = encode_state(state)
                 self._decoded.put(customer, value, state)
                 stored.append(Stored(partition, customer, value))
+            for partition, book in batch.books.items():
+                self._books[partition] = book
+                stored.append(Stored(partition, book_key(partition), encode_book(book)))
             await self.sender.deliver([m for m in batch.messages if m is not None], stored)
 
     def _decide(self, batch: _Batch) -> None:
@@ -194,6 +240,7 @@ class Processor:
             lambda customer: batch.states[customer][1],
             active=dues[0].active,
             policy=self.policies.contact,
+            steps=batch.steps,
         )
         for due, alert in zip(dues, alerts, strict=True):
             if alert is not None:
@@ -253,7 +300,7 @@ class Processor:
         """The table's states; one this release cannot read is logged and left out of the
         clocks, so only that customer's own records fail (dead-lettered with the reason)."""
         for key, raw in self.table.items():
-            if key in self.ignore_keys:
+            if key in self.ignore_keys or key.startswith(BOOK_KEY[:-2]):
                 continue
             try:
                 yield decode_clock_view(raw)  # what the clocks read only: they read every state
@@ -292,16 +339,34 @@ class Processor:
         *,
         event_id: str,
         ts: datetime,
+        opened: str | None = None,
     ) -> None:
         """Apply one event to a customer's state and send its churn alerts; a cross-sell
-        offer due is decided with the batch's others (`_decide`)."""
+        offer due is decided with the batch's others (`_decide`), and the event's part in the
+        offers ledger is made in event order with them; its counts at the batch's end."""
+        source = f"{record.topic}:{record.partition}"
         before = self._state_of(customer, batch)
-        after = apply(before, source=f"{record.topic}:{record.partition}", offset=record.offset)
-        active = self.active()
-        stored, alerts, due = event_alerts(
-            before, after, event_id=event_id, ts=ts, active=active, churn=self.policies.churn
+        after = apply(before, source=source, offset=record.offset)
+        arm, active = self._arm_of(customer)
+        learning = Learning(
+            self.policies.outcomes,
+            self.policies.adaptive,
+            self.day_counts,
+            f"{source}@{record.offset}",
         )
+        stored, alerts, due = event_alerts(
+            before,
+            after,
+            event_id=event_id,
+            ts=ts,
+            active=active,
+            churn=self.policies.churn,
+            learning=learning,
+            arm=arm,
+        )
+        batch.applied.append((record, customer))
         if stored is not None:
+            batch.steps.add(LedgerStep(customer, opened, ts, learning))
             batch.store(record.partition, stored)
             self._clocks_now().track(record.partition, stored)
         self._emit(batch, customer, alerts)
@@ -309,6 +374,39 @@ class Processor:
         if due is not None and active is not None:
             batch.dues.append(_Due(len(batch.messages), record, due, active))
             batch.messages.append(None)
+
+    def _arm_of(self, customer: str) -> tuple[str, ActiveView | None]:
+        """The bundle serving `customer`: the challenger for its share of customers."""
+        challenge = self.challenger()
+        if challenge is not None and assign_arm(customer, challenge[1]) == "challenger":
+            return "challenger", challenge[0]
+        return "champion", self.active()
+
+    def _finish_ledgers(self, batch: _Batch) -> None:
+        """The ledger steps no decision needed, made after the batch's decisions."""
+        for customer in batch.steps.customers():
+            partition, state = batch.states[customer]
+            batch.store(partition, batch.steps.catch_up(state))
+
+    def _book(self, batch: _Batch, partition: int) -> PartitionBook:
+        if partition in batch.books:
+            return batch.books[partition]
+        if partition not in self._books:
+            raw = self.table.get(book_key(partition))
+            self._books[partition] = decode_book(raw) if raw else PartitionBook()
+        return self._books[partition]
+
+    def _count(self, batch: _Batch, record: Record, state: CustomerState) -> None:
+        """Count what the event sent and settled (as its customer's ledger records them)
+        in its partition's book, once: also when the state was stored before a crash and
+        the counts were not."""
+        by = f"{record.topic}:{record.partition}@{record.offset}"
+        sent, settled = state.offers.caused_by(by)
+        counted = self._book(batch, record.partition).count(
+            f"{record.topic}:{record.partition}", record.offset, sent, settled
+        )
+        if counted is not None and (sent or settled):
+            batch.books[record.partition] = counted
 
     def _close_days(self, batch: _Batch, partition: int, ts: datetime) -> None:
         """Judge the earlier days of a partition's customers once its events reach a new day."""
@@ -342,7 +440,10 @@ class Processor:
         tx = parse_transaction(decode_json(record.value), catalog)
         self._refuse_far_ahead(record.partition, tx.ts.date())
         apply = partial(apply_transaction, tx=tx, catalog=catalog, churn=self.policies.churn)
-        self._update(batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts)
+        opened = tx.product if tx.kind == "open" else None
+        self._update(
+            batch, record, tx.customer_id, apply, event_id=tx.event_id, ts=tx.ts, opened=opened
+        )
         self._close_days(batch, record.partition, tx.ts)
 
     def _profile(self, batch: _Batch, record: Record) -> None:
@@ -377,3 +478,23 @@ class Processor:
         if after is not None:
             batch.store(record.partition, after)
             self._clocks_now().track(record.partition, after)
+
+    def _outcome(self, batch: _Batch, record: Record) -> None:
+        """An answer to an offer: settles it in the customer's ledger, once, and counts it."""
+        report = parse_outcome(decode_json(record.value))
+        key = (record.key or b"").decode(errors="replace")
+        if key != report.customer_id:
+            msg = (
+                f"keyed by {key!r}, but its alert names customer {report.customer_id!r}:"
+                " send it keyed by that customer, so it reaches the partition of their offers"
+            )
+            raise InvalidEventError(msg)
+        source = f"{record.topic}:{record.partition}"
+        before = self._state_of(report.customer_id, batch)
+        if before.positions.get(source, -1) < record.offset:  # not applied before a crash
+            ledger, _ = settle_outcome(before.offers, report, by=f"{source}@{record.offset}")
+            after = replace(
+                before, offers=ledger, positions={**before.positions, source: record.offset}
+            )
+            batch.store(record.partition, after)
+        batch.applied.append((record, report.customer_id))

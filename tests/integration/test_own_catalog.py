@@ -135,7 +135,9 @@ def test_a_24_product_ascii_catalog_runs_end_to_end_and_survives_a_catalog_chang
     assert bundle.schema.field("tier").values == ("bronze", "gold", "silver")
     ensure_topics(settings, stack.endpoints, names.all())
 
-    worker = WorkerProcess(worker_env(stack, prefix), tmp_path / "worker.log")
+    # Without Thompson's exploration and before any outcome, the stream's offers are the bundle's.
+    env = worker_env(stack, prefix) | {"XSELL_THOMPSON": "false"}
+    worker = WorkerProcess(env, tmp_path / "worker.log")
     engine = Engine(settings, stack, names, bundle, version, [worker], [])
     # Customers holding prod_00 but neither prod_01 nor prod_02: a credit to prod_01
     # makes the planted rule's antecedents complete.

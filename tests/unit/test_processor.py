@@ -217,13 +217,13 @@ def test_a_state_of_an_unknown_format_fails_only_its_own_customer(
 ) -> None:
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
-    table["from-the-future"] = json.dumps({"format": 2, "customer_id": "from-the-future"}).encode()
+    table["from-the-future"] = json.dumps({"format": 99, "customer_id": "from-the-future"}).encode()
     processor.reassigned()  # clocks rebuilt from the table, as after a rebalance
     customer = rows[2]["客户编号"]
     asyncio.run(processor.transactions([_tx(20, "from-the-future"), _tx(21, customer)]))
     dead = sender.on(NAMES.dead_letters)
     assert len(dead) == 1
-    assert "has format 2" in dead[0]["reason"]
+    assert "has format 99" in dead[0]["reason"]
     assert decode_state(table[customer]).balances["理财"] == 5_000.0
 
 

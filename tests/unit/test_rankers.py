@@ -22,6 +22,7 @@ from rules_store.bundle.codec import (
     bundle_to_json,
 )
 from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.domain.acceptance import AdaptivePolicy
 from rules_store.domain.alerts import ActiveView
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.ranking import Customers, held_bits, top_offers
@@ -173,7 +174,8 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
         sender,
         names=NAMES,
         active=lambda: served,
-        policies=Policies(),
+        # The ranker's own best offer: no outcome yet, and no Thompson exploration.
+        policies=Policies(adaptive=AdaptivePolicy(thompson=False)),
         today=lambda: date(2026, 11, 30),
     )
     snapshot = Record(

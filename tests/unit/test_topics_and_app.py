@@ -20,7 +20,7 @@ CLUSTER = Endpoints(
 
 def test_topic_names_follow_the_prefix_and_are_distinct() -> None:
     names = TopicNames("bank7").all()
-    assert len(set(names)) == len(names) == 6
+    assert len(set(names)) == len(names) == 7
     assert all(name.startswith("bank7.") for name in names)
     assert TopicNames("bank7").dead_letters == "bank7.dead_letters"
 
