@@ -72,16 +72,23 @@ def rows() -> list[dict[str, Any]]:
     return found[:5]
 
 
-def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, bytes]]:
-    table: dict[str, bytes] = {}
+def _processor(
+    active: ActiveView,
+    *,
+    table: dict[str, bytes] | None = None,
+    policies: Policies | None = None,
+    **options: Any,
+) -> tuple[Processor, ListSender, dict[str, bytes]]:
+    table = {} if table is None else table
     sender = ListSender(table)
     processor = Processor(
         table,
         sender,
         names=NAMES,
         active=lambda: active,
-        policies=Policies(),
+        policies=policies or Policies(),
         today=lambda: date(2026, 11, 30),
+        **options,
     )
     return processor, sender, table
 

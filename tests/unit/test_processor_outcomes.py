@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from rules_store.domain.state_codec import decode_book, decode_state, encode_boo
 from streams.processing.outbox import Record
 from streams.processing.processor import Policies, Processor, book_key
 from tests.unit.test_processor import NAMES, ListSender, _snapshot, _tx, active, rows
+from tests.unit.test_processor import _processor as processor_of
 
 __all__ = ["active", "rows"]  # fixtures
 
@@ -24,18 +24,9 @@ __all__ = ["active", "rows"]  # fixtures
 def _processor(
     active: ActiveView, *, table: dict[str, bytes] | None = None, **options: Any
 ) -> tuple[Processor, ListSender, dict[str, bytes]]:
-    table = {} if table is None else table
-    sender = ListSender(table)
-    processor = Processor(
-        table,
-        sender,
-        names=NAMES,
-        active=lambda: active,
-        policies=Policies(adaptive=AdaptivePolicy(thompson=False)),
-        today=lambda: date(2026, 11, 30),
-        **options,
-    )
-    return processor, sender, table
+    """test_processor's, ranking without Thompson's exploration (the ranker's order)."""
+    policies = Policies(adaptive=AdaptivePolicy(thompson=False))
+    return processor_of(active, table=table, policies=policies, **options)
 
 
 def _answer(offset: int, alert: dict[str, Any], outcome: str, *, key: str | None = None) -> Record:
