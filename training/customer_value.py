@@ -36,18 +36,33 @@ def fit_value_model(
     total = sum(present.values())
     scaled = {name: w / total for name, w in present.items()}
     cuts = {name: _cuts(np.asarray(columns[name], dtype=float)) for name in scaled}
-    composite = sum(
-        # weight × (rank / QUANTILES), in the domain module's order, for equal floats
-        weight
-        * (
-            np.searchsorted(cuts[name], np.asarray(columns[name], dtype=float), side="right")
-            / QUANTILES
-        )
-        for name, weight in scaled.items()
+    model = ValueModel(scaled, cuts, (), tenure_field, activity_field)
+    composite = _composite(model, columns)
+    model = ValueModel(scaled, cuts, _cuts(composite), tenure_field, activity_field)
+    return model, _values(model, composite)
+
+
+def _composite(model: ValueModel, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    # weight × (rank / QUANTILES), in the domain module's order, for equal floats
+    return np.asarray(
+        sum(
+            model.weights[name]
+            * (
+                np.searchsorted(
+                    model.cuts[name], np.asarray(columns[name], dtype=float), side="right"
+                )
+                / QUANTILES
+            )
+            for name in COMPONENTS
+            if name in model.weights
+        ),
+        dtype=float,
     )
-    composite_cuts = _cuts(np.asarray(composite, dtype=float))
-    values = np.round(100 * np.searchsorted(composite_cuts, composite, side="right") / QUANTILES, 1)
-    return ValueModel(scaled, cuts, composite_cuts, tenure_field, activity_field), values
+
+
+def _values(model: ValueModel, composite: np.ndarray) -> np.ndarray:
+    ranks = np.searchsorted(model.composite_cuts, composite, side="right")
+    return np.asarray(np.round(100 * ranks / len(model.composite_cuts), 1))
 
 
 def held_counts(masks: np.ndarray, n_items: int) -> np.ndarray:
@@ -55,16 +70,31 @@ def held_counts(masks: np.ndarray, n_items: int) -> np.ndarray:
     return sum(((masks >> i) & 1 for i in range(n_items)), np.zeros(len(masks), dtype=np.int64))
 
 
-def value_from_data(data: RetailData) -> tuple[ValueModel, np.ndarray]:
-    """The value model of a training snapshot and each of its customers' values."""
+def _columns(data: RetailData, tenure: str | None, activity: str | None) -> dict[str, np.ndarray]:
     columns = {
         "financial_assets": data.assets,
         "products_held": held_counts(data.masks, len(data.schema.products.names)).astype(float),
     }
-    fields = data.schema.value_fields
-    for role in ("tenure", "activity"):
-        if role in fields:
-            columns[role] = data.features[:, data.feature_names.index(fields[role])]
+    for component, name in (("tenure", tenure), ("activity", activity)):
+        if name is not None and name in data.feature_names:
+            columns[component] = data.features[:, data.feature_names.index(name)]
+    return columns
+
+
+def values_of(model: ValueModel, data: RetailData) -> np.ndarray:
+    """Each customer's value under a trained model (batch outputs): the stream's figure."""
+    columns = _columns(data, model.tenure_field, model.activity_field)
+    missing = np.zeros(len(data.masks))  # a component the data lacks counts at the bottom
+    full = {name: columns.get(name, missing - np.inf) for name in model.weights}
+    return _values(model, _composite(model, full))
+
+
+def value_from_data(data: RetailData) -> tuple[ValueModel, np.ndarray]:
+    """The value model of a training snapshot and each of its customers' values."""
+    tenure, activity = (
+        data.schema.value_fields.get("tenure"),
+        data.schema.value_fields.get("activity"),
+    )
     return fit_value_model(
-        columns, tenure_field=fields.get("tenure"), activity_field=fields.get("activity")
+        _columns(data, tenure, activity), tenure_field=tenure, activity_field=activity
     )

@@ -16,6 +16,7 @@ from rules_store.domain.rules import Rule, format_itemset
 from rules_store.settings import Settings
 from rules_store.store.local_store import load_bundle
 from training.batch import cross_sell, product_mining
+from training.customer_value import values_of
 from training.encoding import MissingPolicy, RetailData
 from training.generate import generate_retail, write_retail
 from training.loading import file_format, read_item_table
@@ -347,6 +348,10 @@ def cross_sell_cmd(
         cast(MissingPolicy, missing),
     )
     offers = cross_sell(bundle, data, top_k=top_k)
+    if bundle.value_model is not None:  # the customer's value, as the stream's alerts carry it
+        values = pd.Series(values_of(bundle.value_model, data), index=data.ids)
+        values = values[~values.index.duplicated()]  # a repeated id: its first row's value
+        offers["value"] = offers[bundle.schema.id_column].map(values).to_numpy()
     write_csv(offers, output_path)
     customers = offers[bundle.schema.id_column].nunique()
     fallback = int(offers.loc[offers["rank"] == 1, "fallback"].sum())

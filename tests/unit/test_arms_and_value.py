@@ -16,7 +16,7 @@ from rules_store.bundle.value_codec import value_model_from_dict, value_model_to
 from rules_store.domain.arms import acceptance_rate, assign_arm, uplift
 from rules_store.domain.customer_value import ValueModel, customer_inputs, quantile_cuts
 from rules_store.domain.holdings import CustomerState, apply_snapshot
-from training.customer_value import fit_value_model
+from training.customer_value import fit_value_model, values_of
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
 
@@ -143,3 +143,12 @@ def test_a_schema_naming_a_value_field_it_cannot_keep_is_refused() -> None:
         schema_from_dict(doc)
     with pytest.raises(SchemaError, match=r"unknown key\(s\) \['age'\]"):
         schema_from_dict(RETAIL_SCHEMA.to_dict() | {"customer_value": {"age": "年龄"}})
+
+
+def test_the_batch_values_customers_as_training_did(tmp_path: Path) -> None:
+    path = tmp_path / "c.del"
+    write_retail(generate_retail(800, seed=9), path, "del")
+    trained = train_retail(path, RETAIL_SCHEMA, TrainParams(segments=2))
+    model = trained.bundle.value_model
+    assert model is not None
+    assert np.array_equal(values_of(model, trained.data), trained.values)
