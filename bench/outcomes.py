@@ -4,7 +4,7 @@
    acceptance = the ranker's figure × a product appeal it cannot see), ALERTS alerts per
    world, three worlds. Prints acceptance rates and cumulative regret against the oracle at
    checkpoints, and writes the regret curve to bench/results/outcomes_regret.png.
-2. Cost per offer: `rank_adaptively` over a customer's candidates (Beta posterior +
+2. Cost per offer: `arrange_offers` over a customer's offers (the decline cool-down, Beta posterior +
    Thompson draw per candidate), against the baseline step it is added to: the bundle's
    precomputed offers for the customer's holdings (`OfferIndex.offers`, what the worker
    does per event today), interleaved in rounds so both see the same machine.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib as mpl
@@ -30,11 +31,14 @@ from recommend import _bundle  # type: ignore[import-not-found]
 from rich.console import Console
 from rich.table import Table
 
-from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, Candidate, Tally, rank_adaptively
+from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, Tally
+from rules_store.domain.adaptive import arrange_offers
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.outcomes import OfferLedger, OutcomePolicy
 from training.outcome_simulation import make_world, simulate
 
 OUT = Path(__file__).parent / "results"
+TS = datetime.fromisoformat("2026-11-23T10:00:00+08:00")
 POLICIES = ("static", "adaptive", "oracle")
 
 
@@ -98,7 +102,8 @@ def cost(rounds: int, console: Console) -> None:
         for s in range(4)
         for p in names
     }
-    policy = AdaptivePolicy()
+    policy, outcomes = AdaptivePolicy(), OutcomePolicy()
+    ledger = OfferLedger(declined={names[0]: TS.isoformat()})  # one product cooling down
 
     def baseline() -> int:
         n = 0
@@ -110,14 +115,17 @@ def cost(rounds: int, console: Console) -> None:
         n = 0
         for i, (s, held) in enumerate(zip(segments, holdings, strict=True)):
             offers = index.offers(s, held)
-            candidates = [Candidate(names[o.item], o.score, o.score) for o in offers]
             n += len(
-                rank_adaptively(
-                    candidates,
+                arrange_offers(
+                    offers,
+                    names,
+                    ledger=ledger,
+                    ts=TS,
+                    outcomes=outcomes,
+                    adaptive=policy,
                     book=book,
                     version="v1",
                     segment=s,
-                    policy=policy,
                     trigger=f"c{i}/e{i}",
                 )
             )
