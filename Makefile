@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/recommend.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/faust_ceiling.py
+	$(BIN)/python bench/outcomes.py
+	$(BIN)/python bench/outcomes_stream.py
 
 up: $(STAMP)
 	$(BIN)/xsell up
