@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/kill9.py
 	$(BIN)/python bench/recommend.py
+	$(BIN)/python bench/rankers.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/faust_ceiling.py
 	$(BIN)/python bench/outcomes.py
