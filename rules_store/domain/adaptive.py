@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from rules_store.domain.acceptance import (
     AdaptivePolicy,
@@ -64,3 +65,16 @@ def arrange_offers(
         trigger=trigger,
     )
     return [Arranged(by_product[s.product], s) for s in ranked]
+
+
+def adaptive_for(policy: AdaptivePolicy, figures: Mapping[str, Any]) -> AdaptivePolicy:
+    """The policy with its prior acceptance from the bundle's offline figures: the share of
+    customers whose first offer was the product they opened (forward evaluation), or held
+    (hold-out), as the evaluation that chose the ranker measured it (`HR@1`). One figure for
+    every product, so before any outcome the ranker's order stands. Without figures (a
+    bundle not evaluated), the configured rate."""
+    for protocol in ("forward", "hold-out"):
+        hit = figures.get(protocol, {}).get("HR@1")
+        if isinstance(hit, int | float) and not isinstance(hit, bool):
+            return replace(policy, prior_mean=min(max(float(hit), 0.01), 0.99))
+    return policy

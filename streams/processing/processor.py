@@ -24,6 +24,7 @@ from typing import Any
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import Schema, SchemaError, profile_codes
 from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, PartitionBook, Tally
+from rules_store.domain.adaptive import adaptive_for
 from rules_store.domain.alerts import ActiveView, Learning, Outgoing
 from rules_store.domain.arms import assign_arm
 from rules_store.domain.churn import ChurnPolicy
@@ -163,6 +164,7 @@ class Processor:
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
         self._books: dict[int, PartitionBook] = {}  # read from the table once per assignment
+        self._priors: dict[str, AdaptivePolicy] = {}  # by bundle version
 
     def reassigned(self) -> None:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
@@ -350,7 +352,7 @@ class Processor:
         arm, active = self._arm_of(customer)
         learning = Learning(
             self.policies.outcomes,
-            self.policies.adaptive,
+            self._adaptive_for(active),
             self.day_counts,
             f"{source}@{record.offset}",
         )
@@ -374,6 +376,17 @@ class Processor:
         if due is not None and active is not None:
             batch.dues.append(_Due(len(batch.messages), record, due, active))
             batch.messages.append(None)
+
+    def _adaptive_for(self, view: ActiveView | None) -> AdaptivePolicy:
+        """The adaptive policy with the prior from the serving bundle's offline figures."""
+        if view is None or view.bundle.ranker is None:
+            return self.policies.adaptive
+        cached = self._priors.get(view.version)
+        if cached is None:
+            cached = self._priors[view.version] = adaptive_for(
+                self.policies.adaptive, view.bundle.ranker.figures
+            )
+        return cached
 
     def _arm_of(self, customer: str) -> tuple[str, ActiveView | None]:
         """The bundle serving `customer`: the challenger for its share of customers."""

@@ -31,6 +31,7 @@ from rules_store.bundle.codec import bundle_from_dict, bundle_to_json
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.acceptance import AdaptivePolicy, PartitionBook
+from rules_store.domain.adaptive import adaptive_for
 from rules_store.domain.alerts import ActiveView, Learning
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
@@ -266,12 +267,14 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     # offers with the day snapshots of acceptance counts the workers took (open events
     # settle offers, so the counts grow during the run).
     counts = AcceptanceStore(store.client, prefix)
+    figures = bundle.ranker.figures if bundle.ranker else {}
+    adaptive = adaptive_for(AdaptivePolicy(), figures)  # as the worker takes its prior
     books: dict[int, PartitionBook] = defaultdict(PartitionBook)
     for (partition, offset), event in located:
         tx = parse_transaction(event, CATALOG)
         source = f"{names.transactions}:{partition}"
         by = f"{source}@{offset}"
-        learning = Learning(OutcomePolicy(), AdaptivePolicy(), counts.day_snapshot, by)
+        learning = Learning(OutcomePolicy(), adaptive, counts.day_snapshot, by)
         before = expected[tx.customer_id]
         stored, alerts = after_event(
             before,

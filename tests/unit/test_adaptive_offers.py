@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rules_store.domain.acceptance import AdaptivePolicy, ArmKey, Tally
-from rules_store.domain.adaptive import arrange_offers
+from rules_store.domain.adaptive import adaptive_for, arrange_offers
 from rules_store.domain.outcomes import OfferLedger, OutcomePolicy
 from rules_store.domain.rules import Offer
 
@@ -79,3 +79,12 @@ def test_with_no_outcome_and_no_sampling_the_ranker_s_order_stands_even_against_
         trigger="c/e",
     )
     assert [a.offer for a in out] == rule_first
+
+
+def test_the_prior_comes_from_the_bundle_s_offline_figures_or_the_setting() -> None:
+    policy = AdaptivePolicy(prior_mean=0.1)
+    forward = {"forward": {"HR@1": 0.23}, "hold-out": {"HR@1": 0.5}}
+    assert adaptive_for(policy, forward).prior_mean == 0.23
+    assert adaptive_for(policy, {"hold-out": {"HR@1": 0.5}}).prior_mean == 0.5
+    assert adaptive_for(policy, {"hold-out": {"HR@1": 0.0}}).prior_mean == 0.01  # kept learnable
+    assert adaptive_for(policy, {}) is policy
