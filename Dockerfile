@@ -14,7 +14,7 @@ COPY training ./training
 COPY xsell ./xsell
 RUN pip install . \
  && useradd --system --uid 10001 --home-dir /var/lib/xsell --create-home xsell \
- && install -d -o xsell /var/lib/xsell/runs  # named volumes copy this owner
+ && install -d -o xsell /var/lib/xsell/runs /var/lib/xsell/tables  # named volumes copy this owner
 
 USER xsell
 # Inside the container the web port must listen on all interfaces for the port mapping;

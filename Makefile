@@ -53,9 +53,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/restart.py
 	$(BIN)/python bench/kill9.py
 	$(BIN)/python bench/recommend.py
+	$(BIN)/python bench/rankers.py
 	$(BIN)/python bench/steps.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/faust_ceiling.py
+	$(BIN)/python bench/outcomes.py
+	$(BIN)/python bench/outcomes_stream.py
 
 up: $(STAMP)
 	$(BIN)/xsell up

@@ -72,6 +72,37 @@ class Settings(BaseSettings):
     )
     max_alerts_per_day: int = Field(2, ge=0, description="Cross-sell alerts per customer per day")
 
+    attribution_days: int = Field(
+        30,
+        ge=1,
+        le=366,
+        description="An opening of an offered product within this many days (event time) "
+        "counts as the offer accepted",
+    )
+    decline_cooldown_days: int = Field(
+        90, ge=0, description="Days a declined product is not offered to that customer again"
+    )
+    adaptive: bool = Field(
+        True, description="Order offers by the ranker's score times the learned acceptance"
+    )
+    thompson: bool = Field(
+        True,
+        description="Draw the learned acceptance from its posterior (so uncertain products "
+        "get tried) instead of taking its mean",
+    )
+    prior_strength: float = Field(
+        20.0,
+        gt=0,
+        le=1e6,
+        description="Outcomes' worth of weight given to the prior acceptance rate",
+    )
+    prior_acceptance: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="The acceptance rate assumed for an offer before any outcome",
+    )
+
     churn_threshold: float = Field(
         0.5, gt=0, lt=1, description="Churn alert when the month's average falls by more than this"
     )
@@ -112,6 +143,20 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=_default_state_dir)
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where a worker keeps the holdings table: RocksDB on disk (a restart reads "
+        "only the changelog's tail) or memory (a restart reads the whole changelog)",
+    )
+    table_dir: Path | None = Field(
+        None,
+        description="Where workers keep their RocksDB tables, each in its own worker-N "
+        "directory; unset = beside the embedded broker (removed with it) or "
+        "$XSELL_STATE_DIR/tables",
+    )
+    state_cache_size: int = Field(
+        50_000, ge=0, description="Decoded customer states a worker keeps in memory, at most"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -189,3 +234,6 @@ class Endpoints:
     redis_url: str
     embedded_broker: bool
     embedded_redis: bool
+    # The embedded stack's run directory: what lives only as long as its broker (whose
+    # topics are in memory) goes there, e.g. the workers' RocksDB tables.
+    stack_dir: Path | None = None

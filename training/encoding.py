@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from rules_store.bundle.schema import Field, Schema, UnknownPolicy
+from rules_store.domain.catalog import Catalog
 from training.loading import InputError
 
 MissingPolicy = Literal["drop", "impute"]
@@ -40,6 +42,7 @@ class RetailData:
     ids: npt.NDArray[np.object_]
     features: npt.NDArray[np.float64]  # rows x segmentation fields, categories as codes
     masks: npt.NDArray[np.int64]  # held products, catalog bit order
+    assets: npt.NDArray[np.float64]  # financial assets: the financial products' balances summed
     lines: npt.NDArray[np.int64]  # where each kept row came from in the file
     feature_names: tuple[str, ...]
     report: PrepReport
@@ -188,11 +191,27 @@ def prepare_retail(
         ids=frame[schema.id_column].to_numpy()[rows],
         features=matrix,
         masks=catalog.holdings_from_balances({k: v[rows] for k, v in balances.items()}),
+        assets=_financial_assets(catalog, {k: v[rows] for k, v in balances.items()}),
         lines=lines[rows],
         feature_names=tuple(f.name for f in features),
         report=report,
         schema=schema,
     )
+
+
+def _financial_assets(
+    catalog: Catalog, balances: Mapping[str, npt.NDArray[np.float64]]
+) -> npt.NDArray[np.float64]:
+    # Summed in the stream's order (each product's columns, then the products), so the
+    # customer value sees the same float in both.
+    total = np.zeros(len(next(iter(balances.values()))) if balances else 0)
+    for product in catalog.products:
+        if product.financial_asset:
+            product_total = np.zeros_like(total)
+            for column in product.balances:
+                product_total = product_total + balances[column]
+            total = total + product_total
+    return total
 
 
 def _note_missing(report: PrepReport, name: str, is_missing: npt.NDArray[np.bool_]) -> None:

@@ -1,8 +1,9 @@
 """Synthetic core-banking transactions consistent with a retail snapshot.
 
 Each customer starts from the balances of their snapshot row and lives `days` days of
-event time: credits and debits on what they hold, now and then an opening (money into a
-product they lacked) or a closing (the whole balance out). Every event carries the
+event time: credits and debits on what they hold, now and then a closing (the whole
+balance out), and openings of products they lacked, planted with the probabilities
+documented in training/openings.py (the forward-in-time truth of `xsell evaluate`). Every event carries the
 balance after it, as core banking sends it, and a debit never takes more than the
 balance, so replaying the file on top of the snapshot gives non-negative holdings.
 
@@ -35,6 +36,7 @@ import pandas as pd
 
 from rules_store.bundle.schema import Schema
 from rules_store.domain.catalog import Catalog
+from training.openings import opening_probabilities
 
 CST = timezone(timedelta(hours=8))  # core banking's local time
 BRANCHES = 12
@@ -115,11 +117,31 @@ def _financial(balances: dict[str, float], catalog: Catalog) -> float:
     return sum(balances[p] for p in catalog.financial_assets)
 
 
+def _planted_openings(
+    rng: np.random.Generator,
+    row: dict[str, Any],
+    balances: dict[str, float],
+    plan: EventPlan,
+    catalog: Catalog,
+) -> dict[int, list[tuple[int, str]]]:
+    """Day -> (second of the day, product) of the openings drawn for this customer, with
+    the documented probabilities of training/openings.py."""
+    held = frozenset(p for p in catalog.names if balances[p] > 0)
+    chances = opening_probabilities(catalog.names, row, held, plan.days)
+    planned: dict[int, list[tuple[int, str]]] = {}
+    for product in catalog.names:
+        if chances[product] > 0 and rng.random() < chances[product]:
+            day = int(rng.integers(0, plan.days))
+            planned.setdefault(day, []).append((int(rng.integers(8 * 3600, 20 * 3600)), product))
+    return planned
+
+
 def _customer_events(
     rng: np.random.Generator,
     customer: str,
     balances: dict[str, float],
     plan: EventPlan,
+    planned: dict[int, list[tuple[int, str]]],
     catalog: Catalog,
 ) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
@@ -127,20 +149,21 @@ def _customer_events(
     floor = FLOOR * _financial(balances, catalog)
     for day in range(plan.days):
         # Times drawn first and sorted, so each event's balance follows the one before.
-        for at in np.sort(
-            rng.integers(8 * 3600, 20 * 3600, rng.poisson(plan.events_per_customer_day))
+        moves = rng.integers(8 * 3600, 20 * 3600, rng.poisson(plan.events_per_customer_day))
+        for at, opening in sorted(
+            [(int(t), "") for t in moves] + planned.get(day, []), key=lambda x: x[0]
         ):
-            held = [p for p in catalog.names if balances[p] > 0]
-            lacking = [p for p in catalog.names if balances[p] == 0]
-            roll = rng.random()
-            if lacking and (roll < 0.08 or not held):
-                product, kind = str(rng.choice(lacking)), "open"
-                amount = _amount(rng, 0.0)
+            if opening:
+                product, kind, amount = opening, "open", _amount(rng, 0.0)
             else:
+                held = [p for p in catalog.names if balances[p] > 0]
+                if not held:
+                    continue  # nothing to move; openings are planted above
                 product = str(rng.choice(held))
-                if roll < 0.11:
+                roll = rng.random()
+                if roll < 0.03:
                     kind, amount = "close", balances[product]
-                elif roll < 0.55:
+                elif roll < 0.5:
                     kind, amount = "debit", min(_amount(rng, balances[product]), balances[product])
                 else:
                     kind, amount = "credit", _amount(rng, balances[product])
@@ -150,7 +173,7 @@ def _customer_events(
             change = -amount if kind in ("close", "debit") else amount
             balances[product] = 0.0 if kind == "close" else round(balances[product] + change, 2)
             events.append(
-                _event(customer, _at(plan, day, int(at)), rng, product, kind, amount, balances)
+                _event(customer, _at(plan, day, at), rng, product, kind, amount, balances)
             )
     return events
 
@@ -252,6 +275,7 @@ def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> 
     rich = [i for i, r in enumerate(rows) if _financial(_balances(r, catalog), catalog) > 10_000]
     drainer_rows = set(rng.choice(rich, size=min(plan.drainers, len(rich)), replace=False).tolist())
     history = np.random.default_rng([plan.seed, 1])  # apart, so events do not depend on it
+    openings = np.random.default_rng([plan.seed, 2])
     months: dict[str, dict[str, float]] = {}
     events: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
@@ -264,7 +288,8 @@ def generate_events(snapshot: pd.DataFrame, schema: Schema, plan: EventPlan) -> 
         if i in drainer_rows:
             events.extend(_drain_events(rng, customers[i], balances, plan, catalog))
         else:
-            events.extend(_customer_events(rng, customers[i], balances, plan, catalog))
+            planned = _planted_openings(openings, row, balances, plan, catalog)
+            events.extend(_customer_events(rng, customers[i], balances, plan, planned, catalog))
     # Event-time order; the sort is stable, so one customer's events keep their order.
     events.sort(key=lambda e: e["ts"])
     counts: dict[str, int] = {}

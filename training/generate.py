@@ -12,6 +12,11 @@ find each planted rule, strongest, in the segment where that persona is the majo
 | affluent_investor  | 15 %  | 40-65, 股东/企业主, 中高-高风险             | 理财 + 国债 -> 代销资管产品         |
 | rural_elder        | 30 %  | 55-80, 村民, 初中及以下, 柜面, 低风险       | 存款 + 国债 -> 积存金               |
 
+Customers hold 理财, 保险 and 基金和积利宝 more when their stated preference for it
+(理财产品偏好, 保险产品偏好, 基金产品偏好) is high: the persona's holding rate times
+PREFERENCE (低 0.3, 中 1, 高 3), at most 0.97, before the planted rules. Planted
+openings after the snapshot follow the same factor (training/openings.py).
+
 Counts (持有…个数) agree with balances: a product count is positive exactly when its
 balance is. A small share of rows gets one empty field (dirty rows, dropped on load).
 """
@@ -114,6 +119,8 @@ PLANTED_RULES: tuple[PlantedRule, ...] = (
 )
 
 DIRTY_SHARE = 0.001
+PREFERENCE_FIELD = {"理财": "理财产品偏好", "保险": "保险产品偏好", "基金和积利宝": "基金产品偏好"}
+PREFERENCE = {"低": 0.3, "中": 1.0, "高": 3.0}
 CATALOG = RETAIL_SCHEMA.products  # the personas and rules above name seed 001's products
 
 
@@ -124,10 +131,17 @@ def _choice(
     return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=probs / probs.sum())]
 
 
-def _holdings(rng: np.random.Generator, persona: Persona, n: int) -> npt.NDArray[np.int64]:
+def _holdings(
+    rng: np.random.Generator, persona: Persona, n: int, columns: dict[str, object]
+) -> npt.NDArray[np.int64]:
     masks = np.zeros(n, dtype=np.int64)
     for i, product in enumerate(CATALOG.names):
-        held = rng.random(n) < persona.holding.get(product, 0.02)
+        rate = np.full(n, persona.holding.get(product, 0.02))
+        if product in PREFERENCE_FIELD:
+            levels = np.asarray(columns[PREFERENCE_FIELD[product]])
+            factor = np.vectorize(PREFERENCE.__getitem__, otypes=[float])(levels)
+            rate = np.minimum(rate * factor, 0.97)
+        held = rng.random(n) < rate
         masks |= held.astype(np.int64) << i
     for rule in PLANTED_RULES:
         if rule.persona != persona.name:
@@ -143,7 +157,6 @@ def _holdings(rng: np.random.Generator, persona: Persona, n: int) -> npt.NDArray
 
 def _persona_frame(rng: np.random.Generator, persona: Persona, n: int) -> pd.DataFrame:
     schema = RETAIL_SCHEMA
-    masks = _holdings(rng, persona, n)
     columns: dict[str, object] = {
         "年龄": rng.integers(persona.age[0], persona.age[1] + 1, n),
         "性别": _choice(rng, ("男", "女"), (0.5, 0.5), n),
@@ -165,6 +178,7 @@ def _persona_frame(rng: np.random.Generator, persona: Persona, n: int) -> pd.Dat
         columns[name] = _choice(
             rng, ("低", "中", "高"), ((1 - p_high) / 2, (1 - p_high) / 2, p_high), n
         )
+    masks = _holdings(rng, persona, n, columns)
 
     balances: dict[str, npt.NDArray[np.float64]] = {}
     for i, (product, balance_columns) in enumerate((p.name, p.balances) for p in CATALOG.products):

@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
-from rules_store.domain.scoring import BoostingModel, Estimator, ForestModel, LogisticModel, Tree
+from rules_store.domain.scoring import (
+    BoostingModel,
+    Estimator,
+    ForestModel,
+    LogisticModel,
+    MLPModel,
+    Tree,
+)
 from rules_store.errors import XsellError
 
 
@@ -72,7 +80,18 @@ def _boosting(model: HistGradientBoostingClassifier) -> BoostingModel:
 
 
 def export_estimator(model: ClassifierMixin) -> Estimator:
-    """Logistic regression (in a scaler pipeline), random forest or gradient boosting."""
+    """Logistic regression or an MLP (in a scaler pipeline), random forest or gradient boosting."""
+    if isinstance(model, Pipeline) and isinstance(model.named_steps["model"], MLPClassifier):
+        scaler, mlp = model.named_steps["scale"], model.named_steps["model"]
+        if mlp.activation != "relu" or mlp.n_outputs_ != 1:
+            msg = "only a binary MLPClassifier with ReLU activation can be exported"
+            raise ExportError(msg)
+        return MLPModel(
+            mean=_floats(scaler.mean_),
+            scale=_floats(scaler.scale_),
+            weights=tuple(tuple(_floats(row) for row in w) for w in mlp.coefs_),
+            biases=tuple(_floats(b) for b in mlp.intercepts_),
+        )
     if isinstance(model, Pipeline):
         scaler, linear = model.named_steps["scale"], model.named_steps["model"]
         return LogisticModel(

@@ -98,13 +98,21 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_assignments(
-    path: Path, id_column: str, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
+    path: Path,
+    id_column: str,
+    ids: npt.NDArray[np.object_],
+    labels: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
 ) -> None:
-    write_csv(pd.DataFrame({id_column: ids, "segment": labels}), path)
+    write_csv(pd.DataFrame({id_column: ids, "segment": labels, "value": values}), path)
 
 
 def write_training_outputs(
-    out: Path, bundle: Bundle, ids: npt.NDArray[np.object_], labels: npt.NDArray[np.int64]
+    out: Path,
+    bundle: Bundle,
+    ids: npt.NDArray[np.object_],
+    labels: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
 ) -> list[Path]:
     """Assignments and rules; not the bundle, which the caller saves last (`save_run_bundle`).
 
@@ -114,7 +122,7 @@ def write_training_outputs(
     out.mkdir(parents=True, exist_ok=True)
     (out / "model" / BUNDLE_FILE).unlink(missing_ok=True)
     written = [out / "assignments.csv", out / "rules.csv", out / "rules.json"]
-    write_assignments(written[0], bundle.schema.id_column, ids, labels)
+    write_assignments(written[0], bundle.schema.id_column, ids, labels, values)
     write_rules_csv(written[1], bundle)
     with atomic_path(written[2]) as tmp:
         tmp.write_text(seed_format_json(seed_format(bundle)), encoding="utf-8")

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from rules_store.bundle.model import Bundle, SegmentRules
 from rules_store.bundle.schema import Schema, UnknownPolicy
 from rules_store.domain.rules import Rule
+from training.customer_value import value_from_data
 from training.encoding import MissingPolicy, RetailData, prepare_retail
 from training.loading import FileFormat, file_format, read_snapshot
 from training.mining import mine_holdings, prune_redundant
@@ -39,6 +40,7 @@ class TrainResult:
     bundle: Bundle
     data: RetailData
     segmentation: SegmentationResult
+    values: npt.NDArray[np.float64]  # each kept customer's value percentile (0-100)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -149,6 +151,8 @@ def train_retail(
             params,
             len(data.schema.products.names),
         )
+    with stages.stage("customer value"):
+        value_model, values = value_from_data(data)
     report = data.report
     bundle = Bundle(
         schema=data.schema,
@@ -181,5 +185,6 @@ def train_retail(
         fingerprint=file_fingerprint(path),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         code_version=code_version_string(),
+        value_model=value_model,
     )
-    return TrainResult(bundle, data, segmentation, stages.seconds)
+    return TrainResult(bundle, data, segmentation, values, stages.seconds)

@@ -87,7 +87,8 @@ def attach_models(bundle: Bundle, churn_dir: Path | None, potential_dir: Path | 
 
 @click.group()
 def bundles() -> None:
-    """List, inspect, compare, activate, roll back, export and delete bundle versions."""
+    """List, inspect, compare, activate, roll back, export and delete bundle versions; run a
+    challenger beside the active bundle and compare them."""
 
 
 def _when(timestamp: float) -> str:

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -19,6 +20,7 @@ from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from xsell import (
     __version__,
+    arm_commands,
     bundle_commands,
     corporate_commands,
     event_commands,
@@ -29,8 +31,10 @@ from xsell.console import err, out
 from xsell.demo_command import demo_cmd
 from xsell.doctor import DoctorReport, run_doctor, wait_for_healthy
 from xsell.embedded import EmbeddedStack, resolve_endpoints
+from xsell.evaluate_command import evaluate_cmd
 from xsell.logs import configure_logging
 from xsell.options import json_option, wait_option
+from xsell.outcome_command import outcome_cmd
 from xsell.runfile import read_run_file
 from xsell.tail_command import tail_cmd
 from xsell.worker_command import worker_cmd
@@ -191,10 +195,14 @@ def _report_dict(report: DoctorReport) -> dict[str, object]:
     return {
         "ok": report.ok,
         "checks": [asdict(check) for check in report.checks],
-        "endpoints": asdict(report.endpoints) if report.endpoints else None,
+        "endpoints": _plain(asdict(report.endpoints)) if report.endpoints else None,
         "topics": report.broker.topics if report.broker else None,
         "versions": report.versions,
     }
+
+
+def _plain(fields: dict[str, object]) -> dict[str, object]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 
 def _print_report(report: DoctorReport) -> None:
@@ -225,15 +233,19 @@ def _print_report(report: DoctorReport) -> None:
 
 for _command in (
     *retail_commands.COMMANDS,
+    evaluate_cmd,
     *corporate_commands.COMMANDS,
     *bundle_commands.COMMANDS,
     *stream_commands.COMMANDS,
     worker_cmd,
+    outcome_cmd,
     tail_cmd,
     demo_cmd,
 ):
     cli.add_command(_command)
 retail_commands.generate.add_command(event_commands.generate_events_cmd)
+for _command in arm_commands.BUNDLE_COMMANDS:
+    bundle_commands.bundles.add_command(_command)
 for _command in corporate_commands.GENERATE_COMMANDS:
     retail_commands.generate.add_command(_command)
 for _command in corporate_commands.TRAIN_COMMANDS:

@@ -228,7 +228,11 @@ def demo_cmd(
                     trained = train_retail(snapshot_path, RETAIL_SCHEMA, TrainParams(seed=seed))
                     bundle = trained.bundle
                     write_training_outputs(
-                        out_dir / "model", bundle, trained.data.ids, trained.segmentation.labels
+                        out_dir / "model",
+                        bundle,
+                        trained.data.ids,
+                        trained.segmentation.labels,
+                        trained.values,
                     )
                     write_report(out_dir / "model" / "report.html", bundle, stages.seconds)
                     save_run_bundle(out_dir / "model", bundle)  # last, as `train retail`

@@ -113,7 +113,7 @@ class EmbeddedStack:
         self.redis_given_up = False  # it kept dying: left dead, the broker still serves
         self._redis_due: float | None = None  # when a dead Redis is to be started again
         self._crashed = False  # a child died on its own: keep the logs
-        self._run_dir = settings.state_dir / "stacks" / str(os.getpid())
+        self._run_dir = stack_dir(settings, os.getpid())
         self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._announced = False
 
@@ -127,6 +127,7 @@ class EmbeddedStack:
             self.redis_url,
             embedded_broker=self.broker is not None,
             embedded_redis=self.redis is not None,
+            stack_dir=self._run_dir if self.broker is not None else None,
         )
 
     def start(self) -> Endpoints:
@@ -311,6 +312,11 @@ class EmbeddedStack:
         )
 
 
+def stack_dir(settings: Settings, pid: int) -> Path:
+    """The run directory of the embedded stack started by process `pid`."""
+    return settings.state_dir / "stacks" / str(pid)
+
+
 def _prune_dead_stack_dirs(stacks: Path) -> None:
     """Remove what stacks whose owner was killed outright left behind."""
     if not stacks.is_dir():
@@ -349,9 +355,11 @@ def resolve_endpoints(settings: Settings, *, need_kafka: bool = True) -> Endpoin
             f"terminal, or set {' and '.join(missing)}."
         )
         raise ServiceUnavailableError(msg)
+    embedded_broker = settings.kafka_brokers is None
     return Endpoints(
         kafka or "",
         redis_url or "",
-        embedded_broker=settings.kafka_brokers is None,
+        embedded_broker=embedded_broker,
         embedded_redis=settings.redis_url is None,
+        stack_dir=stack_dir(settings, info.pid) if embedded_broker and info else None,
     )

@@ -377,3 +377,55 @@ def wait_option(detail: str, *, default: float | None = None, min_open: bool = F
         meaning="Wait up to this many seconds",
         detail=detail,
     )
+
+
+# Rankers and their evaluation
+
+
+def _segment_count(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
+    if value == "auto":
+        return None
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    msg = f"{value!r} is neither a positive integer nor 'auto'"
+    raise click.BadParameter(msg)
+
+
+segments_option: Decorator = _shared(
+    "--segments",
+    default="auto",
+    callback=_segment_count,
+    show_default=True,
+    meaning="Number of segments, or 'auto' (best silhouette for k in 2..8).",
+)
+
+rankers_option: Decorator = _shared(
+    "--rankers",
+    default="popular,rules,itemcf,usercf,propensity,blend",
+    show_default=True,
+    meaning="Rankers to train and compare, comma-separated.",
+)
+
+events_truth_option: Decorator = _shared(
+    "--events",
+    "events_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    meaning="Events after the snapshot (JSON lines, `xsell generate events`): their `open` "
+    "events are the forward-in-time truth.",
+)
+
+later_option: Decorator = _shared(
+    "--later",
+    "later_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    meaning="A later snapshot of the same customers: products held there and not in INPUT "
+    "are the forward-in-time truth.",
+)
+
+sample_option: Decorator = _shared(
+    "--sample",
+    type=click.IntRange(min=100),
+    default=100_000,
+    show_default=True,
+    meaning="Customers scored per evaluation protocol, at most (drawn at random).",
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -15,6 +16,7 @@ from rules_store.domain.rules import Rule, format_itemset
 from rules_store.settings import Settings
 from rules_store.store.local_store import load_bundle
 from training.batch import cross_sell, product_mining
+from training.customer_value import values_of
 from training.encoding import MissingPolicy, RetailData
 from training.generate import generate_retail, write_retail
 from training.loading import file_format, read_item_table
@@ -32,16 +34,26 @@ from training.outputs import (
     write_csv,
     write_training_outputs,
 )
+from training.rankers.choose import (
+    EvaluationPlan,
+    deciding,
+    evaluate_rankers,
+    with_chosen_ranker,
+)
+from training.rankers.fit import RankerParams, parse_rankers
 from training.report import write_report
 from training.retail import TrainParams, load_retail, train_retail
 from xsell.bundle_commands import open_store, publish_bundle
 from xsell.console import err, out
+from xsell.evaluate_command import forward_truth, print_evaluations, write_evaluation
 from xsell.options import (
     activate_option,
     bundle_option,
     customers_option,
     dirty_share_option,
     encoding_option,
+    events_truth_option,
+    later_option,
     min_confidence_option,
     min_lift_option,
     min_support_option,
@@ -49,22 +61,16 @@ from xsell.options import (
     model_option,
     out_option,
     prune_option,
+    rankers_option,
+    sample_option,
     schema_from,
     seed_option,
+    segments_option,
     top_k_option,
     unknown_category_option,
     with_input_options,
 )
 from xsell.progress import stage_progress
-
-
-def _segments(_ctx: click.Context, _param: click.Parameter, value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    msg = f"{value!r} is neither a positive integer nor 'auto'"
-    raise click.BadParameter(msg)
 
 
 @click.group()
@@ -109,13 +115,7 @@ def train() -> None:
 @train.command("retail")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path, dir_okay=False))
 @out_option("a directory for assignments, rules, model and report.", directory=True)
-@click.option(
-    "--segments",
-    default="auto",
-    callback=_segments,
-    show_default=True,
-    help="Number of segments, or 'auto' (best silhouette for k in 2..8).",
-)
+@segments_option
 @min_support_option(0.02)
 @min_confidence_option(0.3)
 @min_lift_option(1.1)
@@ -123,6 +123,10 @@ def train() -> None:
 @seed_option("Used for sampling and KMeans.")
 @unknown_category_option()
 @missing_option
+@rankers_option
+@events_truth_option
+@later_option
+@sample_option
 @click.option(
     "--publish", is_flag=True, help="Publish the trained bundle to Redis (configured or embedded)."
 )
@@ -141,19 +145,27 @@ def train_retail_cmd(
     seed: int,
     unknown: str,
     missing: str,
+    rankers: str,
+    events_path: Path | None,
+    later_path: Path | None,
+    sample: int,
     publish: bool,
     activate: bool,
     schema_path: Path | None,
     encoding: str | None,
 ) -> None:
-    """Segment retail customers and mine per-segment product rules.
+    """Segment retail customers, mine per-segment product rules, train and compare the
+    rankers and put the best into the bundle.
 
     Writes OUT/assignments.csv, OUT/rules.csv, OUT/rules.json (seed 001 format),
-    OUT/model/ (for --model) and OUT/report.html; --publish also stores it in Redis.
+    OUT/model/ (for --model), OUT/report.html and OUT/evaluation/ (as `xsell evaluate`);
+    --publish also stores it in Redis. The bundle serves the best forward MAP@7 (with
+    --events or --later), else the best hold-out MAP@7.
     """
     if activate and not publish:
         msg = "--activate needs --publish"
         raise click.UsageError(msg)
+    names = parse_rankers(rankers)
     params = TrainParams(
         segments=segments,
         min_support=min_support,
@@ -165,19 +177,51 @@ def train_retail_cmd(
         missing=cast(MissingPolicy, missing),
     )
     with stage_progress(err) as stages:
-        result = train_retail(
-            input_path, schema_from(schema_path), params, encoding=encoding, stages=stages
+        schema = schema_from(schema_path)
+        result = train_retail(input_path, schema, params, encoding=encoding, stages=stages)
+        opened = forward_truth(
+            result.data,
+            result.bundle.items,
+            events_path,
+            later_path,
+            load_later=lambda p: load_retail(
+                p, schema, encoding=encoding, unknown=params.unknown, missing=params.missing
+            ),
         )
+        plan = EvaluationPlan(RankerParams(names=names, seed=seed), params, sample=sample)
+        labels = result.segmentation.labels
+        evaluations = evaluate_rankers(
+            result.data,
+            labels,
+            len(result.bundle.segments),
+            result.bundle.catalog,
+            plan,
+            opened=opened,
+            stages=stages,
+        )
+        bundle = with_chosen_ranker(
+            result.bundle, result.data, labels, evaluations, plan.rankers, stages=stages
+        )
+        result = replace(result, bundle=bundle)
+        winner = deciding(evaluations).winner()
         with stages.stage("write"):
             files = write_training_outputs(
-                out_dir, result.bundle, result.data.ids, result.segmentation.labels
+                out_dir, result.bundle, result.data.ids, result.segmentation.labels, result.values
             )
         with stages.stage("report"):  # after "write", so the report can show every stage's time
             write_report(out_dir / "report.html", result.bundle, stages.seconds)
             files.append(out_dir / "report.html")
+            files += write_evaluation(
+                out_dir / "evaluation",
+                evaluations,
+                winner,
+                [("input", input_path), ("chosen", winner)],
+            )
         # Last: a run that failed before here leaves no bundle for `--model` to take.
         files.append(save_run_bundle(out_dir, result.bundle))
     _print_training(result.bundle, result.data, files)
+    print_evaluations(evaluations, winner)
+    out.print(f"the bundle serves [bold]{winner}[/] (best {deciding(evaluations).protocol} MAP@7)")
     if publish:
         publish_bundle(settings, result.bundle, activate=activate)
 
@@ -304,6 +348,10 @@ def cross_sell_cmd(
         cast(MissingPolicy, missing),
     )
     offers = cross_sell(bundle, data, top_k=top_k)
+    if bundle.value_model is not None:  # the customer's value, as the stream's alerts carry it
+        values = pd.Series(values_of(bundle.value_model, data), index=data.ids)
+        values = values[~values.index.duplicated()]  # a repeated id: its first row's value
+        offers["value"] = offers[bundle.schema.id_column].map(values).to_numpy()
     write_csv(offers, output_path)
     customers = offers[bundle.schema.id_column].nunique()
     fallback = int(offers.loc[offers["rank"] == 1, "fallback"].sum())

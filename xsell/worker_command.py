@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import sys
+from typing import Any
 
 import click
 
 from rules_store.settings import Settings
+from rules_store.store.acceptance_store import AcceptanceStore, DayCounts
 from rules_store.store.redis_store import BundleStore, BundleWatcher, open_redis
+from rules_store.views.acceptance_view import arms_json, arms_report
 from streams.kafka.clients import ensure_topics
 from streams.kafka.topics import TopicNames
 from streams.worker import ActiveBundle, build_worker
@@ -41,14 +44,37 @@ def worker_cmd(settings: Settings) -> None:
     ensure_topics(settings, endpoints, TopicNames(settings.topic_prefix).all())
     active = ActiveBundle()
     store = BundleStore(open_redis(settings, endpoints), settings.redis_key_prefix)
-    watcher = BundleWatcher(store, on_change=active.update)
+    watcher = BundleWatcher(store, on_change=active.update, on_challenge=active.update_challenger)
     watcher.start()
     if active.get() is None:
         err.print(
             "no active bundle yet: records are dead-lettered (with the reason, to replay) "
             "until one is activated: its schema and catalog say what they mean"
         )
-    app = build_worker(settings, endpoints, active, store_problem=lambda: watcher.problem)
+    counts = AcceptanceStore(store.client, settings.redis_key_prefix)
+
+    def acceptance() -> dict[str, Any]:
+        champion = store.active_version()
+        if champion is None:
+            return {"arms": []}
+        challenge = store.challenger()
+        pair = (challenge.version, challenge.share) if challenge else None
+        return arms_json(arms_report(champion, pair, counts.read))
+
+    # Read in the stream's path once per (version, day): a short timeout, so a Redis
+    # outage costs a batch half a second, not five.
+    day_counts = DayCounts(
+        AcceptanceStore(open_redis(settings, endpoints, timeout_s=0.5), settings.redis_key_prefix)
+    )
+    app = build_worker(
+        settings,
+        endpoints,
+        active,
+        store_problem=lambda: watcher.problem or day_counts.problem,
+        acceptance=acceptance,
+        counts=counts,
+        day_counts=day_counts,
+    )
     # Faust reads its own command line, which would override the app's web settings.
     sys.argv = [
         sys.argv[0],

@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from rules_store.bundle.model import FORMAT_VERSION, Bundle, SegmentRules
+from rules_store.bundle.ranker_codec import RankerFormatError, ranker_from_dict, ranker_to_dict
 from rules_store.bundle.schema import Schema, SchemaError, schema_from_dict
 from rules_store.bundle.scoring_codec import ModelFormatError, model_from_dict, model_to_dict
+from rules_store.bundle.value_codec import value_model_from_dict, value_model_to_dict
 from rules_store.domain.rules import RULE_FIELDS, Rule
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
@@ -83,6 +85,10 @@ def bundle_to_dict(bundle: Bundle) -> dict[str, Any]:
         scoring = getattr(bundle, name)
         if scoring is not None:
             doc[name] = model_to_dict(scoring)
+    if bundle.value_model is not None:
+        doc["customer_value"] = value_model_to_dict(bundle.value_model)
+    if bundle.ranker is not None:
+        doc["ranker"] = ranker_to_dict(bundle.ranker)
     return doc
 
 
@@ -243,13 +249,28 @@ def bundle_from_dict(raw: Any) -> Bundle:
         msg = f"bundle: {len(segments)} segment rule sets for {model.n_segments} centroids"
         raise BundleFormatError(msg)
     churn_model, potential_model = (_corporate_model(doc, name) for name in CORPORATE_MODELS)
+    ranker = None
+    if doc.get("ranker") is not None:
+        try:
+            ranker = ranker_from_dict(doc["ranker"], items, len(features))
+        except RankerFormatError as exc:
+            raise BundleFormatError(str(exc)) from exc
     problem = find_non_finite(doc, "")  # params, metrics, and anything not checked above
     if problem is not None:
         msg = f"bundle: {problem.removeprefix('.')}"
         raise BundleFormatError(msg)
+    value_model = (
+        None  # bundles trained before the customer value had none
+        if doc.get("customer_value") is None
+        else value_model_from_dict(
+            doc["customer_value"], "bundle: customer_value", BundleFormatError
+        )
+    )
     return Bundle(
+        ranker=ranker,
         churn_model=churn_model,
         potential_model=potential_model,
+        value_model=value_model,
         schema=schema,
         unknown_policy=_expect(doc.get("unknown_policy"), str, "unknown_policy"),
         segment_model=model,

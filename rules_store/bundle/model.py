@@ -12,6 +12,8 @@ from typing import Any
 
 from rules_store.bundle.schema import Schema
 from rules_store.domain.catalog import Catalog
+from rules_store.domain.customer_value import ValueModel
+from rules_store.domain.ranking import RankerSpec
 from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend
 from rules_store.domain.scoring import ScoringModel
 from rules_store.domain.segments import SegmentModel
@@ -43,6 +45,9 @@ class Bundle:
     # Corporate models (seed 001, 对公), attached by `xsell publish --churn-model/--potential-model`.
     churn_model: ScoringModel | None = None
     potential_model: ScoringModel | None = None
+    value_model: ValueModel | None = None  # the customer value percentile (seed 003)
+    # The ranker chosen by evaluation (rules_store/domain/ranking.py); None serves the rules.
+    ranker: RankerSpec | None = None
 
     @property
     def catalog(self) -> Catalog:

@@ -29,7 +29,8 @@ KINDS: tuple[FieldKind, ...] = ("id", "number", "category", "balance", "text")
 
 ID_COLUMN = "客户编号"
 DEFAULT_SCHEMA_FILE = "retail_schema.json"
-SCHEMA_KEYS = frozenset({"name", "id_column", "fields", "products"})
+SCHEMA_KEYS = frozenset({"name", "id_column", "fields", "products", "customer_value"})
+VALUE_KEYS = frozenset({"tenure", "activity"})
 FIELD_KEYS = frozenset({"name", "kind", "values", "segment", "unknown"})
 PRODUCT_KEYS = frozenset({"name", "balances", "financial_asset", "value"})
 
@@ -55,6 +56,9 @@ class Schema:
     fields: tuple[Field, ...]
     id_column: str = ID_COLUMN
     catalog: Catalog | None = None  # products derived from the balance fields
+    # The customer value's profile fields (rules_store/domain/customer_value.py):
+    # {"tenure": field, "activity": field}, either may be absent.
+    value_fields: Mapping[str, str] = field(default_factory=dict)
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +72,14 @@ class Schema:
             raise SchemaError(msg)
         by_name = {f.name: f for f in self.fields}
         object.__setattr__(self, "_by_name", by_name)
+        for role, column in self.value_fields.items():
+            spec = by_name.get(column)
+            if spec is None or spec.kind != "number" or not spec.segment:
+                msg = (
+                    f"schema {self.name!r}: customer_value.{role} names {column!r}; expected a"
+                    " field of kind 'number' used for segmentation (the stream keeps only those)"
+                )
+                raise SchemaError(msg)
         for product in self.catalog.products if self.catalog else ():
             for column in product.balances:
                 spec = by_name.get(column)
@@ -132,6 +144,8 @@ class Schema:
                 }
                 for p in self.catalog.products
             ]
+        if self.value_fields:
+            doc["customer_value"] = dict(self.value_fields)
         return doc
 
 
@@ -220,6 +234,18 @@ def _catalog_from_list(raw: Any, source: str) -> Catalog:
         raise SchemaError(f"{source}: {exc}") from exc
 
 
+def _value_fields(raw: Any, where: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        msg = f"{where} must be an object like {{'tenure': field, 'activity': field}}, got {show(raw)}"
+        raise SchemaError(msg)
+    _refuse_unknown_keys(raw, VALUE_KEYS, where)
+    for role, column in raw.items():
+        if not isinstance(column, str):
+            msg = f"{where}.{role} must be a field name, got {show(column)}"
+            raise SchemaError(msg)
+    return dict(raw)
+
+
 @cache
 def _default_doc() -> dict[str, Any]:
     text = resources.files(__package__).joinpath(DEFAULT_SCHEMA_FILE).read_text(encoding="utf-8")
@@ -246,8 +272,9 @@ def schema_from_dict(raw: dict[str, Any], *, source: str = "schema") -> Schema:
         raise SchemaError(msg) from exc
     catalog = _catalog_from_list(raw.get("products", _default_doc()["products"]), source)
     name, id_column = str(raw.get("name", source)), str(raw.get("id_column", ID_COLUMN))
+    value_fields = _value_fields(raw.get("customer_value", {}), f"{source}: customer_value")
     try:
-        return Schema(name, fields, id_column, catalog)
+        return Schema(name, fields, id_column, catalog, value_fields)
     except SchemaError as exc:
         raise SchemaError(f"{source}: {exc}") from exc
 

@@ -17,6 +17,7 @@ from rules_store.domain.scoring import (
     ForestModel,
     InputFeature,
     LogisticModel,
+    MLPModel,
     ScoringModel,
     Tree,
     encoded_columns,
@@ -29,6 +30,7 @@ KINDS: tuple[EstimatorKind, ...] = (
     "logistic_regression",
     "random_forest",
     "hist_gradient_boosting",
+    "mlp",
 )
 
 
@@ -57,6 +59,13 @@ def model_to_dict(model: ScoringModel) -> dict[str, Any]:
         }
     elif isinstance(estimator, ForestModel):
         body = {"trees": [_tree_to_dict(t) for t in estimator.trees]}
+    elif isinstance(estimator, MLPModel):
+        body = {
+            "mean": list(estimator.mean),
+            "scale": list(estimator.scale),
+            "weights": [[list(row) for row in layer] for layer in estimator.weights],
+            "biases": [list(b) for b in estimator.biases],
+        }
     else:
         body = {
             "baseline": estimator.baseline,
@@ -172,6 +181,44 @@ def _inputs(raw: Any, where: str) -> tuple[InputFeature, ...]:
     return tuple(inputs)
 
 
+def _scale(body: dict[str, Any], at: str, width: int) -> tuple[float, ...]:
+    scale = _numbers(body.get("scale"), f"{at}.scale", width)
+    if any(s <= 0 for s in scale):
+        msg = f"{at}.scale must be positive (it divides)"
+        raise ModelFormatError(msg)
+    return scale
+
+
+def _mlp(body: dict[str, Any], at: str, width: int) -> MLPModel:
+    """Layers chained input width -> ... -> 1 output; a bias per layer output."""
+    layers = _expect(body.get("weights"), list, f"{at}.weights")
+    biases = _expect(body.get("biases"), list, f"{at}.biases")
+    if not layers or len(biases) != len(layers):
+        msg = f"{at} needs as many bias vectors as weight layers, at least one"
+        raise ModelFormatError(msg)
+    weights, bias_values, fan_in = [], [], width
+    for i, (layer, bias) in enumerate(zip(layers, biases, strict=True)):
+        rows = _expect(layer, list, f"{at}.weights[{i}]")
+        if len(rows) != fan_in or not rows:
+            msg = f"{at}.weights[{i}] has {len(rows)} rows, expected {fan_in}"
+            raise ModelFormatError(msg)
+        fan_out = len(_expect(rows[0], list, f"{at}.weights[{i}][0]"))
+        weights.append(
+            tuple(_numbers(r, f"{at}.weights[{i}][{j}]", fan_out) for j, r in enumerate(rows))
+        )
+        bias_values.append(_numbers(bias, f"{at}.biases[{i}]", fan_out))
+        fan_in = fan_out
+    if fan_in != 1:
+        msg = f"{at}: the last layer has {fan_in} outputs, expected 1"
+        raise ModelFormatError(msg)
+    return MLPModel(
+        _numbers(body.get("mean"), f"{at}.mean", width),
+        _scale(body, at, width),
+        tuple(weights),
+        tuple(bias_values),
+    )
+
+
 def model_from_dict(raw: Any, *, where: str = "model") -> ScoringModel:
     """Validate and build a scoring model; refuses anything that is not exactly one."""
     doc = _expect(raw, dict, where)
@@ -187,12 +234,11 @@ def model_from_dict(raw: Any, *, where: str = "model") -> ScoringModel:
     width = len(encoded_columns(inputs))
     body = _expect(doc.get("estimator"), dict, f"{where}.estimator")
     at = f"{where}.estimator"
-    estimator: LogisticModel | ForestModel | BoostingModel
-    if kind == "logistic_regression":
-        scale = _numbers(body.get("scale"), f"{at}.scale", width)
-        if any(s <= 0 for s in scale):
-            msg = f"{at}.scale must be positive (it divides)"
-            raise ModelFormatError(msg)
+    estimator: LogisticModel | ForestModel | BoostingModel | MLPModel
+    if kind == "mlp":
+        estimator = _mlp(body, at, width)
+    elif kind == "logistic_regression":
+        scale = _scale(body, at, width)
         estimator = LogisticModel(
             _numbers(body.get("mean"), f"{at}.mean", width),
             scale,

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from rules_store.bundle.model import Bundle
+from rules_store.domain.acceptance import AdaptivePolicy, AdaptiveScore, ArmKey, Tally
 from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
-from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, close_days, new_alert
+from rules_store.domain.churn import ChurnFigures, ChurnPolicy, close_days
 from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.customer_value import customer_inputs
 from rules_store.domain.frozen import evolve
-from rules_store.domain.holdings import CustomerState, record_alert
+from rules_store.domain.holdings import CustomerState
 from rules_store.domain.offers import OfferIndex
+from rules_store.domain.outcomes import OutcomePolicy, offer_alert_id
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, format_itemset
 from rules_store.domain.scoring import FeatureError, unseen_inputs
 from rules_store.domain.state_codec import figures_to_dict
@@ -52,16 +56,41 @@ class AlertContext:
     event_id: str
     bundle_version: str | None
     segment: int | None
+    arm: str = "champion"  # champion or challenger: which bundle served the customer
+    value: float | None = None  # the customer's value percentile, when the bundle has the model
 
     def fields(self, alert_id: str, kind: str) -> dict[str, Any]:
         return {"alert_id": alert_id, "type": kind, **asdict(self)}
 
 
+def cross_sell_id(context: AlertContext, product: str) -> str:
+    """A cross-sell alert's id: its customer, then a digest of its trigger and offer."""
+    digest = alert_id(
+        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
+    )
+    return offer_alert_id(context.customer_id, digest)
+
+
 def cross_sell_alert(
-    context: AlertContext, *, offer: Offer, rank: int, items: tuple[str, ...]
+    context: AlertContext,
+    *,
+    offer: Offer,
+    rank: int,
+    items: tuple[str, ...],
+    adaptive: AdaptiveScore | None = None,
 ) -> dict[str, Any]:
     product = items[offer.item]
     evidence: dict[str, Any] = {"fallback": offer.fallback, "score": offer.score}
+    if offer.evidence is not None:
+        evidence |= evidence_json(offer.evidence, items)
+    if adaptive is not None:
+        # The learned acceptance that ordered this offer: score × factor is what ranked it.
+        evidence["acceptance"] = {
+            "factor": round(adaptive.factor, 6),
+            "posterior_mean": round(adaptive.belief.mean, 6),
+            "alpha": round(adaptive.belief.alpha, 6),
+            "beta": round(adaptive.belief.beta, 6),
+        }
     if offer.rule is not None:
         evidence |= {
             "antecedents": format_itemset(offer.rule.antecedents, items).split("|"),
@@ -70,9 +99,7 @@ def cross_sell_alert(
             "confidence": offer.rule.confidence,
             "lift": offer.rule.lift,
         }
-    key = alert_id(
-        "cross_sell", context.customer_id, context.event_id, str(context.bundle_version), product
-    )
+    key = cross_sell_id(context, product)
     return context.fields(key, "cross_sell") | {
         "rank": rank,
         "product": product,
@@ -155,6 +182,32 @@ def retention_alert(
     }
 
 
+@dataclass(frozen=True)
+class Learning:
+    """What outcomes have taught, for one event: the policies, the counts offers of a
+    version and event-time day are ranked with, and the event's position (what it sends
+    is recorded in the customer's offers ledger under it)."""
+
+    outcomes: OutcomePolicy
+    adaptive: AdaptivePolicy
+    book: Callable[[str, str], Mapping[ArmKey, Tally]]  # (version, day) -> counts
+    by: str  # "topic:partition@offset"
+
+
+def offer_considered(
+    before: CustomerState, after: CustomerState, bundle: Bundle, *, segment: int
+) -> bool:
+    """Whether a changed state calls for a cross-sell offer: the held products changed, or
+    a later profile moved the customer to another segment (a first one only sets it)."""
+    moved = (
+        before.features is not None
+        and before.features != after.features
+        and bundle.segment_model.assign_segment(before.features) != segment
+    )
+    catalog = bundle.catalog
+    return moved or after.held_in(catalog) != before.held_in(catalog)
+
+
 def choose_cross_sell(
     before: CustomerState,
     after: CustomerState,
@@ -171,17 +224,10 @@ def choose_cross_sell(
     neither did, or when the contact policy allows no offer now. The churn-risk flag is
     left to the caller, which sends a retention alert instead.
     """
-    # A first profile only sets the baseline; a later one that moves the customer counts.
-    moved = (
-        before.features is not None
-        and before.features != after.features
-        and bundle.segment_model.assign_segment(before.features) != segment
-    )
-    catalog = bundle.catalog
-    held = after.held_in(catalog)
-    if held == before.held_in(catalog) and not moved:
+    held = after.held_in(bundle.catalog)
+    if not offer_considered(before, after, bundle, segment=segment):
         return None
-    offers = index.offers(segment, held)
+    offers = index.offers(segment, held, after.features)
     offer = pick_offer(
         offers,
         bundle.items,
@@ -197,7 +243,7 @@ def choose_cross_sell(
 Outgoing = tuple[str, str]  # (alert type, JSON): the worker routes churn alerts to their topic
 
 
-def _json(alert: dict[str, Any]) -> str:
+def alert_json(alert: dict[str, Any]) -> str:
     return json.dumps(alert, ensure_ascii=False, allow_nan=False)  # strict JSON for every reader
 
 
@@ -207,13 +253,34 @@ def segment_of(state: CustomerState, active: ActiveView | None) -> int | None:
     return active.bundle.segment_model.assign_segment(state.features)
 
 
-def _context(
+def customer_value(state: CustomerState, bundle: Bundle) -> float | None:
+    """The customer's value percentile under the bundle's model, None without one."""
+    model = bundle.value_model
+    if model is None:
+        return None
+    catalog = bundle.catalog
+    profile = (
+        dict(zip(bundle.segment_model.features, state.features, strict=True))
+        if state.features is not None
+        else None
+    )
+    return model.value(
+        customer_inputs(
+            model,
+            financial_assets=state.financial_assets_in(catalog),
+            held=state.held_in(catalog),
+            profile=profile,
+        )
+    )
+
+
+def context_of(
     state: CustomerState,
     *,
     event_id: str,
     ts: datetime,
     active: ActiveView | None,
-    segment: int | None,
+    arm: str = "champion",
 ) -> AlertContext:
     return AlertContext(
         customer_id=state.customer_id,
@@ -221,14 +288,10 @@ def _context(
         ts=ts.isoformat(),
         event_id=event_id,
         bundle_version=active.version if active else None,
-        segment=segment,
+        segment=segment_of(state, active),
+        arm=arm,
+        value=customer_value(state, active.bundle) if active else None,
     )
-
-
-def _moved(before: CustomerState, after: CustomerState, active: ActiveView) -> bool:
-    """Holdings or profile changed, so an offer is considered (most events move neither)."""
-    catalog = active.bundle.catalog
-    return after.features != before.features or after.held_in(catalog) != before.held_in(catalog)
 
 
 def churned(
@@ -239,10 +302,9 @@ def churned(
     ts: datetime,
     active: ActiveView | None,
     threshold: float,
+    arm: str = "champion",
 ) -> Outgoing:
-    context = _context(
-        state, event_id=event_id, ts=ts, active=active, segment=segment_of(state, active)
-    )
+    context = context_of(state, event_id=event_id, ts=ts, active=active, arm=arm)
     model = (
         churn_model_opinion(
             active.bundle,
@@ -253,57 +315,9 @@ def churned(
         if active
         else None
     )
-    return "churn", _json(churn_alert(context, figures=figures, threshold=threshold, model=model))
-
-
-def after_event(
-    before: CustomerState,
-    after: CustomerState | None,
-    *,
-    event_id: str,
-    ts: datetime,
-    active: ActiveView | None,
-    policy: ContactPolicy,
-    churn: ChurnPolicy = DEFAULT_CHURN,
-) -> tuple[CustomerState | None, list[Outgoing]]:
-    """What to store and which alerts to send once an event has been applied.
-
-    `after` is None when the event was applied before (a restarted worker re-reads
-    it): nothing to store and nothing to send, as its alerts were delivered before its
-    state was stored. The worker and the crash tests' no-crash reference both use this.
-    """
-    if after is None:
-        return None, []
-    out = []
-    if (figures := new_alert(before.assets, after.assets)) is not None:
-        out.append(
-            churned(
-                after, figures, event_id=event_id, ts=ts, active=active, threshold=churn.threshold
-            )
-        )
-    if active is None or after.features is None or not _moved(before, after, active):
-        return after, out
-    _, bundle, index = active
-    segment = bundle.segment_model.assign_segment(after.features)
-    context = _context(after, event_id=event_id, ts=ts, active=active, segment=segment)
-    chosen = choose_cross_sell(before, after, bundle, index, segment=segment, ts=ts, policy=policy)
-    if chosen is None:
-        return after, out
-    rank, offer = chosen
-    product = bundle.items[offer.item]
-    risk = after.churn_risk
-    if risk is None:
-        alert = cross_sell_alert(context, offer=offer, rank=rank, items=bundle.items)
-        out.append(("cross_sell", _json(alert)))
-        return record_alert(after, product=product, ts=ts), out
-    last = after.last_offered.get(RETENTION)
-    if last is not None and ts - datetime.fromisoformat(last) < timedelta(
-        days=policy.cooldown_days
-    ):
-        return after, out
-    alert = retention_alert(context, instead_of=product, figures=risk)
-    out.append(("retention", _json(alert)))
-    return record_alert(after, product=RETENTION, ts=ts), out
+    return "churn", alert_json(
+        churn_alert(context, figures=figures, threshold=threshold, model=model)
+    )
 
 
 RETENTION = "retention"  # the cool-down key of retention alerts: one per churn episode

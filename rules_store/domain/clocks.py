@@ -22,6 +22,7 @@ from rules_store.domain.alerts import ActiveView, Outgoing, after_day_close
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import CustomerState
+from rules_store.domain.state_codec import ClockView
 
 
 class PartitionClocks:
@@ -34,17 +35,22 @@ class PartitionClocks:
 
     def learn(self, states: Iterable[CustomerState]) -> None:
         """Take partitions, days and due days from stored states (after a rebalance)."""
-        for state in states:
-            for partition in {int(source.rpartition(":")[2]) for source in state.positions}:
-                self.track(partition, state)
-                latest = state.assets.latest
-                if latest and latest > self.day.get(partition, ""):
-                    self.day[partition] = latest
+        self.learn_views(ClockView.of(state) for state in states)
+
+    def learn_views(self, views: Iterable[ClockView]) -> None:
+        """`learn` from what the clocks read of each state (`decode_clock_view`)."""
+        for view in views:
+            for partition in view.partitions:
+                self._track(partition, view.customer_id, view.due)
+                if view.latest and view.latest > self.day.get(partition, ""):
+                    self.day[partition] = view.latest
 
     def track(self, partition: int, state: CustomerState) -> None:
         """Note a customer's new state: when its next judgement is due."""
+        self._track(partition, state.customer_id, state.assets.due)
+
+    def _track(self, partition: int, customer: str, when: str | None) -> None:
         customers = self.due.setdefault(partition, {})
-        when, customer = state.assets.due, state.customer_id
         if when is None:
             customers.pop(customer, None)
         elif customers.get(customer) != when:

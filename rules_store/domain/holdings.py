@@ -27,6 +27,7 @@ from rules_store.domain.churn import (
 )
 from rules_store.domain.events import InvalidEventError, Transaction
 from rules_store.domain.frozen import evolve
+from rules_store.domain.outcomes import OfferLedger
 from rules_store.validation import finite_number, short_text
 
 
@@ -47,6 +48,7 @@ class CustomerState:
     # inputs), and that row's `as_of`.
     corporate: Mapping[str, float | str] = field(default_factory=dict)
     corporate_as_of: str | None = None
+    offers: OfferLedger = field(default_factory=OfferLedger)  # sent offers and their outcomes
 
     @property
     def churn_risk(self) -> ChurnFigures | None:
@@ -56,6 +58,14 @@ class CustomerState:
     def held_in(self, catalog: Catalog) -> int:
         """Held products as a bitmask of `catalog`: a non-zero balance, as in the batch."""
         return catalog.held(self.balances)
+
+    def financial_assets_in(self, catalog: Catalog) -> float:
+        """Financial-asset balances summed, unrounded, in catalog order (as training sums
+        them for the customer value)."""
+        total = 0.0
+        for name in catalog.financial_assets:
+            total += self.balances.get(name, 0.0)
+        return total
 
 
 def apply_transaction(

@@ -7,15 +7,34 @@ catalog (up to 64 products) has too many holdings to precompute: holdings seen f
 first time get what `recommend` gives them (a test holds them equal), from the segment's
 rules ranked once and matched at once as arrays (`_RankedRules`); the answer is cached, in
 a bounded cache (2^64 holdings could fill any memory).
+
+A bundle that carries a learned ranker is scored with it (rules_store/domain/ranking.py):
+cached per (segment, holdings) when its offers depend on nothing else (popular, itemcf),
+computed from the profile otherwise (propensity, blend). Scoring one customer at a time
+costs a numpy call per product; `offers_many` scores a whole batch of customers in one
+call, and `explain` adds the evidence to the offers a batch sends, together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from rules_store.bundle.model import Bundle
+from rules_store.domain.ranking import (
+    Customers,
+    explain_offers,
+    held_array,
+    needs_profile,
+    offer_of,
+    rank_offers,
+    scorer_for,
+    top_offers,
+)
 from rules_store.domain.rules import Offer, Rule, rank_popularity, recommend, set_bits
 
+Asked = tuple[int, int, Sequence[float] | None]  # (segment, holdings mask, encoded profile)
 EAGER_ITEMS = 12  # 4,096 masks per segment
 MAX_CACHED = 200_000  # holdings per segment; the cache starts over when full
 
@@ -77,14 +96,23 @@ class _RankedRules:
 
 
 class OfferIndex:
-    """`offers(segment, held)` for one bundle and one `top_k`."""
+    """`offers(segment, held, features)` for one bundle and one `top_k`."""
 
     def __init__(self, bundle: Bundle, *, top_k: int = 3) -> None:
         self.bundle = bundle
         self.top_k = top_k
         n = len(bundle.items)
         self.values = bundle.catalog.values
-        self.eager = n <= EAGER_ITEMS
+        self.scorer = scorer_for(
+            bundle.ranker,
+            tuple(s.rules for s in bundle.segments),
+            tuple(s.popularity for s in bundle.segments),
+            self.values,
+        )
+        self.follows_ranker = bundle.ranker is not None
+        # Offers from the profile, scored per call (else cached per segment and holdings).
+        self.by_profile = self.follows_ranker and needs_profile(self.scorer)
+        self.eager = n <= EAGER_ITEMS and not self.follows_ranker
         self._tables: list[list[tuple[Offer, ...]]] = []
         self._caches: list[dict[int, tuple[Offer, ...]]] = [{} for _ in bundle.segments]
         self._ranked = (
@@ -99,16 +127,67 @@ class OfferIndex:
                 ]
                 for s, popularity in zip(bundle.segments, self._popularity, strict=True)
             ]
+        self._width = len(bundle.segment_model.features)
+        if self.by_profile:  # the scorer's tables are built now, not by the first event
+            self.offers_many([(0, 0, None)])
 
-    def offers(self, segment: int, held: int) -> tuple[Offer, ...]:
+    def ranked(
+        self, segment: int, held: int, features: Sequence[float] | None, *, top_k: int
+    ) -> tuple[Offer, ...]:
+        """The bundle's ranker's offers for one customer (`features`: the encoded profile)."""
+        return rank_offers(self.scorer, self._customers([(segment, held, features)]), top_k=top_k)[
+            0
+        ]
+
+    def _customers(self, asked: Sequence[Asked]) -> Customers:
+        rows = np.zeros((len(asked), self._width))
+        for row, (_, _, features) in enumerate(asked):
+            if features is not None:
+                rows[row] = features
+        return Customers(
+            rows, held_array([held for _, held, _ in asked]), np.asarray([s for s, _, _ in asked])
+        )
+
+    def offers_many(self, asked: Sequence[Asked]) -> list[tuple[Offer, ...]]:
+        """`offers` for many customers: a profile ranker scores them in one call, and its
+        offers come without evidence (`explain` adds it to those sent)."""
+        if not self.by_profile:
+            return [self.offers(segment, held, features) for segment, held, features in asked]
+        customers = self._customers(asked)
+        scores = self.scorer.scores(customers)
+        top = top_offers(scores, customers.held, self.top_k).tolist()
+        return [
+            tuple(Offer(item, float(scores[row, item]), None, False) for item in items if item >= 0)
+            for row, items in enumerate(top)
+        ]
+
+    def explain(self, asked: Sequence[Asked], offers: Sequence[Offer]) -> list[Offer]:
+        """`offers[r]` (from `offers_many`) for customer `asked[r]`, with its evidence."""
+        if not self.by_profile or not offers:
+            return list(offers)
+        items = np.asarray([offer.item for offer in offers], dtype=np.int64)
+        evidence = explain_offers(self.scorer, self._customers(asked), items)
+        return [
+            offer_of(self.scorer, offer.item, offer.score, why)
+            for offer, why in zip(offers, evidence, strict=True)
+        ]
+
+    def offers(
+        self, segment: int, held: int, features: Sequence[float] | None = None
+    ) -> tuple[Offer, ...]:
         if self.eager:
             return self._tables[segment][held]
+        if self.by_profile:
+            return self.ranked(segment, held, features, top_k=self.top_k)
         cache = self._caches[segment]
         found = cache.get(held)
         if found is None:
             if len(cache) >= MAX_CACHED:
                 cache.clear()
-            found = cache[held] = self._ranked[segment].offers(
-                held, self._popularity[segment], top_k=self.top_k
-            )
+            found = cache[held] = self._offers_of_holdings(segment, held)
         return found
+
+    def _offers_of_holdings(self, segment: int, held: int) -> tuple[Offer, ...]:
+        if self.follows_ranker:
+            return self.ranked(segment, held, None, top_k=self.top_k)
+        return self._ranked[segment].offers(held, self._popularity[segment], top_k=self.top_k)

@@ -7,8 +7,9 @@ list (bit i = items[i]).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Offer:
     score: float  # the explaining rule's confidence, or the segment's holding rate (fallback)
     rule: Rule | None
     fallback: bool
+    # What else explains it when a learned ranker chose it (rules_store/domain/ranking.py).
+    evidence: Mapping[str, Any] | None = None
 
 
 def format_itemset(mask: int, items: Sequence[str]) -> str:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from rules_store.errors import XsellError
 
 FloatArray = npt.NDArray[np.float64]
-EstimatorKind = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
+EstimatorKind = Literal["logistic_regression", "random_forest", "hist_gradient_boosting", "mlp"]
 
 
 class FeatureError(XsellError, ValueError):
@@ -140,7 +140,9 @@ class LogisticModel:
 
     def predict(self, rows: FloatArray) -> FloatArray:
         z = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
-        decision = z @ np.asarray(self.coef) + self.intercept
+        # einsum sums each row on its own: a row's score does not depend on the rows beside
+        # it (a BLAS product does, in the last bits), so a replayed batch alerts the same.
+        decision = np.einsum("ij,j->i", z, np.asarray(self.coef)) + self.intercept
         return np.asarray(1.0 / (1.0 + np.exp(-decision)), dtype=np.float64)
 
     def predict_one(self, row: Sequence[float]) -> float:
@@ -232,7 +234,38 @@ class BoostingModel:
         return _sigmoid(raw)
 
 
-Estimator = LogisticModel | ForestModel | BoostingModel
+@dataclass(frozen=True)
+class MLPModel:
+    """Standardize, then ReLU hidden layers and a logistic output, as scikit-learn's
+    `MLPClassifier` (activation="relu") computes `predict_proba` for two classes."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[tuple[tuple[float, ...], ...], ...]  # per layer: inputs x outputs
+    biases: tuple[tuple[float, ...], ...]
+
+    @cached_property
+    def _arrays(self) -> tuple[FloatArray, FloatArray, list[FloatArray], list[FloatArray]]:
+        return (
+            np.asarray(self.mean),
+            np.asarray(self.scale),
+            [np.asarray(w, dtype=np.float64) for w in self.weights],
+            [np.asarray(b, dtype=np.float64) for b in self.biases],
+        )
+
+    def predict(self, rows: FloatArray) -> FloatArray:
+        mean, scale, weights, biases = self._arrays
+        a = (rows - mean) / scale
+        for w, b in zip(weights[:-1], biases[:-1], strict=True):
+            a = np.maximum(np.einsum("ij,jk->ik", a, w) + b, 0.0)  # per row, as in LogisticModel
+        out = (np.einsum("ij,jk->ik", a, weights[-1]) + biases[-1])[:, 0]
+        return np.asarray(1.0 / (1.0 + np.exp(-out)), dtype=np.float64)
+
+    def predict_one(self, row: Sequence[float]) -> float:
+        return float(self.predict(np.asarray([row], dtype=np.float64))[0])
+
+
+Estimator = LogisticModel | ForestModel | BoostingModel | MLPModel
 
 
 @dataclass(frozen=True)

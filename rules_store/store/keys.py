@@ -6,6 +6,10 @@
 {p}:active               string  the active version
 {p}:history              list    previously active versions, newest first (rollback)
 {p}:events               channel activation announcements (the new version)
+{p}:challenger           hash    the challenger bundle: version, share (of customers)
+{p}:acceptance:{version} hash    "{segment}\x1f{product}\x1f{partition}" -> [sent, accepted,
+                                 declined, ignored]: each worker writes its partitions' counts
+{p}:acceptance:{version}:{day}  string  the counts offers of that event-time day rank with
 
 The prefix is a Redis Cluster hash tag (`{xsell:rules}`), so every key of the store lives
 in one slot and the MULTI blocks and Lua scripts also work on a cluster.
@@ -45,3 +49,13 @@ class StoreKeys:
     @property
     def channel(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def challenger(self) -> str:
+        return f"{self.prefix}:challenger"
+
+    def acceptance(self, version: str) -> str:
+        return f"{self.prefix}:acceptance:{version}"
+
+    def acceptance_day(self, version: str, day: str) -> str:
+        return f"{self.prefix}:acceptance:{version}:{day}"

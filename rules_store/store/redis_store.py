@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -140,6 +140,22 @@ redis.call('PUBLISH', ARGV[4], ARGV[1])
 return previous or ''
 """
 
+# KEYS: challenger, active, history; ARGV: history limit, channel. Promotion is one step:
+# no moment where the challenger is gone and not yet active.
+_PROMOTE = """
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then return redis.error_reply('xsell:no challenger') end
+local previous = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], version)
+redis.call('DEL', KEYS[1])
+if previous and previous ~= version then
+  redis.call('LPUSH', KEYS[3], previous)
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[1]) - 1)
+end
+redis.call('PUBLISH', ARGV[2], version)
+return {version, previous or ''}
+"""
+
 _ROLLBACK = """
 local previous = redis.call('LPOP', KEYS[2])
 if not previous then return redis.error_reply('xsell:no earlier version') end
@@ -148,13 +164,15 @@ redis.call('PUBLISH', ARGV[1], previous)
 return previous
 """
 
-# KEYS: active, versions, history, then (bundle, meta) per doomed version in ARGV order.
+# KEYS: active, versions, history, challenger, then (bundle, meta, acceptance) per doomed
+# version in ARGV order.
 _DELETE = """
 local active = redis.call('GET', KEYS[1])
+local challenger = redis.call('HGET', KEYS[4], 'version')
 local deleted = {}
 for i, version in ipairs(ARGV) do
-  if version ~= active then
-    redis.call('DEL', KEYS[2 + 2 * i], KEYS[3 + 2 * i])
+  if version ~= active and version ~= challenger then
+    redis.call('DEL', KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i])
     redis.call('ZREM', KEYS[2], version)
     redis.call('LREM', KEYS[3], 0, version)
     table.insert(deleted, version)
@@ -162,6 +180,11 @@ for i, version in ipairs(ARGV) do
 end
 return deleted
 """
+
+
+class Challenge(NamedTuple):
+    version: str
+    share: float
 
 
 class BundleStore:
@@ -173,6 +196,7 @@ class BundleStore:
         self._activate = client.register_script(_ACTIVATE)
         self._rollback = client.register_script(_ROLLBACK)
         self._delete = client.register_script(_DELETE)
+        self._promote = client.register_script(_PROMOTE)
 
     def _call(self, what: str, operation: Callable[[], Any]) -> Any:
         try:
@@ -269,6 +293,72 @@ class BundleStore:
         log.info("rolled back to bundle version=%s", version)
         return version
 
+    def challenge(self, version: str, share: float) -> None:
+        """Serve `version` to `share` of the customers (by a hash of their id) beside the
+        active bundle; workers take it within a second."""
+        if not 0 < share < 1:
+            msg = f"--share must be between 0 and 1 (exclusive); got {share}"
+            raise ValueError(msg)
+        self.load(version)  # verified before any worker can be told about it
+        if version == self.active_version():
+            msg = f"{version} is the active bundle (the champion): challenge with another version"
+            raise VersionConflictError(msg)
+
+        def write() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.keys.challenger, mapping={"version": version, "share": repr(share)})
+                pipe.publish(self.keys.channel, f"challenger {version}")
+                pipe.execute()
+
+        self._call(f"make {version} the challenger", write)
+        log.info("challenger bundle version=%s share=%s", version, share)
+
+    def challenger(self) -> Challenge | None:
+        """The challenger and its share of customers, or None."""
+        raw = self._call("read the challenger", lambda: self.client.hgetall(self.keys.challenger))
+        if not raw:
+            return None
+        try:
+            return Challenge(raw[b"version"].decode(), float(raw[b"share"]))
+        except (KeyError, UnicodeDecodeError, ValueError) as exc:
+            msg = (
+                f"the challenger ({self.keys.challenger}) holds {raw!r}, not a version and share;"
+                " set it again with `xsell bundles challenge VERSION --share S` or end it with"
+                " `xsell bundles challenge --stop`"
+            )
+            raise StoredPointerError(msg) from exc
+
+    def end_challenge(self) -> str | None:
+        """Stop serving the challenger; returns its version, or None when there was none."""
+        current = self.challenger()
+
+        def write() -> None:
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(self.keys.challenger)
+                pipe.publish(self.keys.channel, "challenger ended")
+                pipe.execute()
+
+        self._call("end the challenge", write)
+        return None if current is None else current.version
+
+    def promote(self) -> tuple[str, str | None]:
+        """Make the challenger the active bundle (the champion); returns (new, previous)."""
+        try:
+            version, previous = self._call(
+                "promote the challenger",
+                lambda: self._promote(
+                    keys=[self.keys.challenger, self.keys.active, self.keys.history],
+                    args=[HISTORY_LIMIT, self.keys.channel],
+                ),
+            )
+        except redis.ResponseError as exc:
+            if "xsell:" not in str(exc):
+                raise
+            msg = "no challenger to promote: start one with `xsell bundles challenge VERSION --share S`"
+            raise BundleNotFoundError(msg) from exc
+        log.info("promoted challenger version=%s previous=%s", version, previous)
+        return version.decode(), previous.decode() or None
+
     def active_version(self) -> str | None:
         value = self._call("read the active version", lambda: self.client.get(self.keys.active))
         if value is None:
@@ -348,13 +438,18 @@ class BundleStore:
         return self.delete([v.version for v in self.versions()[keep:]])
 
     def delete(self, versions: list[str]) -> list[str]:
-        """Delete these versions (their bundle, metadata and index entries) but never the
-        active one, which the script re-reads; returns those deleted."""
+        """Delete these versions (their bundle, metadata, acceptance counts and index entries)
+        but never the active one or the challenger, which the script re-reads; returns those
+        deleted."""
         if not versions:
             return []
-        keys = [self.keys.active, self.keys.versions, self.keys.history]
+        keys = [self.keys.active, self.keys.versions, self.keys.history, self.keys.challenger]
         for version in versions:
-            keys += [self.keys.bundle(version), self.keys.meta(version)]
+            keys += [
+                self.keys.bundle(version),
+                self.keys.meta(version),
+                self.keys.acceptance(version),
+            ]
         deleted = self._call("delete versions", lambda: self._delete(keys=keys, args=versions))
         names = [d.decode() if isinstance(d, bytes) else str(d) for d in deleted]
         if names:
@@ -376,13 +471,16 @@ class BundleWatcher:
         *,
         poll_s: float = 5.0,
         on_change: Callable[[str, Bundle], None] = lambda _v, _b: None,
+        on_challenge: Callable[[tuple[Challenge, Bundle] | None], None] = lambda _c: None,
     ) -> None:
         self.store = store
         self.poll_s = poll_s
         self.on_change = on_change
+        self.on_challenge = on_challenge
         self.version: str | None = None
         self.bundle: Bundle | None = None
         self.refused: set[str] = set()
+        self._challenge: tuple[Challenge, Bundle] | None = None
         # Why Redis could not be read the last time, None when it could: /health says
         # "degraded" while the cached bundle serves.
         self.problem: str | None = None
@@ -395,7 +493,51 @@ class BundleWatcher:
             return self.version, self.bundle
 
     def refresh(self) -> bool:
-        """Load the active version if it changed; True when a new bundle was taken."""
+        """Load the active version and the challenger if they changed; True when the active
+        bundle was replaced."""
+        changed = self._refresh_active()
+        self._refresh_challenger()
+        return changed
+
+    def challenge(self) -> tuple[Challenge, Bundle] | None:
+        """The challenger being served beside the active bundle, with its bundle."""
+        with self._lock:
+            return self._challenge
+
+    def _refresh_challenger(self) -> None:
+        wanted: Challenge | None = None
+        try:
+            wanted = self.store.challenger()
+            current = self._challenge
+            if wanted is None or wanted.version in self.refused:
+                taken = None
+            elif current is not None and current[0].version == wanted.version:
+                taken = (wanted, current[1])  # the share may have changed, not the bundle
+            else:
+                taken = (wanted, self.store.load(wanted.version)[1])
+        except (BundleNotFoundError, BundleIntegrityError, BundleFormatError) as exc:
+            if wanted is not None:
+                self.refused.add(wanted.version)
+            log.warning("refused challenger version=%s: %s", wanted and wanted.version, exc)
+            taken = None
+        except Exception as exc:  # Redis down: keep serving what we have
+            self.problem = f"Redis: {exc}"
+            return
+        # Compared by version and share: bundles hold arrays, and are immutable per version.
+        if (taken and taken[0]) != (self._challenge and self._challenge[0]):
+            with self._lock:
+                self._challenge = taken
+            log.info(
+                "challenger version=%s share=%s",
+                taken[0].version if taken else None,
+                taken[0].share if taken else None,
+            )
+            try:
+                self.on_challenge(taken)
+            except Exception:
+                log.exception("challenger listener failed")
+
+    def _refresh_active(self) -> bool:
         try:
             active = self.store.active_version()
             self.problem = None

@@ -7,9 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from rules_store.bundle.model import Bundle
-from rules_store.domain.alerts import ActiveView, churn_model_opinion, segment_of
+from rules_store.domain.alerts import (
+    ActiveView,
+    churn_model_opinion,
+    customer_value,
+    segment_of,
+)
 from rules_store.domain.churn import drop_on
 from rules_store.domain.holdings import CustomerState
+from rules_store.domain.ranking import evidence_json
 from rules_store.domain.rules import Offer, Rule, format_itemset
 from rules_store.domain.state_codec import figures_to_dict
 
@@ -33,6 +39,9 @@ def offers_json(offers: tuple[Offer, ...], items: tuple[str, ...]) -> list[dict[
             "score": offer.score,
             "fallback": offer.fallback,
             "rule": rule_json(offer.rule, items) if offer.rule is not None else None,
+            **(
+                {} if offer.evidence is None else {"evidence": evidence_json(offer.evidence, items)}
+            ),
         }
         for rank, offer in enumerate(offers, start=1)
     ]
@@ -59,7 +68,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
         held = state.held_in(bundle.catalog)
         products = bundle.catalog.products_of(held)
         if segment is not None:
-            offers = offers_json(index.offers(segment, held), bundle.items)
+            offers = offers_json(index.offers(segment, held, state.features), bundle.items)
         opinion = churn_model_opinion(
             bundle, state.corporate, held=held, as_of=state.corporate_as_of
         )
@@ -75,6 +84,7 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
         },
         "segment": segment,
         "profile_known": state.features is not None,
+        "value": customer_value(state, active.bundle) if active else None,
         "bundle_version": active.version if active else None,
         "offers": offers,
         "churn": {
@@ -89,6 +99,17 @@ def customer_json(state: CustomerState, active: ActiveView | None) -> dict[str, 
             "last_offered": dict(state.last_offered),
             "alert_day": state.alert_day,
             "alerts_on_day": state.alerts_on_day,
+            "declined": dict(state.offers.declined),
+        },
+        "offers_sent": {
+            "pending": [
+                {"alert_id": k, "product": o.product, "ts": o.ts, "arm": o.arm}
+                for k, o in sorted(state.offers.pending.items())
+            ],
+            "settled": [
+                {"alert_id": k, "product": s.offer.product, "ts": s.offer.ts, "outcome": s.outcome}
+                for k, s in sorted(state.offers.settled.items())
+            ],
         },
     }
 

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
+
 from rules_store.bundle.schema import ProfileCodes, Schema, SchemaError, profile_codes
 from rules_store.domain.alerts import ActiveView, churn_model_opinion
 from rules_store.domain.catalog import CORPORATE_FIELDS, Catalog
 from rules_store.domain.churn import BASELINE_MONTHS
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.holdings import corporate_fields
+from rules_store.domain.offers import OfferIndex
+from rules_store.domain.ranking import Customers, held_array, needs_profile
 from rules_store.errors import XsellError
 from rules_store.validation import MAX_MAGNITUDE, show
 from rules_store.views.customer_view import NO_CHURN_MODEL, offers_json
@@ -243,12 +247,34 @@ def churn_figures(months: Mapping[str, float], threshold: float) -> dict[str, An
     }
 
 
+def product_scores(
+    index: OfferIndex, segment: int, held: int, features: Sequence[float]
+) -> dict[str, Any]:
+    """Every product's score by the bundle's ranker: under "probabilities" for propensity
+    and blend (P(holds it)), "scores" otherwise; nothing for a bundle without a ranker."""
+    if index.bundle.ranker is None:
+        return {}
+    customers = Customers(np.asarray([features], float), held_array([held]), np.asarray([segment]))
+    scores = index.scorer.scores(customers)[0]
+    key = "probabilities" if needs_profile(index.scorer) else "scores"
+    return {
+        "ranker": index.scorer.name,
+        key: {
+            item: (round(float(v), 6) if np.isfinite(v) else None)
+            for item, v in zip(index.bundle.items, scores, strict=True)
+        },
+    }
+
+
 def predict(request: PredictRequest, active: ActiveView, *, threshold: float) -> dict[str, Any]:
     """Segment, offers (with their rules) and churn figures for one customer."""
-    version, bundle, _ = active
+    version, bundle, index = active
     features, unseen = _encode(bundle.schema, request.profile, bundle.unknown_policy)
     segment = bundle.segment_model.assign_segment(features)
-    offers = bundle.recommend(request.held, segment, top_k=request.top_k)
+    if bundle.ranker is None:
+        offers = bundle.recommend(request.held, segment, top_k=request.top_k)
+    else:
+        offers = index.ranked(segment, request.held, features, top_k=request.top_k)
     return {
         "customer_id": request.customer_id,
         "bundle_version": version,
@@ -256,6 +282,7 @@ def predict(request: PredictRequest, active: ActiveView, *, threshold: float) ->
         "unseen_values": list(unseen),  # profile fields given the unknown code
         "holdings": list(bundle.catalog.products_of(request.held)),
         "offers": offers_json(offers, bundle.items),
+        **product_scores(index, segment, request.held, features),
         "churn": {
             "figures": churn_figures(request.asset_months, threshold),
             "model": churn_model_opinion(bundle, request.corporate, held=request.held, as_of=None)

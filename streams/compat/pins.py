@@ -77,6 +77,42 @@ PINS = (
         "tansu.py (fetch wait)",
         "89f40d75d68d7c98a57aa92a2ed1e178d9baadce00847bd335f84858ab7f62dc",
     ),
+    Pin(
+        "faust.tables.base",
+        "Collection._new_store_by_url",
+        "rocks_store.py (HoldingsTable)",
+        "2acd4e830ebb2403f3a28a5564652c2ae456e1923487340f7f84ca7eeda52b8a",
+    ),
+    Pin(
+        "faust.tables.base",
+        "Collection._on_changelog_sent",
+        "rocks_store.py (2)",
+        "efdb243606df8cdc5927b97961722a74ac80aa6da6e44bb534a0c67c3c81f969",
+    ),
+    Pin(
+        "faust.stores.rocksdb",
+        "Store._set",
+        "rocks_store.py (1, 2)",
+        "0d94fd068b5f2a78e9c30e2a2c6cb12d720edbd2e142a003efa33d18e35c4ddc",
+    ),
+    Pin(
+        "faust.stores.rocksdb",
+        "Store._get",
+        "rocks_store.py (1, 2)",
+        "dfe0a3861e535685f6367ce91b5a67b678eabd9ad5ac4ad90843ed60e18ab241",
+    ),
+    Pin(
+        "faust.stores.rocksdb",
+        "Store._iteritems",
+        "rocks_store.py (2)",
+        "8164e5f9d7645a6bbe95f1284391f70d40886d9e4b53d2544f23b5518a83dde8",
+    ),
+    Pin(
+        "faust.stores.rocksdb",
+        "Store.set_persisted_offset",
+        "rocks_store.py (2: the offset key it writes)",
+        "aad875aeae82dd9d38ee2992a742ee85e5ce1af9c414408d0e87447bcb9783d8",
+    ),
 )
 
 

@@ -8,6 +8,7 @@ import faust
 
 from rules_store.settings import Endpoints, Settings
 from streams.kafka.clients import faust_credentials
+from streams.kafka.table_dir import claim_table_dir, tables_base
 
 # Tansu holds each JoinGroup for half the session timeout: Faust's default 60 s session
 # means a 30 s join. Measured from worker start to partitions assigned (bench/startup.py):
@@ -42,13 +43,18 @@ def create_app(
     """
     datadir = settings.state_dir / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    if settings.table_store == "rocksdb":
+        tabledir = claim_table_dir(tables_base(settings, endpoints, app_id))
+    else:
+        tabledir = datadir / "tables"  # never written: the tables are in memory
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in endpoints.kafka_bootstrap.split(",")],
         "broker_credentials": faust_credentials(settings, endpoints),
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication,
-        "store": "memory://",
+        "store": f"{settings.table_store}://",
         "datadir": str(datadir),
+        "tabledir": str(tabledir),
         "web_enabled": web_enabled,
         "web_host": settings.web_host,
         "web_bind": settings.web_host,  # Faust binds 0.0.0.0 by default, whatever web_host says

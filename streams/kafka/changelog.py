@@ -14,9 +14,10 @@ from streams.kafka.clients import kafka_python_options
 def latest_states(
     settings: Settings, endpoints: Endpoints, topic: str, *, idle_ms: int = 2000
 ) -> dict[str, dict[str, Any]]:
-    """Each customer's last state in the changelog `topic`, read until `idle_ms` pass quietly.
+    """Each table key's last value in the changelog `topic` (a customer's state, or a
+    partition's acceptance counts), read until `idle_ms` pass quietly.
 
-    The recovery fences (streams/compat/tansu.py) carry no customer and are skipped.
+    The recovery fences (streams/compat/tansu.py) are JSON strings, not objects: skipped.
     """
     consumer = KafkaConsumer(
         topic,
@@ -27,9 +28,9 @@ def latest_states(
     latest: dict[str, dict[str, Any]] = {}
     try:
         for message in consumer:
-            state = json.loads(message.value) if message.value else {}
-            if "customer_id" in state:
-                latest[state["customer_id"]] = state
+            value = json.loads(message.value) if message.value else None
+            if isinstance(value, dict) and message.key:
+                latest[json.loads(message.key)] = value
     finally:
         consumer.close()
     return latest

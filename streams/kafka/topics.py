@@ -28,6 +28,11 @@ class TopicNames:
         return f"{self.prefix}.holdings.snapshot"
 
     @property
+    def outcomes(self) -> str:
+        """Answers to offers, keyed by customer id like the transactions (co-partitioned)."""
+        return f"{self.prefix}.outcomes"
+
+    @property
     def cross_sell_alerts(self) -> str:
         return f"{self.prefix}.alerts.cross_sell"
 
@@ -54,6 +59,7 @@ class TopicNames:
             self.transactions,
             self.profiles,
             self.holdings_snapshot,
+            self.outcomes,
             self.cross_sell_alerts,
             self.churn_alerts,
             self.dead_letters,

@@ -1,20 +1,27 @@
-"""Customers' states kept decoded between batches; encoded only when they go out.
+"""Customers' current states: changed ones kept decoded until a commit writes them, the
+rest read from the table through the bounded cache of decoded states.
 
 A batch changes states here (marked dirty, with the changelog partition); a commit takes
 the dirty states at once (`take_dirty`), then encodes each once, puts the bytes in the
 table and hands them to the changelog, a chunk at a time (`write`) while batches go on.
-A state is decoded from the table only when the table holds other bytes than the ones it
-was read from or written as (e.g. recovered after a rebalance).
+Until a taken state is in the table it is still the current one (`get`). A partition's
+acceptance counts go the same way, under their own key (`put_value`).
+
+States read from the table are decoded through `DecodedStates`
+(streams/processing/state_cache.py): bounded, and an entry serves only while the table
+holds the bytes it was decoded from (e.g. not after a rebalance recovered others). A
+state not written yet is held here, outside that bound: a commit empties them.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import NamedTuple
 
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.state_codec import decode_state, encode_state
 from streams.processing.outbox import Stored
+from streams.processing.state_cache import DecodedStates
 
 
 class Changed(NamedTuple):
@@ -25,43 +32,62 @@ class Changed(NamedTuple):
     state: CustomerState
 
 
-class DecodedStates:
-    def __init__(self, table: MutableMapping[str, bytes]) -> None:
+class Value(NamedTuple):
+    """Another changed value of the table (a partition's acceptance counts), to encode."""
+
+    partition: int  # of the changelog
+    encode: Callable[[], bytes]
+
+
+class CurrentStates:
+    def __init__(self, table: MutableMapping[str, bytes], *, cache_size: int = 50_000) -> None:
         self.table = table
-        self._cache: dict[str, tuple[bytes | None, CustomerState]] = {}
-        self._dirty: dict[str, int] = {}  # customer -> changelog partition
-        self._taken: set[str] = set()  # taken by a commit, not in the table yet
+        self.cache = DecodedStates(cache_size)
+        self._dirty: dict[str, tuple[int, CustomerState]] = {}  # customer -> (partition, state)
+        self._taken: dict[str, CustomerState] = {}  # taken by a commit, not in the table yet
+        self._values: dict[str, Value] = {}  # other keys changed since the last take
 
     def get(self, customer: str) -> CustomerState | None:
         """The customer's current state (a changed one before the table has it)."""
-        cached = self._cache.get(customer)
-        if cached is not None and (customer in self._dirty or customer in self._taken):
-            return cached[1]
+        if (dirty := self._dirty.get(customer)) is not None:
+            return dirty[1]
+        if (taken := self._taken.get(customer)) is not None:
+            return taken
         stored = self.table.get(customer)
         if not stored:
             return None
-        if cached is not None and cached[0] is stored:
-            return cached[1]
-        state = decode_state(stored)
-        self._cache[customer] = (stored, state)
+        state = self.cache.get(customer, stored)
+        if state is None:
+            state = decode_state(stored)
+            self.cache.put(customer, stored, state)
         return state
 
+    def pending(self, customer: str) -> CustomerState | None:
+        """The customer's state if changed and not in the table yet, else None."""
+        if (dirty := self._dirty.get(customer)) is not None:
+            return dirty[1]
+        return self._taken.get(customer)
+
     def put(self, partition: int, state: CustomerState) -> None:
-        customer = state.customer_id
-        cached = self._cache.get(customer)
-        self._cache[customer] = (cached[0] if cached else None, state)
-        self._dirty[customer] = partition
+        self._dirty[state.customer_id] = (partition, state)
+
+    def put_value(self, partition: int, key: str, encode: Callable[[], bytes]) -> None:
+        """Write what `encode` gives under `key` at the next commit, with the states (the
+        latest put of a key wins)."""
+        self._values[key] = Value(partition, encode)
 
     @property
     def dirty(self) -> int:
-        return len(self._dirty)
+        return len(self._dirty) + len(self._values)
 
-    def take_dirty(self) -> list[Changed]:
-        """The changed states, no longer dirty: a commit writes them (`write`)."""
-        taken = [Changed(c, p, self._cache[c][1]) for c, p in self._dirty.items()]
-        self._taken.update(self._dirty)
+    def take_dirty(self) -> tuple[list[Changed], dict[str, Value]]:
+        """The changed states and values, no longer dirty: a commit writes them (`write`,
+        `write_values`)."""
+        taken = [Changed(c, p, s) for c, (p, s) in self._dirty.items()]
+        self._taken.update((c, s) for c, (_, s) in self._dirty.items())
         self._dirty.clear()
-        return taken
+        values, self._values = self._values, {}
+        return taken, values
 
     def write(self, changed: Sequence[Changed]) -> list[Stored]:
         """Encode taken states, put them in the table, and return them for the changelog.
@@ -70,24 +96,36 @@ class DecodedStates:
         for customer, partition, state in changed:
             value = encode_state(state)
             self.table[customer] = value
-            cached = self._cache.get(customer)
-            if cached is not None and cached[1] is state:
-                self._cache[customer] = (value, state)
-            self._taken.discard(customer)
+            self.cache.put(customer, value, state)
+            if self._taken.get(customer) is state:
+                del self._taken[customer]
             out.append(Stored(partition, customer, value))
         return out
 
-    def untake(self, changed: Sequence[Changed]) -> None:
-        """Taken states a commit could not write: dirty again, unless changed since."""
-        for customer, partition, _ in changed:
-            if customer in self._taken:
-                self._taken.discard(customer)
-                self._dirty.setdefault(customer, partition)
+    def write_values(self, values: dict[str, Value]) -> list[Stored]:
+        """Encode taken values, put them in the table, and return them for the changelog."""
+        out = []
+        for key, (partition, encode) in values.items():
+            raw = encode()
+            self.table[key] = raw
+            out.append(Stored(partition, key, raw))
+        return out
+
+    def untake(self, changed: Sequence[Changed], values: dict[str, Value]) -> None:
+        """Taken states and values a commit could not write: dirty again, unless changed
+        since."""
+        for customer, partition, state in changed:
+            if self._taken.get(customer) is state:
+                del self._taken[customer]
+                self._dirty.setdefault(customer, (partition, state))
+        for key, value in values.items():
+            self._values.setdefault(key, value)
 
     def forget(self) -> None:
         """Partitions moved: read everything from the (recovered) table again. Changes not
         yet written are dropped: their offsets were not committed (every commit writes
-        them first), so their records are read again."""
-        self._cache.clear()
+        them first), so their records are read again. The cache stays: an entry serves
+        only while the table holds the bytes it was decoded from."""
         self._dirty.clear()
         self._taken.clear()
+        self._values.clear()

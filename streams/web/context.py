@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import faust
 
@@ -36,6 +36,7 @@ class WebContext:
     progress: Mapping[str, AgentProgress]  # by input topic
     stalls: Callable[[], list[tuple[AgentProgress, Stall]]]  # the stall watch's, now
     store_problem: Callable[[], str | None]
+    acceptance: Callable[[], dict[str, Any]]  # GET /acceptance: reads Redis (blocking)
     live: LiveAlerts
     router: Router
     names: TopicNames

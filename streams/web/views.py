@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -13,6 +14,8 @@ from aiohttp import web as aioweb
 from faust.types import TP
 from faust.web import Request, Response, View
 
+from rules_store.domain.events import InvalidEventError
+from rules_store.domain.outcomes import outcome_record, parse_outcome
 from rules_store.strict_json import dumps_strict
 from rules_store.views.customer_view import bundle_json, customer_json
 from rules_store.views.metrics import render_prometheus
@@ -196,6 +199,53 @@ class Predict(ApiView):
             return self.answer(exc.body, exc.status, **exc.headers)
 
 
+class Outcomes(ApiView):
+    """Record a customer's answer to an offer: sent to the outcomes topic, keyed by the
+    customer its alert id names; the worker holding that customer counts it once."""
+
+    async def post(self, request: Request) -> Response:
+        ctx = self.ctx
+        try:
+            body = await read_json_body(request, ctx.settings.api_max_body_bytes)
+            if not isinstance(body, dict):
+                raise ApiError.bad_request(RequestError("body", "expected a JSON object"))
+            body.setdefault("ts", datetime.now(UTC).isoformat(timespec="seconds"))
+            try:
+                report = parse_outcome(body)
+            except InvalidEventError as exc:
+                raise ApiError.bad_request(RequestError("outcome", str(exc))) from None
+            sent = await ctx.app.send(
+                ctx.names.outcomes,
+                key=report.customer_id.encode(),
+                value=dumps_strict(outcome_record(report)).encode(),
+            )
+            metadata = await sent
+            return self.answer(
+                {
+                    "alert_id": report.alert_id,
+                    "customer_id": report.customer_id,
+                    "outcome": report.outcome,
+                    "topic": metadata.topic,
+                    "partition": metadata.partition,
+                    "offset": metadata.offset,
+                },
+                202,
+            )
+        except ApiError as exc:
+            return self.answer(exc.body, exc.status, **exc.headers)
+
+
+class Acceptance(ApiView):
+    async def get(self, request: Request) -> Response:
+        try:
+            report = await asyncio.to_thread(self.ctx.acceptance)
+        except Exception as exc:  # Redis down: the figures live there
+            return self.answer(
+                error_body("store_unavailable", f"cannot read the counts: {exc}"), 503
+            )
+        return self.answer(report)
+
+
 class BundleView(ApiView):
     async def get(self, request: Request) -> Response:
         current, cache = self.ctx.active.get(), self.ctx.bundle_cache
@@ -258,6 +308,8 @@ PAGES: tuple[tuple[str, type[ApiView]], ...] = (
     ("/metrics", Metrics),
     ("/customers/{customer_id}", Customer),
     ("/predict", Predict),
+    ("/outcomes", Outcomes),
+    ("/acceptance", Acceptance),
     ("/bundle", BundleView),
     ("/alerts/stream", AlertStream),
 )

@@ -8,6 +8,8 @@
                         by the worker that owns the customer's partition (others forward)
   POST /predict         profile and holdings in, segment, offers and churn figures out
   GET /bundle           the active bundle's metrics and rules (the rules explorer)
+  GET /acceptance       acceptance per arm (champion, challenger) and product, from Redis
+  POST /outcomes        a customer's answer to an offer, sent to the outcomes topic
   GET /alerts/stream    server-sent events of live alerts (?type=&branch=&segment=)
 
 With XSELL_API_TOKEN set, every path but /, /static/ and /health wants
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import faust
 from aiohttp import web as aioweb
@@ -48,6 +51,7 @@ def register_web(
     progress: Mapping[str, AgentProgress],
     stalls: Callable[[], list[tuple[AgentProgress, Stall]]],
     store_problem: Callable[[], str | None],
+    acceptance: Callable[[], dict[str, Any]],
 ) -> LiveAlerts:
     """Add the API, the dashboard and the live alert feed to a worker's Faust app."""
     names = TopicNames(settings.topic_prefix)
@@ -63,6 +67,7 @@ def register_web(
         progress=progress,
         stalls=stalls,
         store_problem=store_problem,
+        acceptance=acceptance,
         live=live,
         router=Router(app, holdings, settings.topic_partitions),
         names=names,

@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from rules_store.domain.acceptance import ArmKey, Tally
+from rules_store.store.acceptance_store import AcceptanceStore
+from rules_store.store.redis_store import BundleStore, open_redis
 from tests.integration.web_engine import TOKEN, Engine, running_engine
 from xsell.embedded import EmbeddedStack
 
@@ -135,3 +139,41 @@ def test_dashboard_shows_an_alert_within_seconds_and_reconnects_after_a_worker_r
     _wait_for(browser, f"alert for {second} after the restart", lambda b: _row_of(b, second), 60)
     assert browser.find_element(By.ID, "count-cross_sell").text == "2"  # no duplicate of the first
     browser.save_screenshot(str(ARTIFACTS / "dashboard-after-restart.png"))
+
+
+def test_dashboard_shows_acceptance_per_product_and_arm(engine: Engine, browser: WebDriver) -> None:
+    store = BundleStore(
+        open_redis(engine.settings, engine.stack.endpoints), engine.settings.redis_key_prefix
+    )
+    challenger = store.publish(replace(engine.bundle, created_at="challenger"))
+    store.challenge(challenger, 0.2)
+    counts = AcceptanceStore(store.client, engine.settings.redis_key_prefix)
+    counts.write(0, {ArmKey(engine.version, 0, "国债"): Tally(30, 50, 20, sent=110)})
+    counts.write(1, {ArmKey(engine.version, 1, "理财"): Tally(12, 60, 28, sent=100)})
+    counts.write(2, {ArmKey(challenger, 0, "国债"): Tally(18, 12, 10, sent=45)})
+    try:
+        browser.get(f"{engine.workers[0].url}/#token={TOKEN}")
+        _wait_for(
+            browser,
+            "acceptance rows",
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, "#acceptance tr[data-arm]")) == 5,
+            30,
+        )
+        rows = {
+            (r.get_attribute("data-product"), r.get_attribute("data-arm")): r.text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#acceptance tr[data-arm]")
+        }
+        assert "210" in rows["all", "champion"]
+        assert "21.0% (15.9%–27.2%)" in rows["all", "champion"]
+        assert "45.0% (30.7%–60.2%)" in rows["国债", "challenger"]
+        assert "30.0% (21.9%–39.6%)" in rows["国债", "champion"]
+        summary = browser.find_element(By.ID, "arms-summary").text
+        assert f"challenger {challenger} (20%)" in summary
+        assert "uplift +114.3%" in summary
+        ARTIFACTS.mkdir(exist_ok=True)
+        panel = browser.find_element(By.CSS_SELECTOR, "table.acceptance")
+        browser.execute_script("arguments[0].scrollIntoView()", panel.find_element(By.XPATH, ".."))
+        browser.save_screenshot(str(ARTIFACTS / "dashboard-acceptance.png"))
+    finally:
+        store.end_challenge()
+        store.client.close()

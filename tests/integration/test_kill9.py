@@ -20,29 +20,40 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from rules_store.bundle.codec import bundle_from_dict, bundle_to_json
+from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import ActiveView, after_event
+from rules_store.domain.acceptance import AdaptivePolicy, PartitionBook
+from rules_store.domain.adaptive import adaptive_for
+from rules_store.domain.alerts import ActiveView, Learning
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import after_event
 from rules_store.domain.events import parse_transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex
-from rules_store.domain.state_codec import state_to_dict
+from rules_store.domain.outcomes import OutcomePolicy
+from rules_store.domain.ranking import Customers, RankerName
+from rules_store.domain.state_codec import encode_book, state_to_dict
 from rules_store.settings import Settings
+from rules_store.store.acceptance_store import AcceptanceStore
 from rules_store.store.redis_store import BundleStore, open_redis
 from streams.kafka.changelog import latest_states
 from streams.kafka.clients import ensure_topics, group_offsets, kafka_python_options
 from streams.kafka.topics import TopicNames
+from streams.processing.processor import book_key
 from tests.default_catalog import CATALOG, PRODUCT_BALANCES, PRODUCTS, financial_assets
 from training.generate import generate_retail, write_retail
-from training.retail import TrainParams, train_retail
+from training.rankers.fit import RankerParams, fit_rankers, spec_of
+from training.retail import TrainParams, TrainResult, train_retail
 from xsell.embedded import EmbeddedStack
 from xsell.processes import free_port
 from xsell.replaying import unread
@@ -117,9 +128,27 @@ def _story(
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
+def _with_ranker(result: TrainResult, ranker: RankerName | None) -> Bundle:
+    """The trained bundle, serving `ranker` (scored per batch in the worker, per event in
+    the reference), as the worker reads it back from Redis."""
+    if ranker is None:
+        return result.bundle
+    data, bundle = result.data, result.bundle
+    customers = Customers(data.features, data.masks, result.segmentation.labels)
+    params = RankerParams(names=("rules", ranker))
+    rankers, _ = fit_rankers(customers, bundle.catalog, data.feature_names, bundle.segments, params)
+    served = replace(bundle, ranker=spec_of(rankers[ranker], {}))
+    return bundle_from_dict(json.loads(bundle_to_json(served)))
+
+
+@pytest.mark.parametrize(
+    ("workers", "ranker"),
+    [(1, None), (2, "blend")],
+    ids=["one worker, rules", "two workers, blend ranker"],
+)
 def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crashes(
     workers: int,
+    ranker: RankerName | None,
     stack: EmbeddedStack,
     stack_env: Path,
     tmp_path: Path,
@@ -135,7 +164,9 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     ensure_topics(settings, stack.endpoints, names.all())
     customers = generate_retail(2_000, seed=11, dirty_share=0.0)
     write_retail(customers, tmp_path / "c.del", "del")
-    bundle = train_retail(tmp_path / "c.del", RETAIL_SCHEMA, TrainParams(segments=3)).bundle
+    bundle = _with_ranker(
+        train_retail(tmp_path / "c.del", RETAIL_SCHEMA, TrainParams(segments=3)), ranker
+    )
     store = BundleStore(open_redis(settings, stack.endpoints), prefix)
     version = store.publish(bundle)
     store.activate(version)
@@ -143,7 +174,7 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     policy = ContactPolicy(settings.cooldown_days, settings.max_alerts_per_day)
     churn = ChurnPolicy(settings.churn_threshold, settings.churn_grace_days)
 
-    # The no-crash reference, built while the records are produced (offsets from the broker).
+    # The no-crash reference: the snapshot rows now, the events once the workers are done.
     rows = [
         {**row, "as_of": "2026-11-01", "months": _months(row, high=i % 3 == 0)}
         for i, row in enumerate(customers.to_dict("records")[:60])
@@ -200,34 +231,8 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
         sent.append((event, producer.send(names.transactions, key=customer.encode(), value=value)))
     producer.flush()
     producer.close()
-    # The reference applies them in partition order, as a worker reads them.
     located = sorted(((f.get().partition, f.get().offset), e) for e, f in sent)
     ends = {partition: offset + 1 for (partition, offset), _ in located}
-    for (partition, offset), event in located:
-        tx = parse_transaction(event, CATALOG)
-        source = f"{names.transactions}:{partition}"
-        before = expected[tx.customer_id]
-        stored, alerts = after_event(
-            before,
-            apply_transaction(
-                before, tx, catalog=CATALOG, source=source, offset=offset, churn=churn
-            ),
-            event_id=tx.event_id,
-            ts=tx.ts,
-            active=active,
-            policy=policy,
-            churn=churn,
-        )
-        assert stored is not None
-        expected[tx.customer_id] = stored
-        clocks.track(partition, stored)
-        for closed, more in clocks.close_days(
-            partition, tx.ts, expected.__getitem__, active=active, churn=churn
-        ):
-            expected[closed.customer_id] = closed
-            alerts += more
-        for _, alert in alerts:
-            expected_alerts[json.loads(alert)["alert_id"]] = alert
 
     def start() -> subprocess.Popen[bytes]:
         own_port = {**env, "XSELL_WEB_PORT": str(free_port())}
@@ -258,6 +263,48 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     # The kills hit mid-stream: work was left at the first (offsets committed so far).
     assert progress_at_kills[0] < EVENTS, progress_at_kills
 
+    # The reference applies them in partition order, as a worker reads them, ranking
+    # offers with the day snapshots of acceptance counts the workers took (open events
+    # settle offers, so the counts grow during the run).
+    counts = AcceptanceStore(store.client, prefix)
+    figures = bundle.ranker.figures if bundle.ranker else {}
+    adaptive = adaptive_for(AdaptivePolicy(), figures)  # as the worker takes its prior
+    books: dict[int, PartitionBook] = defaultdict(PartitionBook)
+    for (partition, offset), event in located:
+        tx = parse_transaction(event, CATALOG)
+        source = f"{names.transactions}:{partition}"
+        by = f"{source}@{offset}"
+        learning = Learning(OutcomePolicy(), adaptive, counts.day_snapshot, by)
+        before = expected[tx.customer_id]
+        stored, alerts = after_event(
+            before,
+            apply_transaction(
+                before, tx, catalog=CATALOG, source=source, offset=offset, churn=churn
+            ),
+            event_id=tx.event_id,
+            ts=tx.ts,
+            active=active,
+            policy=policy,
+            churn=churn,
+            learning=learning,
+            opened=tx.product if tx.kind == "open" else None,
+        )
+        assert stored is not None
+        expected[tx.customer_id] = stored
+        sent, settled = stored.offers.caused_by(by)
+        if sent or settled:  # as the worker counts: an event that caused nothing moves nothing
+            books[partition] = (
+                books[partition].count(source, offset, sent, settled) or books[partition]
+            )
+        clocks.track(partition, stored)
+        for closed, more in clocks.close_days(
+            partition, tx.ts, expected.__getitem__, active=active, churn=churn
+        ):
+            expected[closed.customer_id] = closed
+            alerts += more
+        for _, alert in alerts:
+            expected_alerts[json.loads(alert)["alert_id"]] = alert
+
     latest = latest_states(settings, stack.endpoints, names.holdings_changelog)
     differ = [
         c
@@ -274,6 +321,11 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
             f"{detail}\n{history}"
         )
 
+    stored_books = {p: latest.get(book_key(p)) for p in books}
+    want_books = {p: json.loads(encode_book(b)) for p, b in books.items() if b.book}
+    assert {p: b for p, b in stored_books.items() if b} == want_books  # counted once each
+    assert any(t.accepted for b in books.values() for t in b.book.values())  # openings settled
+
     seen: dict[str, list[str]] = defaultdict(list)
     for topic in (names.cross_sell_alerts, names.churn_alerts):
         for message in _read_all(settings, stack, topic):
@@ -281,6 +333,9 @@ def test_kill_9_mid_stream_leaves_the_holdings_and_alerts_of_a_run_without_crash
     kinds = {json.loads(alert)["type"] for alert in expected_alerts.values()}
     # Otherwise the test would prove nothing about them.
     assert kinds == {"cross_sell", "churn", "retention"}, kinds
+    if ranker is not None:  # the offers are the ranker's, with its evidence
+        sent = [json.loads(alert) for alert in expected_alerts.values()]
+        assert all(a["evidence"]["ranker"] == ranker for a in sent if a["type"] == "cross_sell")
     assert set(seen) == set(expected_alerts)  # every expected alert, nothing else
     for alert_id, copies in seen.items():  # repeats are the same alert, byte for byte
         assert set(copies) == {expected_alerts[alert_id]}

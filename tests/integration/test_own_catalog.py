@@ -87,8 +87,10 @@ def _customers(n: int, seed: int) -> pd.DataFrame:
 def _train_and_activate(
     data: Path, schema: Path, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The rules ranker: this test pins the catalog's path, and its planted rule's offers.
     args = ["train", "retail", str(data), "--out", str(out), "--schema", str(schema)]
-    code, output = run_cli([*args, "--segments", "2", "--publish", "--activate"], capsys)
+    args += ["--rankers", "rules", "--segments", "2", "--publish", "--activate"]
+    code, output = run_cli(args, capsys)
     assert code == 0, output
 
 
@@ -133,7 +135,9 @@ def test_a_24_product_ascii_catalog_runs_end_to_end_and_survives_a_catalog_chang
     assert bundle.schema.field("tier").values == ("bronze", "gold", "silver")
     ensure_topics(settings, stack.endpoints, names.all())
 
-    worker = WorkerProcess(worker_env(stack, prefix), tmp_path / "worker.log")
+    # Without Thompson's exploration and before any outcome, the stream's offers are the bundle's.
+    env = worker_env(stack, prefix) | {"XSELL_THOMPSON": "false"}
+    worker = WorkerProcess(env, tmp_path / "worker.log")
     engine = Engine(settings, stack, names, bundle, version, [worker], [])
     # Customers holding prod_00 but neither prod_01 nor prod_02: a credit to prod_01
     # makes the planted rule's antecedents complete.

@@ -1,4 +1,5 @@
-"""A restarted worker recovers its whole table, including the changelog's last batch."""
+"""A restarted worker recovers its whole table, including the changelog's last batch, into
+RocksDB (the default store), where it holds what the changelog holds."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rocksdict
 from kafka import KafkaProducer
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
@@ -104,9 +106,32 @@ def test_a_restarted_worker_recovers_the_changelogs_last_batch_too(
     notes = [
         line for line in output.splitlines() if "ERROR" in line or "Error in recovery" in line
     ][:5]
+    on_disk = _table_on_disk(stack, names.engine_group)
+    assert {c: on_disk.get(c) for c in customers} == {c: latest.get(c) for c in customers}, (
+        "the worker's RocksDB does not hold what its changelog says"
+    )
     assert not lost, (
         f"{len(lost)} of {len(customers)} customers lost their recovered state, e.g. {lost[:3]}: "
         f"{[latest.get(c) for c in lost[:3]]}; events at {[last[c] for c in lost[:3]]}; "
         f"the worker's committed offsets: {committed}; {notes}; "
         f"worker output: {output[-3000:]}"
     )
+
+
+def _table_on_disk(stack: EmbeddedStack, group: str) -> dict[str, Any]:
+    """Every state in the holdings databases a stopped worker left in its table dir."""
+    assert stack.endpoints.stack_dir is not None
+    states: dict[str, Any] = {}
+    for path in sorted(
+        (stack.endpoints.stack_dir / "tables" / group).glob("worker-*/holdings-*.db")
+    ):
+        options = rocksdict.Options(raw_mode=True)
+        db = rocksdict.Rdict(str(path), options, access_type=rocksdict.AccessType.read_only())
+        try:
+            for key, value in db.items():
+                if not key.startswith(b"__"):  # Faust's offset key
+                    states[json.loads(key)] = json.loads(value)
+        finally:
+            db.close()
+    assert states, "no RocksDB table on disk: is the worker's store still rocksdb:// ?"
+    return states

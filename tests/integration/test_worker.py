@@ -79,8 +79,11 @@ def output_of(worker: subprocess.Popen[bytes]) -> str:
 
 
 def test_worker_turns_snapshot_and_transactions_into_alerts_and_routes_bad_events(
-    stack: EmbeddedStack, isolated: str, tmp_path: Path
+    stack: EmbeddedStack, isolated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The stream offers what the batch offers when no outcome has taught it otherwise and
+    # Thompson sampling does not explore (tests/unit/test_adaptive_offers.py).
+    monkeypatch.setenv("XSELL_THOMPSON", "false")
     prefix = isolated
     settings = stack.settings.model_copy(
         update={"topic_prefix": prefix, "redis_key_prefix": prefix}

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import ActiveView, after_day_close, after_event
+from rules_store.domain.alerts import ActiveView, after_day_close
 from rules_store.domain.catalog import CORPORATE_FIELDS
 from rules_store.domain.churn import (
     AssetHistory,
@@ -25,6 +25,7 @@ from rules_store.domain.churn import (
 )
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import after_event
 from rules_store.domain.events import InvalidEventError, Transaction
 from rules_store.domain.holdings import CustomerState, apply_snapshot, apply_transaction
 from rules_store.domain.offers import OfferIndex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from rules_store.errors import ServiceUnavailableError
 from rules_store.settings import Settings
 from xsell.embedded import EmbeddedStack, resolve_endpoints
-from xsell.runfile import pid_alive
+from xsell.runfile import RunInfo, pid_alive, write_run_file
 
 
 def _script(path: Path, body: str) -> str:
@@ -71,3 +72,14 @@ def test_rules_store_commands_need_only_redis(tmp_path: Path) -> None:
     assert not endpoints.embedded_redis
     with pytest.raises(ServiceUnavailableError, match="XSELL_KAFKA_BROKERS not set"):
         resolve_endpoints(settings)
+
+
+def test_a_running_stacks_broker_gives_workers_its_run_dir_for_their_tables(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(state_dir=tmp_path)
+    info = RunInfo(os.getpid(), "127.0.0.1:9", "redis://127.0.0.1:9/0", None, None, "t")
+    write_run_file(settings.run_file, info)
+    assert resolve_endpoints(settings).stack_dir == tmp_path / "stacks" / str(os.getpid())
+    configured = settings.model_copy(update={"kafka_brokers": "k:9092"})
+    assert resolve_endpoints(configured).stack_dir is None  # a real broker outlives the stack

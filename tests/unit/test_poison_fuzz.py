@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.alerts import ActiveView, after_event
+from rules_store.domain.alerts import ActiveView
 from rules_store.domain.churn import ChurnPolicy
 from rules_store.domain.clocks import PartitionClocks
 from rules_store.domain.contact import ContactPolicy
+from rules_store.domain.event_alerts import after_event
 from rules_store.domain.events import InvalidEventError, decode_json, parse_transaction
 from rules_store.domain.holdings import (
     CustomerState,

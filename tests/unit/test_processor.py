@@ -20,7 +20,7 @@ from rules_store.domain.state_codec import decode_state
 from rules_store.views.customer_view import customer_json
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Stored
-from streams.processing.processor import Policies, Processor
+from streams.processing.processor import Policies, Processor, book_key
 from tests.default_catalog import PRODUCT_BALANCES, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
@@ -83,16 +83,23 @@ def rows() -> list[dict[str, Any]]:
     return found[:5]
 
 
-def _processor(active: ActiveView) -> tuple[Processor, ListSender, dict[str, bytes]]:
-    table: dict[str, bytes] = {}
+def _processor(
+    active: ActiveView,
+    *,
+    table: dict[str, bytes] | None = None,
+    policies: Policies | None = None,
+    **options: Any,
+) -> tuple[Processor, ListSender, dict[str, bytes]]:
+    table = {} if table is None else table
     sender = ListSender()
     processor = Processor(
         table,
         sender,
         names=NAMES,
         active=lambda: active,
-        policies=Policies(),
+        policies=policies or Policies(),
         today=lambda: date(2026, 11, 30),
+        **options,
     )
     return processor, sender, table
 
@@ -138,7 +145,8 @@ def test_a_commit_writes_each_changed_customer_once_and_alerts_on_new_holdings(
     assert customer not in table  # kept decoded until a commit
     assert processor.states.get(customer).balances["理财"] == 9_900.0  # type: ignore[union-attr]
     _commit(processor)
-    assert sender.deliveries == [[r["客户编号"] for r in rows]]  # two batches, one write each
+    # two batches, one write each; the partition's acceptance counts (an offer sent) too
+    assert sender.deliveries == [[r["客户编号"] for r in rows] + [book_key(0)]]
     state = decode_state(table[customer])
     assert state.balances["理财"] == 9_900.0
     assert state.positions == {f"{NAMES.holdings_snapshot}:0": 0, f"{NAMES.transactions}:0": 2}
@@ -193,7 +201,7 @@ def test_a_batch_run_while_a_commit_writes_keeps_its_change_for_the_next_commit(
         await asyncio.gather(processor.flush(), processor.transactions([_tx(2, new, amount=5.0)]))
 
     asyncio.run(commit_with_a_batch_in_between())
-    assert sender.written[-2:] == [known, new]
+    assert sender.written[-3:] == [known, new, book_key(0)]  # counts after the states
     assert decode_state(table[new]).balances["理财"] == 100.0  # what the commit took
     assert processor.states.get(new).balances["理财"] == 105.0  # type: ignore[union-attr]
     _commit(processor)
@@ -285,14 +293,14 @@ def test_a_state_of_an_unknown_format_fails_only_its_own_customer(
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
     _commit(processor)
-    table["from-the-future"] = json.dumps({"format": 2, "customer_id": "from-the-future"}).encode()
+    table["from-the-future"] = json.dumps({"format": 99, "customer_id": "from-the-future"}).encode()
     processor.reassigned()  # clocks rebuilt from the table, as after a rebalance
     customer = rows[2]["客户编号"]
     asyncio.run(processor.transactions([_tx(20, "from-the-future"), _tx(21, customer)]))
     _commit(processor)
     dead = sender.on(NAMES.dead_letters)
     assert len(dead) == 1
-    assert "has format 2" in dead[0]["reason"]
+    assert "has format 99" in dead[0]["reason"]
     assert decode_state(table[customer]).balances["理财"] == 5_000.0
 
 
@@ -404,3 +412,40 @@ def test_an_unseen_value_of_a_learned_field_is_coded_and_counted_not_dead_letter
         asyncio.run(processor.snapshot_rows(_snapshot([row])))
         assert len(sender.on(NAMES.dead_letters)) == dead
         assert processor.metrics.unseen_values["学历"] == counted
+
+
+def test_acceptance_counts_wait_for_the_commit_and_a_failed_one_leaves_them_to_the_next(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
+    _commit(processor)
+    asyncio.run(processor.transactions([_tx(1, rows[0]["客户编号"])]))  # 理财 opened: an offer
+    assert book_key(0) not in table  # counted, not written yet
+    sender.refused.append(True)
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(processor.flush())
+    assert book_key(0) not in table
+    _commit(processor)
+    assert sender.deliveries[-1] == [rows[0]["客户编号"], book_key(0)]
+    assert book_key(0) in table
+
+
+def test_changed_states_outlast_the_decoded_states_bound_until_their_commit(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    """The cache of decoded states is bounded; states a commit has still to write are not
+    in it, so none is lost to the bound, and the table's are decoded again when dropped."""
+    processor, sender, table = _processor(active, state_cache_size=1)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    customers = [r["客户编号"] for r in rows]
+    assert all(processor.states.get(c) is not None for c in customers)
+    _commit(processor)
+    assert sender.deliveries == [customers]
+    assert len(processor.states.cache) == 1
+    for offset, customer in enumerate(customers):
+        asyncio.run(processor.transactions([_tx(offset, customer)]))
+    _commit(processor)
+    for customer in customers:
+        assert decode_state(table[customer]).balances["理财"] == 5_000.0
+        assert processor.states.get(customer) == decode_state(table[customer])

@@ -69,7 +69,11 @@ def test_generate_train_cross_sell_and_product_mining(
         "support",
         "rule",
         "fallback",
+        "ranker",  # `train retail` bundles its best ranker; each offer says which and why
+        "evidence",
+        "value",  # the customer's value percentile, as the stream's alerts carry it
     ]
+    assert offers["value"].between(0, 100).all()
     assert offers["客户编号"].nunique() > 2900
 
     code, output = _run(

@@ -83,7 +83,11 @@ def test_the_same_seed_gives_identical_output_files(
     for name in ("a", "b"):
         result = train_retail(snapshot[0], RETAIL_SCHEMA, TrainParams(segments=None, seed=3))
         write_training_outputs(
-            tmp_path / name, result.bundle, result.data.ids, result.segmentation.labels
+            tmp_path / name,
+            result.bundle,
+            result.data.ids,
+            result.segmentation.labels,
+            result.values,
         )
         save_run_bundle(tmp_path / name, result.bundle)
         runs.append(tmp_path / name)
@@ -97,7 +101,9 @@ def test_the_same_seed_gives_identical_output_files(
 def test_seed_format_json_keeps_lift_equal_to_confidence_over_consequent_support(
     trained: TrainResult, tmp_path: Path
 ) -> None:
-    write_training_outputs(tmp_path, trained.bundle, trained.data.ids, trained.segmentation.labels)
+    write_training_outputs(
+        tmp_path, trained.bundle, trained.data.ids, trained.segmentation.labels, trained.values
+    )
     rules = json.loads((tmp_path / "rules.json").read_text(encoding="utf-8"))
     assert set(rules) == {str(s.segment) for s in trained.bundle.segments}
     for entries in rules.values():
@@ -117,7 +123,9 @@ def test_seed_format_json_keeps_lift_equal_to_confidence_over_consequent_support
 def test_saved_model_gives_the_same_offers_as_the_trained_bundle(
     trained: TrainResult, tmp_path: Path
 ) -> None:
-    write_training_outputs(tmp_path, trained.bundle, trained.data.ids, trained.segmentation.labels)
+    write_training_outputs(
+        tmp_path, trained.bundle, trained.data.ids, trained.segmentation.labels, trained.values
+    )
     save_run_bundle(tmp_path, trained.bundle)
     loaded = load_bundle(tmp_path)
     assert loaded == trained.bundle

@@ -20,7 +20,7 @@ CLUSTER = Endpoints(
 
 def test_topic_names_follow_the_prefix_and_are_distinct() -> None:
     names = TopicNames("bank7").all()
-    assert len(set(names)) == len(names) == 6
+    assert len(set(names)) == len(names) == 7
     assert all(name.startswith("bank7.") for name in names)
     assert TopicNames("bank7").dead_letters == "bank7.dead_letters"
 
@@ -116,3 +116,14 @@ def test_faust_s_worker_consumer_gets_the_configured_fetch_wait_not_its_fixed_15
     created = AIOKafkaConsumerThread._create_worker_consumer(object(), None)  # type: ignore[arg-type]
     assert created is made_by_faust
     assert created._fetch_max_wait_ms == 35
+
+
+def test_tables_are_in_rocksdb_in_a_worker_dir_by_default_and_in_memory_on_request(
+    tmp_path: Path,
+) -> None:
+    rocks = create_app(Settings(state_dir=tmp_path), CLUSTER, app_id="rocks-app")
+    assert rocks.conf.store.scheme == "rocksdb"
+    assert Path(rocks.conf.tabledir) == tmp_path / "tables" / "rocks-app" / "worker-0"
+    memory = create_app(Settings(state_dir=tmp_path, table_store="memory"), CLUSTER, app_id="m")
+    assert memory.conf.store.scheme == "memory"
+    assert not (tmp_path / "tables" / "m").exists()

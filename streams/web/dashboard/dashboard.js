@@ -280,11 +280,60 @@ async function loadMetrics() {
   }
 }
 
+function pct(x) { return x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`; }
+
+function rateCell(line, arm) {
+  const td = document.createElement("td");
+  td.className = arm;
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  if (line.rate !== null) {
+    const fill = document.createElement("span");
+    fill.className = "fill"; fill.style.width = `${line.rate * 100}%`;
+    const ci = document.createElement("span");
+    ci.className = "ci"; ci.style.left = `${line.low * 100}%`; ci.style.width = `${(line.high - line.low) * 100}%`;
+    bar.append(fill, ci);
+  }
+  td.append(bar, document.createTextNode(line.rate === null ? "no outcome yet" : `${pct(line.rate)} (${pct(line.low)}–${pct(line.high)})`));
+  return td;
+}
+
+async function loadAcceptance() {
+  let report;
+  try {
+    const response = await api("/acceptance");
+    if (!response.ok) return;
+    report = await response.json();
+  } catch (err) { return; }
+  const arms = report.arms || [];
+  $("arms-summary").textContent = arms.map((a) =>
+    `${a.arm} ${a.version} (${Math.round(a.share * 100)}%)` +
+    (a.uplift === null || a.uplift === undefined ? "" : `, uplift ${a.uplift >= 0 ? "+" : ""}${pct(a.uplift)}`)).join(" · ");
+  // Products as rows, arms side by side within each, the totals first.
+  const rows = [];
+  const products = [...new Set(arms.flatMap((a) => a.products.map((p) => p.product)))].sort();
+  for (const product of ["all", ...products]) {
+    for (const a of arms) {
+      const line = product === "all" ? a : a.products.find((p) => p.product === product);
+      if (!line) continue;
+      const tr = document.createElement("tr");
+      tr.className = product === "all" ? "all" : "";
+      tr.dataset.product = product; tr.dataset.arm = a.arm;
+      tr.append(cell(product === "all" ? "all products" : product), cell(a.arm, a.arm),
+        cell(line.alerts.toLocaleString()), cell(line.pending.toLocaleString()),
+        cell(line.accepted.toLocaleString()), cell(line.declined.toLocaleString()),
+        cell(line.ignored.toLocaleString()), rateCell(line, a.arm));
+      rows.push(tr);
+    }
+  }
+  if (rows.length) $("acceptance").replaceChildren(...rows);
+}
+
 $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();
   sessionStorage.setItem("xsell-token", $("token-input").value);
   $("token-form").hidden = true;
-  connect(); loadBundle(); loadMetrics();
+  connect(); loadBundle(); loadMetrics(); loadAcceptance();
 });
 $("f-apply").addEventListener("click", connect);
 $("r-segment").addEventListener("change", renderRules);
@@ -293,6 +342,8 @@ $("r-sort").addEventListener("change", renderRules);
 connect();
 loadBundle();
 loadMetrics();
+loadAcceptance();
 setInterval(loadMetrics, 5000);
+setInterval(loadAcceptance, 10000);
 setInterval(() => { renderChart(); renderCounts(); }, 1000);
 renderChart();

@@ -1,0 +1,1 @@
+"""Rankers trained from a retail snapshot, their offline evaluation and the choice of one."""
