@@ -46,6 +46,7 @@ typecheck: $(STAMP)
 
 ## bench: start-up, training, rules-store, restart and stream figures (ratios against baselines, same run)
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'  # Quix Streams, the peer in bench/stream.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/train_retail.py
 	$(BIN)/python bench/bundle_store.py
@@ -53,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/kill9.py
 	$(BIN)/python bench/recommend.py
 	$(BIN)/python bench/rankers.py
+	$(BIN)/python bench/steps.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/faust_ceiling.py
 	$(BIN)/python bench/outcomes.py

@@ -7,6 +7,11 @@ Each scenario gets its own topics and bundle. N generated transactions (consiste
   committed offset to the last (the group's commits, every ~3 s, bound the precision);
 - the baseline: a hand-written aiokafka loop over the same records (decode, a dict
   update per customer, and a produced alert for 10% of events), events/s;
+- the peer: Quix Streams (the optional `bench` extra) doing the same work (JSON decode,
+  a per-customer state in its RocksDB store with changelogs, 10% of events to an alert
+  topic), events/s from its first record to the last;
+- the worker's batch path with an empty body: a Faust app whose transactions go through
+  the batch intake (streams/compat/batch_intake.py) to a task that only acknowledges;
 - latency: one worker while events are replayed at 1,000 and 2,000 per second,
   event→alert p50/p99 (an alert's broker timestamp minus its event's send time).
 
@@ -23,6 +28,8 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -157,6 +164,111 @@ async def _hand_written(settings: Settings, stack: EmbeddedStack, topic: str, co
     return seen / (time.monotonic() - started)
 
 
+def _quix_peer(bootstrap: str, topic: str, count: int, state_dir: Path) -> float:
+    """Run as the peer's process (`--peer quix`): drain `count` records, return events/s."""
+    from quixstreams import Application
+    from quixstreams.models.topics.manager import TopicManager
+
+    # Tansu's topic configs carry no retention.ms, which Quix copies to its changelogs.
+    derive = TopicManager.derive_topic_config.__func__  # type: ignore[attr-defined]
+
+    def with_retention(cls: type, topics: list[object]) -> object:
+        for each in topics:
+            each.broker_config.extra_config.setdefault("retention.ms", "-1")  # type: ignore[attr-defined]
+        return derive(cls, topics)
+
+    TopicManager.derive_topic_config = classmethod(with_retention)  # type: ignore[method-assign,assignment]
+
+    app = Application(
+        broker_address=bootstrap,
+        consumer_group=f"{topic}-quix",
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        loglevel="WARNING",
+    )
+    alerts = app.topic(f"{topic}.quix_alerts", value_serializer="json")
+    seen = {"n": 0, "t0": 0.0, "t1": 0.0}
+
+    def add(event: dict[str, object], state: object) -> None:
+        if not seen["n"]:
+            seen["t0"] = time.perf_counter()
+        seen["n"] += 1
+        total = state.get("total", 0.0) + float(event["amount"])  # type: ignore[attr-defined]
+        state.set("total", total)  # type: ignore[attr-defined]
+        if seen["n"] >= count:
+            seen["t1"] = time.perf_counter()
+            app.stop()
+
+    sdf = app.dataframe(app.topic(topic, value_deserializer="json"))
+    sdf = sdf.update(add, stateful=True)
+    sdf = sdf.filter(lambda _event: seen["n"] % 10 == 0)
+    sdf.to_topic(alerts)
+    app.run()
+    return count / (seen["t1"] - seen["t0"])
+
+
+def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int, result: Path) -> None:
+    """Run as a worker-like process (`--peer intake`): the worker's app settings and fixes,
+    `topic` through the batch intake to a task that only acknowledges; events/s."""
+    from rules_store.settings import Endpoints
+    from streams.compat.batch_intake import BatchIntake
+    from streams.compat.faust_fixes import install_faust_fixes
+    from streams.compat.tansu import install_fetch_wait
+    from streams.kafka.app import create_app, declare_topic
+
+    settings = Settings()
+    endpoints = Endpoints(bootstrap, redis, embedded_broker=True, embedded_redis=True)
+    install_faust_fixes()
+    install_fetch_wait(EMBEDDED_FETCH_WAIT_MS)
+    app = create_app(settings, endpoints, app_id=f"{topic}-intake", web_enabled=False)
+    intake = BatchIntake(app, topic, max_records=settings.batch_size)
+    app.topics.add(declare_topic(app, topic, settings))
+    rate = {"n": 0, "t0": 0.0}
+
+    @app.task
+    async def drain() -> None:
+        async for chunks in intake.batches():
+            rate["t0"] = rate["t0"] or time.perf_counter()
+            rate["n"] += sum(len(c.records) for c in chunks)
+            intake.done(chunks)
+            if rate["n"] >= count:
+                result.write_text(str(rate["n"] / (time.perf_counter() - rate["t0"])))
+                os._exit(0)
+
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+    app.main()
+
+
+def run_peer(kind: str, stack: EmbeddedStack, lines: list[bytes], workdir: Path) -> float | None:
+    """`lines` queued on a topic of their own, drained by the peer `kind` in a child process."""
+    settings = stack.settings
+    topic = f"peer-{kind}-{uuid.uuid4().hex[:8]}"
+    ensure_topics(settings, stack.endpoints, [topic])
+    producer = KafkaProducer(linger_ms=5, **kafka_python_options(settings, stack.endpoints))
+    sent = send_lines(producer, topic, lines)
+    producer.close()
+    command = [sys.executable, __file__, "--peer", kind, "--topic", topic]
+    command += ["--events", str(sent.count), "--bootstrap", stack.endpoints.kafka_bootstrap]
+    command += ["--redis", stack.endpoints.redis_url, "--state", str(workdir / f"{topic}-state")]
+    result = workdir / f"{topic}.rate"
+    command += ["--result", str(result)]
+    env = {**os.environ, "XSELL_STATE_DIR": str(workdir / "state")}
+    with (workdir / f"{topic}.log").open("w") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=log, timeout=600, check=False)
+    if result.exists():
+        return float(result.read_text())
+    console.print(f"[red]{kind}: no result; see {workdir / f'{topic}.log'}[/red]")
+    return None
+
+
+def _peer_main(args: argparse.Namespace) -> None:
+    if args.peer == "quix":
+        rate = _quix_peer(args.bootstrap, args.topic, args.events, Path(args.state))
+        Path(args.result).write_text(str(rate))
+    else:
+        _empty_batch_path(args.bootstrap, args.redis, args.topic, args.events, Path(args.result))
+
+
 def latency(
     scenario: Scenario, lines: list[bytes], rate: float
 ) -> tuple[float | None, float | None]:
@@ -205,7 +317,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument(
+        "--rates", default="1000,2000,5000", help="replay rates for the latency figures"
+    )
+    parser.add_argument("--peer", choices=("quix", "intake"), help=argparse.SUPPRESS)
+    for hidden in ("--topic", "--bootstrap", "--redis", "--state", "--result"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peer:
+        _peer_main(args)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="xsell-bench-stream-"))
     os.environ["XSELL_STATE_DIR"] = str(workdir / "state")
     settings = Settings(state_dir=workdir / "state")
@@ -229,13 +350,30 @@ def main() -> None:
         hand = asyncio.run(_hand_written(one.settings, stack, one.names.transactions, len(lines)))
         two = Scenario(stack, bundle, snapshot, workdir)
         two_rate = drain_rate(two, lines, workers=2)
+        quix = run_peer("quix", stack, lines, workdir)
+        empty = run_peer("intake", stack, lines, workdir)
         rows += [
             ("hand-written aiokafka loop (baseline)", f"{hand:,.0f} events/s", "1.00x"),
             ("one worker, full pipeline", f"{one_rate:,.0f} events/s", f"{one_rate / hand:.3f}x"),
             ("two workers, one group", f"{two_rate:,.0f} events/s", f"{two_rate / hand:.3f}x"),
             ("two workers / one worker", "", f"{two_rate / one_rate:.2f}x"),
         ]
-        for rate in (1_000.0, 2_000.0):
+        if quix:
+            rows += [
+                (
+                    "peer: Quix Streams, decode + state + 10% alerts",
+                    f"{quix:,.0f} events/s",
+                    f"{quix / hand:.3f}x",
+                ),
+                ("one worker / peer", "", f"{one_rate / quix:.2f}x"),
+            ]
+        if empty:
+            rows.append(
+                ("batch path, empty body", f"{empty:,.0f} events/s", f"{empty / hand:.3f}x")
+            )
+            if quix:
+                rows.append(("batch path, empty body / peer", "", f"{empty / quix:.2f}x"))
+        for rate in (float(r) for r in args.rates.split(",")):
             live = Scenario(stack, bundle, snapshot, workdir)
             p50, p99 = latency(live, lines[: int(rate * 10)], rate)
             rows.append(

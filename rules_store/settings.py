@@ -131,9 +131,6 @@ class Settings(BaseSettings):
         description="How long a worker's producer gathers alerts and table writes into one "
         "request (Faust's default 0 sends each on its own)",
     )
-    batch_ms: int = Field(
-        5, ge=1, description="How long a worker waits to fill a batch before processing it"
-    )
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)

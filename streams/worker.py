@@ -1,8 +1,10 @@
 """The stream worker's wiring: Faust app, topics, holdings table, agents, web server.
 
-The agents are linear: take records from Faust, hand them to the `Processor`
+The agents (profiles, snapshot rows, outcomes) and the transactions task (fed by the batch intake,
+below Faust's per-event stream) are linear: take records, hand them to the `Processor`
 (streams/processing/processor.py, where the per-batch logic lives and is tested
-in-process), which delivers each batch through the `Outflow` (the commit ordering).
+in-process), which sends through the `Outflow` and writes changed states and acceptance counts
+before each commit (the flush barrier).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -26,6 +28,7 @@ from rules_store.settings import Endpoints, Settings
 from rules_store.store.acceptance_store import AcceptanceStore
 from rules_store.store.redis_store import Challenge
 from rules_store.views.metrics import EngineMetrics
+from streams.compat.batch_intake import BatchIntake
 from streams.compat.faust_fixes import flush_waits_for, install_faust_fixes
 from streams.compat.rocks_store import HoldingsTable
 from streams.compat.tansu import (
@@ -44,6 +47,7 @@ from streams.web.wiring import register_web
 
 log = logging.getLogger(__name__)
 COUNTS_MIRROR_S = 5.0  # how often a worker writes its acceptance counts to Redis
+OUTCOMES_WITHIN_S = 0.005  # how long the outcomes agent waits to fill a batch
 
 # Per partition's database. Faust's defaults (a 2 GiB block cache, three 64 MiB write
 # buffers) would let a worker's resident memory grow with the table it reads; states are
@@ -99,6 +103,13 @@ def _record(event: faust.EventT[bytes]) -> Record:
     return Record(m.topic, m.partition, m.offset, event.key, event.value, m.timestamp)
 
 
+def _records(chunk: Sequence[Any]) -> list[Record]:
+    """aiokafka's records (from the batch intake) as the processor's."""
+    return [
+        Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in chunk
+    ]
+
+
 async def _singles(stream: faust.StreamT[bytes]) -> AsyncIterator[list[faust.EventT[bytes]]]:
     async for event in stream.events():
         yield [event]
@@ -141,11 +152,9 @@ def build_worker(
         value_type=bytes,
         options=ROCKSDB_OPTIONS,
     )
-    outflow = Outflow(topics, holdings)
-    flush_waits_for(app.producer.buffer, outflow.settled)
     processor = Processor(
         holdings.data,
-        outflow,
+        Outflow(topics, holdings),
         names=names,
         active=active.get,
         policies=Policies(
@@ -166,6 +175,7 @@ def build_worker(
         challenger=active.challenger,
         state_cache_size=settings.state_cache_size,
     )
+    flush_waits_for(app.producer.buffer, processor.flush)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     def _on_assigned(_sender: object, *_args: object, **_kwargs: object) -> None:
@@ -183,17 +193,25 @@ def build_worker(
         finally:
             processor.progress[topic].running = False  # only at shutdown: handle never raises
 
-    @app.agent(transactions)
-    async def process_transactions(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        within = settings.batch_ms / 1000
-        batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
-        async for done in run(names.transactions, batches, processor.transactions):
-            yield done
+    # Transactions below Faust's per-event stream: subscribed through Faust, fetched
+    # chunks taken whole by the intake (streams/compat/batch_intake.py), one task.
+    intake = BatchIntake(app, names.transactions, max_records=settings.batch_size)
+    app.topics.add(transactions)
 
+    @app.task
+    async def process_transactions() -> None:
+        try:
+            async for chunks in intake.batches():
+                await processor.transactions([r for c in chunks for r in _records(c.records)])
+                intake.done(chunks)
+        finally:
+            processor.progress[names.transactions].running = False  # only at shutdown
+
+    # Outcomes stay on Faust's stream: answers to offers come at a small fraction of the
+    # transactions' rate, and the intake serves one topic per app.
     @app.agent(outcomes)
     async def process_outcomes(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        within = settings.batch_ms / 1000
-        batches = stream.take_events(settings.batch_size, within=within)  # type: ignore[attr-defined]
+        batches = stream.take_events(settings.batch_size, within=OUTCOMES_WITHIN_S)  # type: ignore[attr-defined]
         async for done in run(names.outcomes, batches, processor.outcomes):
             yield done
 
@@ -236,6 +254,7 @@ def build_worker(
     register_web(
         app,
         holdings=holdings,
+        state_of=processor.states.get,
         active=active,
         settings=settings,
         endpoints=endpoints,

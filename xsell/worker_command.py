@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -16,6 +17,15 @@ from streams.kafka.topics import TopicNames
 from streams.worker import ActiveBundle, build_worker
 from xsell.console import err
 from xsell.embedded import resolve_endpoints
+
+
+def tune_collector() -> None:
+    """Every event leaves new objects that outlive many collections (customers' states):
+    with Python's default thresholds the cyclic collector took a fifth of the pipeline's
+    time (bench/steps.py). What exists now is left out of its scans, and young
+    collections run 30 times less often."""
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 @click.command("worker")
@@ -78,6 +88,7 @@ def worker_cmd(settings: Settings) -> None:
         "--loglevel",
         settings.log_level.lower().replace("warning", "warn"),
     ]
+    tune_collector()
     try:
         app.main()
     finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
@@ -19,6 +19,7 @@ from rules_store.domain.catalog import PRODUCTS_HELD_FIELD
 from rules_store.domain.churn import ChurnFigures, ChurnPolicy, close_days
 from rules_store.domain.contact import ContactPolicy, pick_offer
 from rules_store.domain.customer_value import customer_inputs
+from rules_store.domain.frozen import evolve
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.offers import OfferIndex
 from rules_store.domain.outcomes import OutcomePolicy, offer_alert_id
@@ -339,7 +340,7 @@ def after_day_close(
     assets, raised = close_days(state.assets, until.date().isoformat(), churn)
     if assets == state.assets:
         return None, []
-    after = replace(state, assets=assets)
+    after = evolve(state, assets=assets)
     out = []
     for figures in raised:
         closed = datetime.combine(

@@ -57,6 +57,8 @@ class Catalog:
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     bits: Mapping[str, int] = field(init=False, repr=False, compare=False)
     all_mask: int = field(init=False, repr=False, compare=False)
+    # Names of the products the churn test counts, in catalog order (asked per event).
+    financial_assets: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = tuple(p.name for p in self.products)
@@ -80,15 +82,13 @@ class Catalog:
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "bits", {name: 1 << i for i, name in enumerate(names)})
         object.__setattr__(self, "all_mask", (1 << len(names)) - 1)
+        assets = tuple(p.name for p in self.products if p.financial_asset)
+        object.__setattr__(self, "financial_assets", assets)
 
     @property
     def balance_columns(self) -> tuple[str, ...]:
         """Every balance column a product is derived from, in catalog order."""
         return tuple(dict.fromkeys(c for p in self.products for c in p.balances))
-
-    @property
-    def financial_assets(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.products if p.financial_asset)
 
     @property
     def values(self) -> tuple[float, ...]:

@@ -20,12 +20,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
 from rules_store.domain.events import InvalidEventError
+from rules_store.domain.frozen import evolve
 from rules_store.validation import finite_number, plausible_day, show
 
 BASELINE_MONTHS = 3
@@ -120,15 +121,31 @@ class AssetHistory:
 
     def month_totals(self, month: str, through: str | None = None) -> tuple[float, int]:
         """(sum of end-of-day totals, days counted) of `month`'s known days, through
-        `through` if given."""
-        if self.since is None:
+        `through` if given.
+
+        Walks the days the total changed, not every day of the month (the cross-sell
+        path asks for a month or two per event), adding day by day as `_Carried` does,
+        so the sums are the same to the last bit.
+        """
+        days = _month_days(month)
+        first = max(days[0], self.since or days[-1])
+        last = days[-1] if through is None else min(days[-1], through)
+        if self.since is None or first > last:
             return 0.0, 0
-        carried = _Carried(self)
-        total, count = 0.0, 0
-        for day in _month_days(month):
-            if through is not None and day > through:
+        changes = sorted(self.days)
+        at = bisect.bisect_right(changes, first)
+        value = self.days[changes[at - 1]] if at else None
+        total, count, day = 0.0, 0, int(first[8:])
+        for key in changes[at:]:
+            if key > last:
                 break
-            if (value := carried.on(day)) is not None:
+            if value is not None:
+                for _ in range(int(key[8:]) - day):
+                    total += value
+                    count += 1
+            value, day = self.days[key], int(key[8:])
+        if value is not None:
+            for _ in range(int(last[8:]) + 1 - day):
                 total += value
                 count += 1
         return total, count
@@ -206,10 +223,10 @@ def with_snapshot(
     """The snapshot's balances (end of day `as_of`) and months table (month -> average)."""
     merged = {**history.months, **months}
     if as_of is None:
-        return replace(history, months=merged)
+        return evolve(history, months=merged)
     return _put_off(
         _due_now(
-            replace(
+            evolve(
                 history,
                 days={**history.days, as_of: total},
                 months=merged,
@@ -240,7 +257,7 @@ def on_event(history: AssetHistory, day: str, total: float, policy: ChurnPolicy)
     if late and history.judged is not None and day <= history.judged:
         return _judge(history, history.judged, policy.threshold)
     if history.risk and total >= (1 - policy.threshold) * history.risk.baseline_avg:
-        history = replace(history, risk=None)
+        history = evolve(history, risk=None)
     return _put_off(history, policy.threshold)
 
 
@@ -266,7 +283,7 @@ def _put_off(history: AssetHistory, threshold: float) -> AssetHistory:
             if any(total is None or total < floor for total in totals):
                 break
         start = end
-    return history if start == first else replace(history, due=start)
+    return history if start == first else evolve(history, due=start)
 
 
 def is_late(history: AssetHistory, day: str) -> bool:
@@ -284,7 +301,7 @@ def with_event(history: AssetHistory, day: str, total: float, *, grace_days: int
     now = history.now
     if now is None or day >= now or not history.days:
         return _due_now(
-            replace(
+            evolve(
                 history,
                 days={**history.days, day: total},
                 since=min(filter(None, (history.since, day))),
@@ -298,7 +315,7 @@ def with_event(history: AssetHistory, day: str, total: float, *, grace_days: int
     days = {d: (round(v + change, 2) if d >= day else v) for d, v in history.days.items()}
     if day not in days and (before := history.total_on(day)) is not None:
         days[day] = round(before + change, 2)
-    return _due_now(replace(history, days=days, since=min(filter(None, (history.since, day)))))
+    return _due_now(evolve(history, days=days, since=min(filter(None, (history.since, day)))))
 
 
 def _baseline(history: AssetHistory, month: str) -> tuple[float, tuple[str, ...]] | None:
@@ -397,7 +414,7 @@ def close_days(
                 alerts.append(raised)
             judged = each
         day = f"{_next_month(month)}-01"
-    history = replace(history, judged=judged, risk=risk, alerted_month=alerted)
+    history = evolve(history, judged=judged, risk=risk, alerted_month=alerted)
     first = _next_day(judged)
     if _must_judge(history, first):
         next_due = first
@@ -405,13 +422,13 @@ def close_days(
         balance = carried.on(first)
         through = (total + balance, count + 1) if balance is not None else (total, count)
         next_due = _due_at_constant(history, first, baseline, *through, balance, policy.threshold)
-    history = _put_off(replace(history, due=next_due), policy.threshold)
+    history = _put_off(evolve(history, due=next_due), policy.threshold)
     return _fold(history, policy.grace_days), alerts
 
 
 def _due_now(history: AssetHistory) -> AssetHistory:
     """A balance moved: the next close judges from the first day not judged yet."""
-    return replace(history, due=_first_unjudged(history))
+    return evolve(history, due=_first_unjudged(history))
 
 
 def _first_unjudged(history: AssetHistory) -> str | None:
@@ -462,7 +479,7 @@ def _judge(history: AssetHistory, day: str, threshold: float) -> AssetHistory:
         day, history.risk, history.alerted_month, drop_on(history, day),
         history.total_on(day), threshold,
     )  # fmt: skip
-    return replace(history, risk=risk, alerted_month=alerted)
+    return evolve(history, risk=risk, alerted_month=alerted)
 
 
 def new_alert(before: AssetHistory, after: AssetHistory) -> ChurnFigures | None:
@@ -499,4 +516,4 @@ def _fold(history: AssetHistory, grace_days: int) -> AssetHistory:
         month = _previous_month(month)
         keep.add(month)
     kept = {m: v for m, v in months.items() if m in keep or m >= open_from}
-    return replace(history, days=days, months=kept)
+    return evolve(history, days=days, months=kept)

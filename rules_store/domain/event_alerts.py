@@ -15,7 +15,7 @@ sends the same alerts, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rules_store.domain.acceptance import AdaptiveScore
@@ -36,6 +36,7 @@ from rules_store.domain.alerts import (
 )
 from rules_store.domain.churn import DEFAULT_CHURN, ChurnFigures, ChurnPolicy, new_alert
 from rules_store.domain.contact import ContactPolicy, pick_offer
+from rules_store.domain.frozen import evolve
 from rules_store.domain.holdings import CustomerState, record_alert
 from rules_store.domain.offers import Asked
 from rules_store.domain.outcomes import SentOffer, record_offer, settle_by_event
@@ -91,8 +92,10 @@ def event_alerts(
                 arm=arm,
             )
         )
+    if active is None or after.features is None or not _moved(before, after, active):
+        return after, out, None  # most events move neither: no context, no segment
     context = context_of(after, event_id=event_id, ts=ts, active=active, arm=arm)
-    if active is None or context.segment is None:
+    if context.segment is None:
         return after, out, None
     if not offer_considered(before, after, active.bundle, segment=context.segment):
         return after, out, None
@@ -104,6 +107,12 @@ def event_alerts(
             context, context.segment, held, after.features, ts, after.churn_risk, learning
         ),
     )
+
+
+def _moved(before: CustomerState, after: CustomerState, active: ActiveView) -> bool:
+    """Holdings or profile changed: only then can `offer_considered` hold (cheap to ask)."""
+    catalog = active.bundle.catalog
+    return after.features != before.features or after.held_in(catalog) != before.held_in(catalog)
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,7 @@ class LedgerSteps:
                 policy=learning.outcomes,
                 by=learning.by,
             )
-            state = replace(state, offers=offers)
+            state = evolve(state, offers=offers)
             if learning.by == until:
                 break
         return state
@@ -228,7 +237,7 @@ def decide_cross_sells(
                     due.learning.by,
                 )
                 alert_id = cross_sell_id(due.context, product)
-                state = replace(state, offers=record_offer(state.offers, alert_id, sent))
+                state = evolve(state, offers=record_offer(state.offers, alert_id, sent))
             latest[customer] = state
             rank = ordered.index(offer)
             decided.append(_Pick(due, rank + 1, offer, arranged[rank].adaptive))

@@ -9,7 +9,7 @@ sends the balance after the event, that balance wins over the running sum.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from rules_store.domain.churn import (
     with_snapshot,
 )
 from rules_store.domain.events import InvalidEventError, Transaction
+from rules_store.domain.frozen import evolve
 from rules_store.domain.outcomes import OfferLedger
 from rules_store.validation import finite_number, short_text
 
@@ -104,7 +105,7 @@ def apply_transaction(
         balance = tx.balance
     balances = dict(state.balances)
     balances[tx.product] = balance
-    return replace(
+    return evolve(
         state,
         balances=balances,
         branch_id=tx.branch_id or state.branch_id,
@@ -152,8 +153,8 @@ def apply_snapshot(
         policy=churn,
     )
     if corporate:
-        profiled = replace(profiled, corporate=corporate, corporate_as_of=as_of)
-    return replace(profiled, balances=balances, assets=assets)
+        profiled = evolve(profiled, corporate=corporate, corporate_as_of=as_of)
+    return evolve(profiled, balances=balances, assets=assets)
 
 
 def corporate_fields(
@@ -175,7 +176,7 @@ def corporate_fields(
 def record_alert(state: CustomerState, *, product: str, ts: datetime) -> CustomerState:
     """Note an offer sent to the customer: for the cool-down and the daily count."""
     day = ts.date().isoformat()
-    return replace(
+    return evolve(
         state,
         last_offered={**state.last_offered, product: ts.isoformat()},
         alert_day=day,
@@ -200,7 +201,7 @@ def apply_profile(
     except SchemaError as exc:
         raise InvalidEventError(f"profile: {exc}") from exc
     branch = record.get("branch_id")
-    return replace(
+    return evolve(
         state,
         features=features,
         branch_id=branch if isinstance(branch, str) and branch else state.branch_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import NamedTuple, Protocol
 
 
@@ -34,6 +34,12 @@ class Stored(NamedTuple):
 
 
 class Sender(Protocol):
-    """Delivers a batch: its messages first, then (once they are acknowledged) its states."""
+    """Produces a batch's messages, and states at a commit once the messages are acknowledged."""
 
-    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None: ...
+    async def send(self, messages: Sequence[Message]) -> None: ...
+
+    def acknowledgements(self) -> Awaitable[object]:
+        """What acknowledges every message handed over so far."""
+        ...
+
+    def write_changelog(self, states: Sequence[Stored]) -> None: ...

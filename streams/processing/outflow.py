@@ -1,17 +1,19 @@
 """The commit ordering, owned by one object: a batch's alerts and dead letters are
-produced first; its states go into the table at once (the next batch reads them) but
-reach the changelog only once those messages are acknowledged; each batch's changelog
-writes follow the previous batch's; a commit waits for all of it (`settled`).
+produced as the batch ends; changed states stay decoded in the worker (`DecodedStates`)
+and reach the table and its changelog only at a commit, once every message produced
+before is acknowledged (`flush`, awaited before each commit and at shutdown by
+`flush_waits_for`); a commit then waits for those changelog writes too.
 
 So a crash at any point re-sends a batch's alerts (same ids) rather than loses them,
-and never commits an offset whose effects are not in the changelog.
+never commits an offset whose effects are not in the changelog, and writes a state once
+per commit however many batches changed it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Protocol
 
 from streams.processing.outbox import Message, Stored
@@ -24,30 +26,29 @@ class TopicLike(Protocol):
 
 
 class ChangelogTable(Protocol):
-    @property
-    def data(self) -> MutableMapping[str, bytes]: ...
-
     def send_changelog(self, partition: int, key: str, value: bytes) -> Any: ...
 
 
 class Outflow:
-    """Delivers batches to Faust topics and a changelogged table, in the order above."""
+    """Produces messages to Faust topics and states to a table's changelog."""
 
     def __init__(self, topics: Mapping[str, TopicLike], table: ChangelogTable) -> None:
         self.topics, self.table = topics, table
-        self._last: asyncio.Future[None] | None = None
+        self._sent: list[Awaitable[Any]] = []  # acknowledgements not awaited yet
 
-    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None:
-        sent = [await self._send(m) for m in messages]
+    async def send(self, messages: Sequence[Message]) -> None:
+        """Hand the messages to the producer (acknowledged later, see `acknowledgements`)."""
+        for message in messages:
+            self._sent.append(await self._send(message))
+
+    def acknowledgements(self) -> Awaitable[object]:
+        """What acknowledges every message handed over so far (a failure raises there)."""
+        sent, self._sent = self._sent, []
+        return asyncio.gather(*sent)
+
+    def write_changelog(self, states: Sequence[Stored]) -> None:
         for stored in states:
-            self.table.data[stored.customer] = stored.value
-        if states:
-            self._last = asyncio.ensure_future(self._write_after(self._last, sent, states))
-
-    async def settled(self) -> None:
-        """Every changelog write handed over so far is sent (a failure raises here)."""
-        while self._last is not None and not self._last.done():
-            await self._last
+            self.table.send_changelog(stored.partition, stored.customer, stored.value)
 
     async def _send(self, message: Message) -> Awaitable[Any]:
         """Hand a record to the producer, retrying while it refuses (the broker is away):
@@ -60,15 +61,3 @@ class Outflow:
                 log.warning("send to %s failed (%s); retrying in %.1f s", message.topic, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-    async def _write_after(
-        self,
-        previous: asyncio.Future[None] | None,
-        sent: list[Awaitable[Any]],
-        states: Sequence[Stored],
-    ) -> None:
-        if previous is not None:
-            await previous
-        await asyncio.gather(*sent)  # acknowledged before any state that records them
-        for stored in states:
-            self.table.send_changelog(stored.partition, stored.customer, stored.value)

@@ -1,10 +1,11 @@
 """The worker's per-batch logic: records in; alerts, dead letters and changed states out.
 
 It reads states from a table-like mapping (Faust's table data in the worker, a dict in
-tests) and hands each batch to a `Sender` (the worker's `Outflow`, a list in tests), so
-everything between decoding a record and delivering its batch runs in-process. Each
-record is either applied or dead-lettered with the reason: nothing it holds can make a
-handler raise. A batch reads each customer's state once and stores it once.
+tests), keeps changed ones decoded until a commit (`CurrentStates`), and hands each
+batch's messages to a `Sender` (the worker's `Outflow`, a list in tests), so everything
+between decoding a record and delivering its batch runs in-process. Each record is either
+applied or dead-lettered with the reason: nothing it holds can make a handler raise.
+Changed states and acceptance counts are encoded and written once per commit (`flush`).
 
 Churn days close by event time, partition by partition (rules_store/domain/clocks.py).
 """
@@ -14,8 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import (
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from itertools import groupby
@@ -41,9 +50,10 @@ from rules_store.domain.events import (
     InvalidEventError,
     customer_of,
     decode_json,
+    decode_transaction,
     parse_timestamp,
-    parse_transaction,
 )
+from rules_store.domain.frozen import evolve
 from rules_store.domain.holdings import (
     CustomerState,
     apply_profile,
@@ -56,16 +66,14 @@ from rules_store.domain.state_codec import (
     StateFormatError,
     decode_book,
     decode_clock_view,
-    decode_state,
     encode_book,
-    encode_state,
 )
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import TopicNames
-from streams.processing.outbox import Message, Record, Sender, Stored
+from streams.processing.outbox import Message, Record, Sender
 from streams.processing.progress import AgentProgress
-from streams.processing.state_cache import DecodedStates
+from streams.processing.states import CurrentStates
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,9 @@ log = logging.getLogger(__name__)
 def _utc_today() -> date:
     # An event's own offset puts its day at most 14 hours ahead of UTC's.
     return datetime.now(UTC).date()
+
+
+FLUSH_CHUNK = 200  # states encoded and written between two chances for a batch to run
 
 
 @dataclass(frozen=True)
@@ -128,7 +139,7 @@ class Processor:
 
     def __init__(
         self,
-        table: Mapping[str, bytes],
+        table: MutableMapping[str, bytes],
         sender: Sender,
         *,
         names: TopicNames,
@@ -159,10 +170,11 @@ class Processor:
         }
         self._today = today()
         self._clocks: PartitionClocks | None = None  # rebuilt from the table when None
-        self._decoded = DecodedStates(state_cache_size)
+        self.states = CurrentStates(table, cache_size=state_cache_size)
         # One batch at a time across agents: a state read, changed and stored by one
         # batch is never changed by another in between.
         self._lock = asyncio.Lock()
+        self._flushing = asyncio.Lock()
         self._books: dict[int, PartitionBook] = {}  # read from the table once per assignment
         self._priors: dict[str, AdaptivePolicy] = {}  # by bundle version
 
@@ -170,6 +182,7 @@ class Processor:
         """Partitions moved: clocks are rebuilt from the recovered table with the next batch."""
         self._clocks = None
         self._books.clear()
+        self.states.forget()
         for agent in self.progress.values():
             agent.reassigned()
 
@@ -202,15 +215,43 @@ class Processor:
             self._finish_ledgers(batch)
             for record, customer in batch.applied:
                 self._count(batch, record, self._state_of(customer, batch))
-            stored = []
-            for customer, (partition, state) in batch.states.items():
-                value = encode_state(state)
-                self._decoded.put(customer, value, state)
-                stored.append(Stored(partition, customer, value))
+            for partition, state in batch.states.values():
+                self.states.put(partition, state)
             for partition, book in batch.books.items():
                 self._books[partition] = book
-                stored.append(Stored(partition, book_key(partition), encode_book(book)))
-            await self.sender.deliver([m for m in batch.messages if m is not None], stored)
+                self.states.put_value(partition, book_key(partition), partial(encode_book, book))
+            await self.sender.send([m for m in batch.messages if m is not None])
+
+    async def flush(self) -> None:
+        """Before a commit: once every message sent is acknowledged, write each changed
+        state and acceptance count to the table and its changelog (never a state recording
+        an alert that might still be lost).
+
+        The states, and the messages their batches sent, are taken at once between two
+        batches; waiting for those messages' acknowledgements, and encoding and writing
+        the states (thousands at a busy commit, a chunk at a time), goes on while later
+        batches run, so events do not wait for a commit. The offsets being committed were
+        acknowledged before this began, so their effects are in what was taken. One
+        flush at a time: a key's writes reach the changelog in order. A failure leaves
+        what was not written dirty, for the next commit.
+        """
+        async with self._flushing:
+            async with self._lock:
+                acknowledged = self.sender.acknowledgements()
+                taken, values = self.states.take_dirty()
+            written = 0
+            try:
+                await acknowledged
+                while written < len(taken):
+                    chunk = taken[written : written + FLUSH_CHUNK]
+                    self.sender.write_changelog(self.states.write(chunk))
+                    written += len(chunk)
+                    await asyncio.sleep(0)  # let a batch run
+                self.sender.write_changelog(self.states.write_values(values))
+                values = {}
+            except BaseException:
+                self.states.untake(taken[written:], values)
+                raise
 
     def _decide(self, batch: _Batch) -> None:
         """The batch's cross-sell offers, scored together per bundle in use. A failure is a
@@ -299,10 +340,14 @@ class Processor:
         return self._clocks
 
     def _readable_states(self) -> Iterator[ClockView]:
-        """The table's states; one this release cannot read is logged and left out of the
-        clocks, so only that customer's own records fail (dead-lettered with the reason)."""
+        """The table's states (a changed one not written yet as it is now); one this release
+        cannot read is logged and left out of the clocks, so only that customer's own
+        records fail (dead-lettered with the reason)."""
         for key, raw in self.table.items():
             if key in self.ignore_keys or key.startswith(BOOK_KEY[:-2]):
+                continue
+            if (pending := self.states.pending(key)) is not None:
+                yield ClockView.of(pending)
                 continue
             try:
                 yield decode_clock_view(raw)  # what the clocks read only: they read every state
@@ -312,14 +357,7 @@ class Processor:
     def _state_of(self, customer: str, batch: _Batch) -> CustomerState:
         if customer in batch.states:
             return batch.states[customer][1]
-        stored = self.table.get(customer)
-        if not stored:
-            return CustomerState(customer)
-        state = self._decoded.get(customer, stored)
-        if state is None:
-            state = decode_state(stored)
-            self._decoded.put(customer, stored, state)
-        return state
+        return self.states.get(customer) or CustomerState(customer)
 
     def _refuse_far_ahead(self, partition: int, day: date) -> None:
         self._clocks_now().refuse_far_ahead(
@@ -450,7 +488,7 @@ class Processor:
 
     def _transaction(self, batch: _Batch, record: Record) -> None:
         catalog = self._bundle("a transaction's product cannot be checked").catalog
-        tx = parse_transaction(decode_json(record.value), catalog)
+        tx = decode_transaction(record.value, catalog)
         self._refuse_far_ahead(record.partition, tx.ts.date())
         apply = partial(apply_transaction, tx=tx, catalog=catalog, churn=self.policies.churn)
         opened = tx.product if tx.kind == "open" else None
@@ -506,7 +544,7 @@ class Processor:
         before = self._state_of(report.customer_id, batch)
         if before.positions.get(source, -1) < record.offset:  # not applied before a crash
             ledger, _ = settle_outcome(before.offers, report, by=f"{source}@{record.offset}")
-            after = replace(
+            after = evolve(
                 before, offers=ledger, positions={**before.positions, source: record.offset}
             )
             batch.store(record.partition, after)

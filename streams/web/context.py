@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import faust
 
 from rules_store.domain.alerts import ActiveView
+from rules_store.domain.holdings import CustomerState
 from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
 from streams.kafka.topics import TopicNames
@@ -27,6 +28,7 @@ class ActiveSource(Protocol):
 class WebContext:
     app: faust.App
     holdings: faust.types.TableT[str, bytes]
+    state_of: Callable[[str], CustomerState | None]  # current, before a commit writes it
     active: ActiveSource
     settings: Settings
     endpoints: Endpoints

@@ -16,7 +16,6 @@ from faust.web import Request, Response, View
 
 from rules_store.domain.events import InvalidEventError
 from rules_store.domain.outcomes import outcome_record, parse_outcome
-from rules_store.domain.state_codec import decode_state
 from rules_store.strict_json import dumps_strict
 from rules_store.views.customer_view import bundle_json, customer_json
 from rules_store.views.metrics import render_prometheus
@@ -162,8 +161,8 @@ class Customer(ApiView):
                 error_body("not_assigned", f"partition {partition} moved; retry"),
                 **{"Retry-After": "2"},
             )
-        raw = ctx.holdings.data.get(customer_id)
-        if not raw:
+        state = ctx.state_of(customer_id)
+        if state is None:
             raise ApiError(
                 404,
                 error_body(
@@ -172,7 +171,7 @@ class Customer(ApiView):
                     "row, profile or transaction of theirs has reached the engine",
                 ),
             )
-        return customer_json(decode_state(raw), ctx.active.get()) | {"partition": partition}
+        return customer_json(state, ctx.active.get()) | {"partition": partition}
 
 
 class Predict(ApiView):

@@ -26,6 +26,7 @@ from typing import Any
 import faust
 from aiohttp import web as aioweb
 
+from rules_store.domain.holdings import CustomerState
 from rules_store.settings import Endpoints, Settings
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.web import drop_default_views
@@ -42,6 +43,7 @@ def register_web(
     app: faust.App,
     *,
     holdings: faust.types.TableT[str, bytes],
+    state_of: Callable[[str], CustomerState | None],
     active: ActiveSource,
     settings: Settings,
     endpoints: Endpoints,
@@ -57,6 +59,7 @@ def register_web(
     ctx = WebContext(
         app=app,
         holdings=holdings,
+        state_of=state_of,
         active=active,
         settings=settings,
         endpoints=endpoints,

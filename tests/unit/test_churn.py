@@ -116,6 +116,27 @@ def test_the_month_to_date_average_counts_every_day_carrying_balances_forward() 
     assert alerts[0]["figures"]["days_counted"] == 11
 
 
+_NOV = [f"2026-11-{d:02d}" for d in range(1, 31)]
+
+
+@given(
+    st.dictionaries(st.sampled_from(_NOV), st.floats(0, 1e9), max_size=8),
+    st.sampled_from(_NOV),
+    st.one_of(st.none(), st.sampled_from(_NOV)),
+)
+def test_month_totals_add_up_every_known_day_carried_forward_exactly(
+    days: dict[str, float], since: str, through: str | None
+) -> None:
+    history = AssetHistory(days={"2026-10-30": 7.5, **days}, since=since)
+    total, count, value = 0.0, 0, 7.5
+    for day in _NOV:  # the definition, day by day
+        value = days.get(day, value)
+        if day >= since and (through is None or day <= through):
+            total += value
+            count += 1
+    assert history.month_totals("2026-11", through) == (total, count)  # to the last bit
+
+
 def test_a_reversal_the_same_day_raises_no_alert() -> None:
     state = _apply(_start(), _tx(3, "debit", 9_500, hour=9))  # a mistaken withdrawal...
     state = _apply(state, _tx(3, "credit", 9_500, hour=11))  # ...reversed the same day

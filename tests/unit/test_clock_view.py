@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_store.domain.churn import AssetHistory
 from rules_store.domain.holdings import CustomerState
 from rules_store.domain.state_codec import (
+    STATE_FORMAT,
     ClockView,
     decode_clock_view,
     decode_state,
     encode_state,
+    state_to_dict,
 )
 
 # Texts with quotes, backslashes and the very keys the fast read looks for.
@@ -58,3 +62,15 @@ def test_the_clock_view_of_a_stored_state_has_its_customer_sources_latest_and_du
 ) -> None:
     raw = encode_state(state)
     assert decode_clock_view(raw) == ClockView.of(decode_state(raw))
+
+
+@settings(max_examples=100)
+@given(states)
+def test_a_stored_state_is_json_dumps_layout_the_clock_views_fast_read_expects(
+    state: CustomerState,
+) -> None:
+    """A faster encoder must write these very bytes (msgspec's differ: no spaces after
+    separators, raw UTF-8, `1e16` for `1e+16`), else every clock view takes the slow path."""
+    raw = encode_state(state)
+    assert raw == json.dumps(state_to_dict(state)).encode()
+    assert raw.startswith(f'{{"format": {STATE_FORMAT}, "customer_id": "'.encode())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -20,7 +20,7 @@ from rules_store.domain.state_codec import decode_state
 from rules_store.views.customer_view import customer_json
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Stored
-from streams.processing.processor import Policies, Processor
+from streams.processing.processor import Policies, Processor, book_key
 from tests.default_catalog import PRODUCT_BALANCES, financial_assets
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
@@ -30,21 +30,32 @@ DAY = "2026-11-23T10:00:00+08:00"
 
 
 class ListSender:
-    """Messages into a list, states into the dict the processor reads: what Outflow does,
-    without Kafka. `deliveries` counts each customer's stores per batch."""
+    """Messages into a list, changelog writes counted: what Outflow does, without Kafka.
+    `written` lists the customers written to the changelog, `deliveries` those written by
+    each commit (`_commit`)."""
 
-    def __init__(self, table: dict[str, bytes]) -> None:
-        self.table, self.messages = table, []  # type: list[Message]
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.written: list[str] = []
         self.deliveries: list[list[str]] = []
+        self.refused: list[bool] = []  # popped per commit: True fails its acknowledgements
 
-    async def deliver(self, messages: Sequence[Message], states: Sequence[Stored]) -> None:
+    async def send(self, messages: Sequence[Message]) -> None:
         self.messages += messages
-        self.deliveries.append([s.customer for s in states])
-        for stored in states:
-            self.table[stored.customer] = stored.value
+
+    def acknowledgements(self) -> Awaitable[object]:
+        return _refused() if self.refused and self.refused.pop() else asyncio.sleep(0)
+
+    def write_changelog(self, states: Sequence[Stored]) -> None:
+        self.written += [s.customer for s in states]
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(m.value) for m in self.messages if m.topic == topic]
+
+
+async def _refused() -> None:
+    msg = "the broker refused a message"
+    raise RuntimeError(msg)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +91,7 @@ def _processor(
     **options: Any,
 ) -> tuple[Processor, ListSender, dict[str, bytes]]:
     table = {} if table is None else table
-    sender = ListSender(table)
+    sender = ListSender()
     processor = Processor(
         table,
         sender,
@@ -91,6 +102,15 @@ def _processor(
         **options,
     )
     return processor, sender, table
+
+
+def _commit(processor: Processor) -> None:
+    """What runs before each commit: changed states to the table and the changelog."""
+    sender = processor.sender
+    assert isinstance(sender, ListSender)
+    written = len(sender.written)
+    asyncio.run(processor.flush())
+    sender.deliveries.append(sender.written[written:])
 
 
 def _snapshot(rows: list[dict[str, Any]]) -> list[Record]:
@@ -112,15 +132,21 @@ def _tx(offset: int, customer: str, **fields: Any) -> Record:
     return Record(NAMES.transactions, 0, offset, customer.encode(), json.dumps(event).encode())
 
 
-def test_a_batch_stores_each_changed_customer_once_and_alerts_on_new_holdings(
+def test_a_commit_writes_each_changed_customer_once_and_alerts_on_new_holdings(
     active: ActiveView, rows: list[dict[str, Any]]
 ) -> None:
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
     customer = rows[0]["客户编号"]
-    batch = [_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0), _tx(2, customer)]
-    asyncio.run(processor.transactions(batch))
-    assert sender.deliveries[-1].count(customer) == 1  # three events, one store
+    asyncio.run(
+        processor.transactions([_tx(0, customer), _tx(1, customer, kind="debit", amount=100.0)])
+    )
+    asyncio.run(processor.transactions([_tx(2, customer)]))
+    assert customer not in table  # kept decoded until a commit
+    assert processor.states.get(customer).balances["理财"] == 9_900.0  # type: ignore[union-attr]
+    _commit(processor)
+    # two batches, one write each; the partition's acceptance counts (an offer sent) too
+    assert sender.deliveries == [[r["客户编号"] for r in rows] + [book_key(0)]]
     state = decode_state(table[customer])
     assert state.balances["理财"] == 9_900.0
     assert state.positions == {f"{NAMES.holdings_snapshot}:0": 0, f"{NAMES.transactions}:0": 2}
@@ -159,6 +185,45 @@ BAD = {
 }
 
 
+def test_a_batch_run_while_a_commit_writes_keeps_its_change_for_the_next_commit(
+    active: ActiveView, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.processing.processor.FLUSH_CHUNK", 1)  # a batch after each
+    processor, sender, table = _processor(active)
+    known, new = rows[0]["客户编号"], "c-not-in-the-table-yet"
+    asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
+    _commit(processor)
+
+    async def commit_with_a_batch_in_between() -> None:
+        await processor.transactions([_tx(0, known), _tx(1, new, amount=100.0)])
+        # The commit takes both states and writes `known` first; the batch runs before
+        # `new` is written, and must see its taken state, not an empty one.
+        await asyncio.gather(processor.flush(), processor.transactions([_tx(2, new, amount=5.0)]))
+
+    asyncio.run(commit_with_a_batch_in_between())
+    assert sender.written[-3:] == [known, new, book_key(0)]  # counts after the states
+    assert decode_state(table[new]).balances["理财"] == 100.0  # what the commit took
+    assert processor.states.get(new).balances["理财"] == 105.0  # type: ignore[union-attr]
+    _commit(processor)
+    assert sender.deliveries[-1] == [new]
+    assert decode_state(table[new]).balances["理财"] == 105.0
+
+
+def test_a_commit_whose_messages_fail_leaves_its_states_to_the_next_commit(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    customer = rows[0]["客户编号"]
+    asyncio.run(processor.transactions([_tx(0, customer)]))
+    sender.refused.append(True)
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(processor.flush())
+    assert customer not in table
+    _commit(processor)
+    assert sender.deliveries == [[customer]]
+    assert decode_state(table[customer]).balances["理财"] == 5_000.0
+
+
 def test_each_kind_of_bad_record_is_dead_lettered_with_its_reason_and_source(
     active: ActiveView, rows: list[dict[str, Any]]
 ) -> None:
@@ -192,10 +257,13 @@ def test_a_repeated_offset_changes_nothing_and_a_resent_alert_keeps_its_id(
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
     customer = rows[1]["客户编号"]
     asyncio.run(processor.transactions([_tx(7, customer)]))
+    _commit(processor)
     after = table[customer]
     first = sender.on(NAMES.cross_sell_alerts)
     asyncio.run(processor.transactions([_tx(7, customer)]))  # re-read after a crash
+    _commit(processor)
     assert table[customer] is after
+    assert sender.deliveries[-1] == []
     assert sender.on(NAMES.cross_sell_alerts) == first
     # A worker that crashed before storing the state sends the same alert again.
     again, again_sender, _ = _processor(active)
@@ -224,10 +292,12 @@ def test_a_state_of_an_unknown_format_fails_only_its_own_customer(
 ) -> None:
     processor, sender, table = _processor(active)
     asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    _commit(processor)
     table["from-the-future"] = json.dumps({"format": 99, "customer_id": "from-the-future"}).encode()
     processor.reassigned()  # clocks rebuilt from the table, as after a rebalance
     customer = rows[2]["客户编号"]
     asyncio.run(processor.transactions([_tx(20, "from-the-future"), _tx(21, customer)]))
+    _commit(processor)
     dead = sender.on(NAMES.dead_letters)
     assert len(dead) == 1
     assert "has format 99" in dead[0]["reason"]
@@ -249,16 +319,20 @@ def test_a_restart_from_the_commit_with_a_table_written_further_closes_the_same_
     reference, _, expected = _processor(active)
     asyncio.run(reference.snapshot_rows(_snapshot(rows)))
     asyncio.run(reference.transactions(events))
+    _commit(reference)
 
     crashed, _, table = _processor(active)
     asyncio.run(crashed.snapshot_rows(_snapshot(rows)))
     asyncio.run(crashed.transactions(events[:-1]))  # committed through day 20
+    _commit(crashed)
     written = dict(table)
     asyncio.run(crashed.transactions(events[-1:]))  # day 21: only "other" reached the changelog
+    _commit(crashed)
     written["other"] = table["other"]
     restarted, _, _ = _processor(active)
     restarted.table.update(written)  # type: ignore[attr-defined]
     asyncio.run(restarted.transactions(events[-1:]))
+    _commit(restarted)
     assert decode_state(expected[moved]).assets.judged == "2026-11-20"
     assert {c: decode_state(v) for c, v in restarted.table.items()} == {  # type: ignore[attr-defined]
         c: decode_state(v) for c, v in expected.items()
@@ -290,6 +364,7 @@ def test_a_state_written_under_one_catalog_is_read_under_another(
     asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
     customer = rows[0]["客户编号"]
     asyncio.run(processor.transactions([_tx(0, customer)]))  # 理财 5,000 under catalog 1
+    _commit(processor)
     before = decode_state(table[customer])
     assert "理财" in active.bundle.catalog.products_of(before.held_in(active.bundle.catalog))
 
@@ -300,6 +375,7 @@ def test_a_state_written_under_one_catalog_is_read_under_another(
             [_tx(1, customer, product="新产品", amount=70.0), _tx(2, customer, product="理财")]
         )
     )
+    _commit(processor)
     after = decode_state(table[customer])
     catalog = second.bundle.catalog
     assert after.balances["理财"] == 5_000.0  # kept, but ignored
@@ -336,3 +412,40 @@ def test_an_unseen_value_of_a_learned_field_is_coded_and_counted_not_dead_letter
         asyncio.run(processor.snapshot_rows(_snapshot([row])))
         assert len(sender.on(NAMES.dead_letters)) == dead
         assert processor.metrics.unseen_values["学历"] == counted
+
+
+def test_acceptance_counts_wait_for_the_commit_and_a_failed_one_leaves_them_to_the_next(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    processor, sender, table = _processor(active)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows[:1])))
+    _commit(processor)
+    asyncio.run(processor.transactions([_tx(1, rows[0]["客户编号"])]))  # 理财 opened: an offer
+    assert book_key(0) not in table  # counted, not written yet
+    sender.refused.append(True)
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(processor.flush())
+    assert book_key(0) not in table
+    _commit(processor)
+    assert sender.deliveries[-1] == [rows[0]["客户编号"], book_key(0)]
+    assert book_key(0) in table
+
+
+def test_changed_states_outlast_the_decoded_states_bound_until_their_commit(
+    active: ActiveView, rows: list[dict[str, Any]]
+) -> None:
+    """The cache of decoded states is bounded; states a commit has still to write are not
+    in it, so none is lost to the bound, and the table's are decoded again when dropped."""
+    processor, sender, table = _processor(active, state_cache_size=1)
+    asyncio.run(processor.snapshot_rows(_snapshot(rows)))
+    customers = [r["客户编号"] for r in rows]
+    assert all(processor.states.get(c) is not None for c in customers)
+    _commit(processor)
+    assert sender.deliveries == [customers]
+    assert len(processor.states.cache) == 1
+    for offset, customer in enumerate(customers):
+        asyncio.run(processor.transactions([_tx(offset, customer)]))
+    _commit(processor)
+    for customer in customers:
+        assert decode_state(table[customer]).balances["理财"] == 5_000.0
+        assert processor.states.get(customer) == decode_state(table[customer])

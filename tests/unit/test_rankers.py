@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import date
 from itertools import pairwise
@@ -152,13 +153,25 @@ def test_predict_gives_every_products_probability_and_the_batch_offers(
 
 
 class _Sender:
+    """Messages into a list; the processor writes the table itself at each flush."""
+
     def __init__(self, table: dict[str, bytes]) -> None:
         self.table, self.messages = table, []
 
-    async def deliver(self, messages: list[Message], states: list[Stored]) -> None:
+    async def send(self, messages: Sequence[Message]) -> None:
         self.messages.extend(messages)
-        for stored in states:
-            self.table[stored.customer] = stored.value
+
+    def acknowledgements(self) -> Awaitable[object]:
+        return asyncio.sleep(0)
+
+    def write_changelog(self, states: Sequence[Stored]) -> None:
+        pass
+
+
+def _batch(processor: Processor, batch: Coroutine[Any, Any, None]) -> None:
+    """A batch, then a commit (its states into the table)."""
+    asyncio.run(batch)
+    asyncio.run(processor.flush())
 
 
 def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
@@ -185,7 +198,7 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
         customer.encode(),
         json.dumps(row | {"as_of": "2026-10-31"}, ensure_ascii=False).encode(),
     )
-    asyncio.run(processor.snapshot_rows([snapshot]))
+    _batch(processor, processor.snapshot_rows([snapshot]))
     catalog = served.bundle.catalog
     balances = {c: float(row[c]) for c in catalog.balance_columns}
     lacking = [
@@ -201,7 +214,8 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
         "kind": "open",
         "amount": 1000.0,
     }
-    asyncio.run(
+    _batch(
+        processor,
         processor.transactions(
             [
                 Record(
@@ -212,7 +226,7 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
                     json.dumps(event, ensure_ascii=False).encode(),
                 )
             ]
-        )
+        ),
     )
     alerts = [json.loads(m.value) for m in sender.messages if m.topic == NAMES.cross_sell_alerts]
     assert len(alerts) == 1
@@ -325,10 +339,10 @@ def _run(
         policies=Policies(),
         today=lambda: date(2026, 11, 30),
     )
-    asyncio.run(processor.snapshot_rows(snapshots))
+    _batch(processor, processor.snapshot_rows(snapshots))
     bounds = [0, *cuts, len(records)]
     for start, end in pairwise(bounds):
-        asyncio.run(processor.transactions(records[start:end]))
+        _batch(processor, processor.transactions(records[start:end]))
     return [m.value for m in sender.messages], dict(table), counting.calls
 
 
