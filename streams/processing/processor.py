@@ -451,12 +451,14 @@ class Processor:
         """Count what the event sent and settled (as its customer's ledger records them)
         in its partition's book, once: also when the state was stored before a crash and
         the counts were not."""
-        by = f"{record.topic}:{record.partition}@{record.offset}"
-        sent, settled = state.offers.caused_by(by)
-        counted = self._book(batch, record.partition).count(
-            f"{record.topic}:{record.partition}", record.offset, sent, settled
-        )
-        if counted is not None and (sent or settled):
+        if not state.offers.pending and not state.offers.settled:
+            return  # most customers: no offer to count, and no copy of the book per event
+        source = f"{record.topic}:{record.partition}"
+        sent, settled = state.offers.caused_by(f"{source}@{record.offset}")
+        if not (sent or settled):
+            return  # an event that caused nothing moves nothing
+        counted = self._book(batch, record.partition).count(source, record.offset, sent, settled)
+        if counted is not None:
             batch.books[record.partition] = counted
 
     def _close_days(self, batch: _Batch, partition: int, ts: datetime) -> None:
