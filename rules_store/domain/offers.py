@@ -154,7 +154,7 @@ class OfferIndex:
         if not self.by_profile:
             return [self.offers(segment, held, features) for segment, held, features in asked]
         customers = self._customers(asked)
-        scores = self.scorer.scores(customers)
+        scores = self.scorer.scores(customers, lacking_only=True)
         top = top_offers(scores, customers.held, self.top_k).tolist()
         return [
             tuple(Offer(item, float(scores[row, item]), None, False) for item in items if item >= 0)

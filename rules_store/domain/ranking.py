@@ -95,8 +95,9 @@ class Scorer(Protocol):
     @property
     def name(self) -> RankerName: ...
 
-    def scores(self, customers: Customers) -> FloatArray:
-        """n x items, higher first; -inf: not offered."""
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
+        """n x items, higher first; -inf: not offered. `lacking_only`: the products a
+        customer holds may be left -inf (offers need no more; a scorer may skip them)."""
         ...
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class PopularScorer:
     rates: FloatArray  # segments x items: holding rate in the segment
     name: RankerName = "popular"
 
-    def scores(self, customers: Customers) -> FloatArray:
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
         found = self.rates[customers.segments]
         return np.where(found > 0, found, -np.inf)
 
@@ -149,7 +150,7 @@ class RulesScorer:
             values=self.values,
         )
 
-    def scores(self, customers: Customers) -> FloatArray:
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
         n = len(self.values)
         keys = np.column_stack([customers.segments.astype(np.int64), customers.held])
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -186,7 +187,7 @@ class ItemCFScorer:
     similarity: FloatArray  # items x items cosine, zero diagonal
     name: RankerName = "itemcf"
 
-    def scores(self, customers: Customers) -> FloatArray:
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
         # Per row (einsum), so a customer scores the same in any batch.
         bits = held_bits(customers.held, len(self.similarity))
         return np.asarray(np.einsum("ij,jk->ik", bits, self.similarity), dtype=np.float64)
@@ -242,29 +243,48 @@ class PropensityScorer:
         cuts = Cuts.of(list(boosting.values()), len(self.spec.input_names))
         return cuts, {j: BoostingTables(model, cuts) for j, model in boosting.items()}
 
-    def scores(self, customers: Customers) -> FloatArray:
+    @cached_property
+    def _mean_bins(self) -> IntArray:
+        """Each input's bin at its training mean: where `contributions` moves it to."""
+        bins: IntArray = self._tables[0].bins(np.asarray([self.spec.means]))[0]
+        return bins
+
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
+        """P(holds it) per customer and product. `lacking_only`: each product only for the
+        customers who lack it, the others -inf (offers need no more, and a customer holds
+        about half the catalog)."""
         rows = self.rows(customers)
         width = len(self.spec.columns)
         cuts, tables = self._tables
         bins = cuts.bins(rows) if tables else np.zeros((len(rows), 0), dtype=np.intp)
-        out = np.empty((len(rows), len(self.spec.models)))
-        for j, model in enumerate(self.spec.models):
-            if model is None:
-                out[:, j] = self.spec.rates[j]
+        out = np.full((len(rows), len(self.spec.models)), -np.inf)
+        for j in range(len(self.spec.models)):
+            own = width + j
+            if lacking_only:  # their own bit is 0 already, as in training
+                at = np.flatnonzero(rows[:, own] == 0.0)
+                out[at, j] = self._model_scores(j, rows[at], bins[at])
                 continue
             # Each model was trained with its product's own bit at 0 (see training).
-            own = width + j
             kept = rows[:, own].copy()
             rows[:, own] = 0.0
             if j in tables:
                 own_bins = bins[:, own].copy()
                 bins[:, own] = cuts.bin_of(own, 0.0)
-                out[:, j] = tables[j].predict(rows, bins)
+            out[:, j] = self._model_scores(j, rows, bins)
+            if j in tables:
                 bins[:, own] = own_bins
-            else:
-                out[:, j] = model.estimator.predict(rows)
             rows[:, own] = kept
         return out
+
+    def _model_scores(self, item: int, rows: FloatArray, bins: IntArray) -> FloatArray:
+        """Product `item`'s model on `rows` (their own bit at 0) and their `Cuts.bins`."""
+        model = self.spec.models[item]
+        if model is None:
+            return np.full(len(rows), self.spec.rates[item])
+        tables = self._tables[1]
+        if item in tables:
+            return tables[item].predict(rows, bins)
+        return np.asarray(model.estimator.predict(rows), dtype=np.float64)
 
     def _predict(self, item: int, rows: FloatArray) -> FloatArray:
         cuts, tables = self._tables
@@ -272,8 +292,11 @@ class PropensityScorer:
             return tables[item].predict(rows, cuts.bins(rows))
         return self.spec.models[item].estimator.predict(rows)  # type: ignore[union-attr]
 
-    def contributions(self, rows: FloatArray, item: int) -> FloatArray:
-        """Per row and input: logit(p) - logit(p with that input at its training mean)."""
+    def contributions(
+        self, rows: FloatArray, item: int, bins: IntArray | None = None
+    ) -> FloatArray:
+        """Per row and input: logit(p) - logit(p with that input at its training mean).
+        `bins`: the rows' `Cuts.bins`, when the caller has them."""
         model = self.spec.models[item]
         if model is None:
             return np.zeros(rows.shape)
@@ -285,8 +308,8 @@ class PropensityScorer:
             )
         cuts, tables = self._tables
         if item in tables and not tables[item].walked:
-            moved_to = cuts.bins(means[None, :])[0]
-            return tables[item].contributions(cuts.bins(rows), moved_to)
+            at = cuts.bins(rows) if bins is None else bins
+            return tables[item].contributions(at, self._mean_bins)
         n, width = rows.shape
         variants = np.repeat(rows[:, None, :], width + 1, axis=1)
         idx = np.arange(width)
@@ -299,10 +322,12 @@ class PropensityScorer:
         """Evidence for offering `items[r]` to customer r, every row at once per product."""
         rows = self.rows(customers)
         rows[np.arange(len(rows)), len(self.spec.columns) + items] = 0.0  # as in training
+        cuts, tables = self._tables
+        bins = cuts.bins(rows) if tables else None  # once for the batch, not per product
         delta = np.zeros(rows.shape)
         for item in np.unique(items).tolist():
             at = np.flatnonzero(items == item)
-            delta[at] = self.contributions(rows[at], item)
+            delta[at] = self.contributions(rows[at], item, None if bins is None else bins[at])
         order = np.argsort(-delta, axis=1, kind="stable")[:, :TOP_INPUTS]
         names, models = self.spec.input_names, self.spec.models
         return [
@@ -323,8 +348,8 @@ class BlendScorer:
     rules: RulesScorer
     name: RankerName = "blend"
 
-    def scores(self, customers: Customers) -> FloatArray:
-        return self.propensity.scores(customers)
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
+        return self.propensity.scores(customers, lacking_only=lacking_only)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
         return self.explain(customers.take(np.asarray([row])), np.asarray([item]))[0]

@@ -42,7 +42,9 @@ def test_tables_equal_the_walker_exactly_and_scikit_learn_within_1e_9(seed: int)
     edges = np.concatenate([t for t in cuts.thresholds if len(t)])
     probe = np.repeat(rows[:200], 3, axis=0)
     probe[:, 0] = np.resize(np.concatenate([edges, np.nextafter(edges, np.inf)]), len(probe))
-    for batch in (rows, probe):
+    # Batches past FLAT_ROWS go a tree at a time; a stream batch's few rows, flat.
+    assert len(rows) > boosting_tables.FLAT_ROWS
+    for batch in (rows, probe, rows[: boosting_tables.FLAT_ROWS], probe[:7]):
         tables = BoostingTables(model, cuts).predict(batch, cuts.bins(batch))
         assert np.array_equal(tables, model.predict(batch))
         assert np.max(np.abs(tables - fitted.predict_proba(batch)[:, 1])) <= 1e-9
@@ -56,7 +58,8 @@ def test_a_tree_too_large_for_a_table_is_walked(monkeypatch: pytest.MonkeyPatch)
     tables = BoostingTables(model, cuts)
     assert any(t is None for t in tables.tables)
     assert any(t is not None for t in tables.tables)
-    assert np.array_equal(tables.predict(rows, cuts.bins(rows)), model.predict(rows))
+    for batch in (rows, rows[:50]):  # a tree at a time, and flat
+        assert np.array_equal(tables.predict(batch, cuts.bins(batch)), model.predict(batch))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -283,9 +283,9 @@ class _CountingScorer:
     def __init__(self, scorer: Any) -> None:
         self.scorer, self.calls, self.name = scorer, 0, scorer.name
 
-    def scores(self, customers: Customers) -> Any:
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> Any:
         self.calls += 1
-        return self.scorer.scores(customers)
+        return self.scorer.scores(customers, lacking_only=lacking_only)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.scorer, name)

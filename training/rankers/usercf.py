@@ -72,7 +72,7 @@ class UserCFScorer:
                 cosines[block, :k] = np.take_along_axis(sims, best, axis=1)
         return index, cosines
 
-    def scores(self, customers: Customers) -> FloatArray:
+    def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
         index, cosines = self.neighbours(customers)
         weights = np.where(index >= 0, np.maximum(cosines, 0.0), 0.0)
         bits = self.pool_bits[np.maximum(index, 0)]  # n x k x items
