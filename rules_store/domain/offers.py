@@ -140,10 +140,8 @@ class OfferIndex:
         ]
 
     def _customers(self, asked: Sequence[Asked]) -> Customers:
-        rows = np.zeros((len(asked), self._width))
-        for row, (_, _, features) in enumerate(asked):
-            if features is not None:
-                rows[row] = features
+        zeros = (0.0,) * self._width
+        rows = np.array([zeros if f is None else f for _, _, f in asked], dtype=np.float64)
         return Customers(
             rows, held_array([held for _, held, _ in asked]), np.asarray([s for s, _, _ in asked])
         )
