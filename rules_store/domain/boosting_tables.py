@@ -107,9 +107,10 @@ def _table(tree: Tree, cuts: Cuts) -> _Table | None:
 
 
 class BoostingTables:
-    """`BoostingModel.predict` from binned rows, a tree at a time (measured faster than
-    one gather over every tree, even for a few hundred rows); trees too large for a table
-    are walked. For `contributions`, the (tree, input) pairs also lie flat, by tree."""
+    """`BoostingModel.predict` from binned rows: a stream batch's few rows with every tree
+    in one gather over the (tree, input) pairs laid flat, larger batches a tree at a time
+    (see FLAT_ROWS); trees too large for a table are walked. `contributions` uses the same
+    flat pairs."""
 
     def __init__(self, model: BoostingModel, cuts: Cuts) -> None:
         self.model = model

@@ -142,6 +142,7 @@ class OfferIndex:
     def _customers(self, asked: Sequence[Asked]) -> Customers:
         zeros = (0.0,) * self._width
         rows = np.array([zeros if f is None else f for _, _, f in asked], dtype=np.float64)
+        rows = rows.reshape(len(asked), self._width)  # also when nothing is asked
         return Customers(
             rows, held_array([held for _, held, _ in asked]), np.asarray([s for s, _, _ in asked])
         )
