@@ -29,6 +29,7 @@ from rules_store.store.acceptance_store import AcceptanceStore
 from rules_store.store.redis_store import Challenge
 from rules_store.views.metrics import EngineMetrics
 from streams.compat.batch_intake import BatchIntake
+from streams.compat.changelog_batches import ChangelogBatches
 from streams.compat.faust_fixes import flush_waits_for, install_faust_fixes
 from streams.compat.rocks_store import HoldingsTable
 from streams.compat.tansu import (
@@ -154,7 +155,7 @@ def build_worker(
     )
     processor = Processor(
         holdings.data,
-        Outflow(topics, holdings),
+        Outflow(topics, lambda: ChangelogBatches(holdings)),
         names=names,
         active=active.get,
         policies=Policies(

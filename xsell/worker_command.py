@@ -61,10 +61,11 @@ def worker_cmd(settings: Settings) -> None:
         pair = (challenge.version, challenge.share) if challenge else None
         return arms_json(arms_report(champion, pair, counts.read))
 
-    # Read in the stream's path once per (version, day): a short timeout, so a Redis
-    # outage costs a batch half a second, not five.
+    # Read in the stream's path once per (version, day), then every 30 s while Redis is
+    # away. A failed read ranks on the prior, so a replay may send other offers: the
+    # timeout outlasts a busy machine's stalls (0.5 s did not, in kill -9 loops).
     day_counts = DayCounts(
-        AcceptanceStore(open_redis(settings, endpoints, timeout_s=0.5), settings.redis_key_prefix)
+        AcceptanceStore(open_redis(settings, endpoints, timeout_s=2.0), settings.redis_key_prefix)
     )
     app = build_worker(
         settings,

@@ -84,12 +84,6 @@ PINS = (
         "2acd4e830ebb2403f3a28a5564652c2ae456e1923487340f7f84ca7eeda52b8a",
     ),
     Pin(
-        "faust.tables.base",
-        "Collection._on_changelog_sent",
-        "rocks_store.py (2)",
-        "efdb243606df8cdc5927b97961722a74ac80aa6da6e44bb534a0c67c3c81f969",
-    ),
-    Pin(
         "faust.stores.rocksdb",
         "Store._set",
         "rocks_store.py (1, 2)",

@@ -15,7 +15,8 @@ where it would misplace or lose a state.
    may not have been sent (replayed, their events are skipped as applied: the alerts are
    lost), and that a worker taking the partition over never sees. Here a state waits in
    memory (`_pending`, read first) until its changelog record is acknowledged; then the
-   state and that offset go to RocksDB in one write batch. So a partition's database is
+   states of that record batch and the offset it ends at go to RocksDB in one write
+   (`persist`, called by streams/compat/changelog_batches.py). So a partition's database is
    always a prefix of its changelog with the offset it ends at, and recovery reads only
    the rest: after a crash, on a restart with other partitions, or when a partition comes
    back after another worker had it, the table is what the changelog says, as with the
@@ -28,14 +29,13 @@ where it would misplace or lose a state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import faust
 import rocksdict
 from faust.stores import rocksdb
 from faust.types import TP
-from faust.types.tuples import FutureMessage
 from yarl import URL
 
 
@@ -101,19 +101,22 @@ class HoldingsStore(rocksdb.Store):
     def _size(self) -> int:
         return sum(1 for _ in self._iteritems())
 
-    def persist_sent(self, tp: TP, offset: int, key: bytes, value: bytes | None) -> None:
-        """The changelog holds `key`'s `value` at `offset`: put both on disk as one write."""
+    def persist(self, tp: TP, offset: int, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """The changelog holds `records` (serialized key, value), the last at `offset`: put
+        them and the offset on disk as one write."""
         batch = rocksdict.WriteBatch(raw_mode=True)
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         batch.put(self.offset_key, str(offset).encode())
         # Reopened if the partition was revoked meanwhile: still a prefix of its changelog.
         self._db_for_partition(tp.partition).write(batch)
-        self._key_index[key] = tp.partition
-        if key in self._pending and self._pending[key] == value:
-            del self._pending[key]  # else a later state of the key still waits for its record
+        for key, value in records:
+            self._key_index[key] = tp.partition
+            if key in self._pending and self._pending[key] == value:
+                del self._pending[key]  # else a later state of the key still waits for its record
 
 
 class HoldingsTable(faust.Table):  # type: ignore[type-arg]
@@ -134,16 +137,3 @@ class HoldingsTable(faust.Table):  # type: ignore[type-arg]
             loop=self.loop,
             options=self.options,
         )
-
-    def _on_changelog_sent(self, fut: FutureMessage) -> None:
-        store = self.data
-        if not isinstance(store, HoldingsStore):
-            super()._on_changelog_sent(fut)
-            return
-        sent = fut.result()
-        # The record as produced: the topic serialized key and value before sending.
-        key, value = fut.message.key, fut.message.value
-        if not isinstance(key, bytes) or not isinstance(value, bytes | None):
-            msg = f"changelog record of {self.name} not serialized: key {key!r}"
-            raise TypeError(msg)
-        store.persist_sent(sent.topic_partition, sent.offset, key, value)

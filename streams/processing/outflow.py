@@ -1,8 +1,9 @@
 """The commit ordering, owned by one object: a batch's alerts and dead letters are
 produced as the batch ends; changed states stay decoded in the worker (`DecodedStates`)
 and reach the table and its changelog only at a commit, once every message produced
-before is acknowledged (`flush`, awaited before each commit and at shutdown by
-`flush_waits_for`); a commit then waits for those changelog writes too.
+before is acknowledged (`Processor.flush`, awaited before each commit and at shutdown by
+`flush_waits_for`), a record batch per partition (streams/compat/changelog_batches.py);
+a commit then waits for those changelog writes too.
 
 So a crash at any point re-sends a batch's alerts (same ids) rather than loses them,
 never commits an offset whose effects are not in the changelog, and writes a state once
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from streams.processing.outbox import Message, Stored
@@ -25,16 +26,19 @@ class TopicLike(Protocol):
     async def send(self, *, key: bytes | None, value: bytes) -> Awaitable[Any]: ...
 
 
-class ChangelogTable(Protocol):
-    def send_changelog(self, partition: int, key: str, value: bytes) -> Any: ...
+class Changelog(Protocol):
+    async def add(self, states: Sequence[Stored]) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Outflow:
     """Produces messages to Faust topics and states to a table's changelog."""
 
-    def __init__(self, topics: Mapping[str, TopicLike], table: ChangelogTable) -> None:
-        self.topics, self.table = topics, table
+    def __init__(self, topics: Mapping[str, TopicLike], changelog: Callable[[], Changelog]) -> None:
+        self.topics, self.changelog = topics, changelog
         self._sent: list[Awaitable[Any]] = []  # acknowledgements not awaited yet
+        self._writing: Changelog | None = None  # the changelog records of this flush
 
     async def send(self, messages: Sequence[Message]) -> None:
         """Hand the messages to the producer (acknowledged later, see `acknowledgements`)."""
@@ -46,9 +50,17 @@ class Outflow:
         sent, self._sent = self._sent, []
         return asyncio.gather(*sent)
 
-    def write_changelog(self, states: Sequence[Stored]) -> None:
-        for stored in states:
-            self.table.send_changelog(stored.partition, stored.customer, stored.value)
+    async def write_changelog(self, states: Sequence[Stored]) -> None:
+        if self._writing is None:
+            self._writing = self.changelog()
+        await self._writing.add(states)
+
+    async def changelog_written(self) -> None:
+        """Wait until the broker has every changelog record handed over, and the table
+        knows their offsets."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing.close()
 
     async def _send(self, message: Message) -> Awaitable[Any]:
         """Hand a record to the producer, retrying while it refuses (the broker is away):

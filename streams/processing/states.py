@@ -112,12 +112,12 @@ class CurrentStates:
         return out
 
     def untake(self, changed: Sequence[Changed], values: dict[str, Value]) -> None:
-        """Taken states and values a commit could not write: dirty again, unless changed
-        since."""
+        """Taken states and values a commit could not write (or not know written): dirty
+        again, unless changed since."""
         for customer, partition, state in changed:
             if self._taken.get(customer) is state:
                 del self._taken[customer]
-                self._dirty.setdefault(customer, (partition, state))
+            self._dirty.setdefault(customer, (partition, state))
         for key, value in values.items():
             self._values.setdefault(key, value)
 

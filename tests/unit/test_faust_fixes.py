@@ -6,9 +6,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from streams.compat import faust_fixes
 from streams.compat.faust_fixes import _getmany_without_loss
 
 A, B = TP("t", 0), TP("t", 1)
@@ -104,6 +106,35 @@ def test_nothing_is_sought_once_faust_began_seeking_to_the_committed_offsets() -
     consumer.app.monitor.track_tp_end_offset = faust_seeks
     assert _run(consumer) == [(A, 1)]
     assert consumer.seeks == []
+
+
+def test_a_partition_with_no_committed_offset_is_sought_back_after_faust_seeks_the_others() -> None:
+    """aiokafka's seek to the committed offsets leaves a partition with none committed
+    where the fetch left it: past the records skipped. Ours is then the only seek."""
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 164, 165)}, active={A})
+
+    def faust_seeks(*_: Any) -> None:  # what the wrapped perform_seek leaves behind
+        consumer._xsell_seeks, consumer._xsell_unsought = 1, frozenset({B})
+
+    consumer.app.monitor.track_tp_end_offset = faust_seeks
+    assert _run(consumer) == [(A, 1)]
+    assert consumer.seeks == [(B, 164)]
+
+
+def test_the_seek_wrapper_names_the_partitions_aiokafka_left_unsought(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Sought(SimpleNamespace):
+        def assignment(self) -> set[TP]:
+            return {A, B}
+
+    async def faust(consumer: Any) -> None:  # Faust's perform_seek: B had 0 or None
+        consumer._committed_offset.update({A: 7, B: None})
+
+    consumer = Sought(_committed_offset={})
+    monkeypatch.setattr(faust_fixes, "_original_perform_seek", faust)
+    asyncio.run(faust_fixes._counted_perform_seek(consumer))
+    assert (consumer._xsell_seeks, consumer._xsell_unsought) == (1, frozenset({B}))
 
 
 def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:

@@ -164,7 +164,10 @@ class _Sender:
     def acknowledgements(self) -> Awaitable[object]:
         return asyncio.sleep(0)
 
-    def write_changelog(self, states: Sequence[Stored]) -> None:
+    async def write_changelog(self, states: Sequence[Stored]) -> None:
+        pass
+
+    async def changelog_written(self) -> None:
         pass
 
 
