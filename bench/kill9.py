@@ -1,137 +1,116 @@
-"""Stress check: kill -9 a worker mid-stream, repeatedly; do the holdings end as with no crash?
+"""Stress check: kill -9 workers mid-stream, trial after trial; does every trial end as with no crash?
 
-Each trial queues 6,000 transactions for 60 customers, starts `xsell worker` and kills it
-with SIGKILL after 4, 5 and 6 seconds, then lets a last worker finish, and compares every
-customer's balances (read from the table's changelog) with a pure computation of the same
-events. Prints the trials and any difference. `tests/integration/test_kill9.py` runs one
-such trial (with alerts) in `make test`; this runs many, to look for rare losses.
+Each trial is the scenario of tests/integration/test_kill9.py (tests/integration/
+kill9_scenario.py), with its own events (seed = trial number) under a fresh topic and
+key prefix on one embedded stack: 60 customers load snapshot rows with a months table,
+6,000 transactions arrive, paced, while the workers run, and a worker is killed with
+SIGKILL 4, 5 and 6 s after the group has taken every worker in (with two workers the
+kills alternate, so each crash is a rebalance). Then every customer's latest state, each
+partition's acceptance book and every cross-sell, retention and churn alert are compared
+byte for byte with a no-crash reference computed by the worker's pure steps.
 
-Run: .venv/bin/python bench/kill9.py [--trials N]
+One line per trial: OK or FAIL, its seconds, and per kill the group's committed offsets
+over the events sent by then, the transactions the killed worker had taken, and "mid"
+when events were still unread at the kill. The workers' stdout and stderr and a timeline
+of starts and kills go to a folder per trial, kept (with differences.txt) when the trial
+fails. The last line: how many trials differ, how many kills landed mid-stream.
+
+XSELL_* variables from the shell are ignored: the reference assumes the default settings.
+A trial takes one to two minutes on 2 cores (a worker needs ~6 s to start); the first
+also trains the bundle and fits its ranker (~6 s).
+
+Run: .venv/bin/python bench/kill9.py [--trials 30] [--workers 2] [--ranker blend] [--logs DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
-import uuid
+import traceback
 from pathlib import Path
-from typing import Any
 
-from kafka import KafkaProducer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.integration
 
-from rules_store.bundle.schema import RETAIL_SCHEMA
-from rules_store.domain.events import parse_transaction
-from rules_store.domain.holdings import CustomerState, apply_transaction
+from rules_store.domain.ranking import SERVABLE, RankerName
 from rules_store.settings import Settings
-from streams.kafka.changelog import latest_states
-from streams.kafka.clients import ensure_topics, kafka_python_options
-from streams.kafka.topics import TopicNames
+from tests.integration.kill9_scenario import KILLS_AFTER_S, Kill9Result, run_kill9
 from xsell.embedded import EmbeddedStack
 
-XSELL = str(Path(sys.executable).with_name("xsell"))
 
-CATALOG = RETAIL_SCHEMA.products
-PRODUCTS = CATALOG.names
-
-
-def trial(stack: EmbeddedStack, seed: int) -> dict[str, tuple[Any, Any]]:
-    prefix = f"k{uuid.uuid4().hex[:8]}"
-    settings = stack.settings.model_copy(update={"topic_prefix": prefix})
-    names = TopicNames(prefix)
-    ensure_topics(settings, stack.endpoints, names.all())
-    env = {
-        **os.environ,
-        "XSELL_STATE_DIR": str(stack.settings.state_dir),
-        "XSELL_TOPIC_PREFIX": prefix,
-        "XSELL_REDIS_KEY_PREFIX": prefix,
-    }
-    rng = random.Random(seed)
-    customers = [f"c{i:03d}" for i in range(60)]
-    producer = KafkaProducer(**kafka_python_options(settings, stack.endpoints))
-    expected = {c: CustomerState(c) for c in customers}
-    last: dict[str, tuple[str, int]] = {}
-    for i in range(6_000):
-        customer = rng.choice(customers)
-        event = {
-            "event_id": f"e{i}",
-            "customer_id": customer,
-            "ts": "2026-11-23T10:00:00+08:00",
-            "product": rng.choice(PRODUCTS),
-            "kind": rng.choice(["credit", "credit", "debit", "open"]),
-            "amount": float(rng.randint(1, 500)),
-        }
-        meta = producer.send(
-            names.transactions,
-            key=customer.encode(),
-            value=json.dumps(event, ensure_ascii=False).encode(),
-        ).get(30)
-        source = f"{meta.topic}:{meta.partition}"
-        after = apply_transaction(
-            expected[customer],
-            parse_transaction(event, CATALOG),
-            catalog=CATALOG,
-            source=source,
-            offset=meta.offset,
-        )
-        if after is None:  # cannot happen: every event has a new offset
-            raise RuntimeError(event)
-        expected[customer] = after
-        last[customer] = (source, meta.offset)
-    producer.close()
-    changelog = TopicNames(prefix).holdings_changelog
-    for kill_after in (4.0, 5.0, 6.0):
-        worker = subprocess.Popen(
-            [XSELL, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        time.sleep(kill_after)
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    worker = subprocess.Popen(
-        [XSELL, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def _line(trial: int, result: Kill9Result) -> str:
+    kills = ", ".join(
+        f"{k.committed}/{k.sent} took {k.taken} {'mid' if k.mid_stream else 'done'}"
+        for k in result.kills
     )
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            latest = latest_states(settings, stack.endpoints, changelog, idle_ms=1500)
-            if all(
-                latest.get(c, {}).get("positions", {}).get(last[c][0]) == last[c][1]
-                for c in customers
-            ):
-                break
-    finally:
-        worker.terminate()
-        worker.wait(60)
-    return {
-        c: (latest.get(c, {}).get("balances"), dict(expected[c].balances))
-        for c in customers
-        if latest.get(c, {}).get("balances") != dict(expected[c].balances)
-    }
+    verdict = "FAIL" if result.differs else "OK"
+    line = f"trial {trial:2d} {verdict:4s} {result.seconds:3.0f} s  kills (committed/sent): {kills}"
+    if result.kinds != {"cross_sell", "churn", "retention"}:
+        line += f"  (alert kinds only {sorted(result.kinds)})"
+    return line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=30, help="how many trials (default 30)")
+    parser.add_argument(
+        "--workers", type=int, choices=(1, 2), default=2, help="workers at once (default 2)"
+    )
+    parser.add_argument(
+        "--ranker",
+        choices=SERVABLE,
+        help="the ranker the bundle serves (default: blend with two workers, rules with one)",
+    )
+    parser.add_argument(
+        "--logs", type=Path, help="where the trials' folders go (default: a new temporary one)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the logs of trials that pass too")
     args = parser.parse_args()
-    failures = 0
-    with EmbeddedStack(Settings(state_dir=Path(tempfile.mkdtemp(prefix="xsell-kill9-")))) as stack:
-        for seed in range(args.trials):
-            differ = trial(stack, seed)
-            failures += bool(differ)
-            print(
-                f"trial {seed + 1}: {'OK' if not differ else f'{len(differ)} customer(s) differ: {list(differ.items())[:2]}'}",
-                flush=True,
-            )
-    print(f"{failures} of {args.trials} trials ended with holdings different from the no-crash run")
+    ranker: RankerName | None = args.ranker or ("blend" if args.workers == 2 else None)
+    if ranker == "rules":
+        ranker = None  # the bundle's own rules, as the one-worker test serves them
+    logs: Path = args.logs or Path(tempfile.mkdtemp(prefix="xsell-kill9-logs-"))
+    for name in [n for n in os.environ if n.startswith("XSELL_")]:
+        del os.environ[name]
+
+    print(
+        f"{args.trials} trials, {args.workers} worker(s), ranker {ranker or 'rules'}; logs in {logs}"
+    )
+    failed = unfinished = mid_stream = 0
+    state = Path(tempfile.mkdtemp(prefix="xsell-kill9-"))
+    with EmbeddedStack(Settings(state_dir=state)) as stack:
+        for trial in range(1, args.trials + 1):
+            folder = logs / f"trial-{trial:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                result = run_kill9(
+                    stack, workers=args.workers, ranker=ranker, seed=trial, log_dir=folder
+                )
+            except Exception as exc:  # a trial that could not finish fails; the loop goes on
+                failed += 1
+                unfinished += 1
+                (folder / "differences.txt").write_text(traceback.format_exc())
+                print(f"trial {trial:2d} FAIL did not finish: {exc}; logs in {folder}", flush=True)
+                continue
+            mid_stream += sum(k.mid_stream for k in result.kills)
+            line = _line(trial, result)
+            if result.differs:
+                failed += 1
+                (folder / "differences.txt").write_text(result.report())
+                line += f"\n  {result.summary()}; logs in {folder}"
+            elif not args.keep:
+                shutil.rmtree(folder)
+            print(line, flush=True)
+    shutil.rmtree(state, ignore_errors=True)
+    kills = len(KILLS_AFTER_S) * args.trials
+    note = f" ({unfinished} did not finish)" if unfinished else ""
+    print(
+        f"{failed} of {args.trials} trials differ{note}; {mid_stream} of {kills} kills mid-stream"
+    )
 
 
 if __name__ == "__main__":
