@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
+import msgspec
+
 from rules_store.domain.acceptance import ArmKey, PartitionBook, Tally
 from rules_store.domain.churn import AssetHistory, ChurnFigures
 from rules_store.domain.holdings import CustomerState
@@ -160,13 +162,20 @@ def state_from_dict(raw: Mapping[str, Any]) -> CustomerState:
     )
 
 
-def encode_state(state: CustomerState) -> bytes:
-    """The stored bytes of a state (JSON).
+_ENCODER = msgspec.json.Encoder()
 
+
+def encode_state(state: CustomerState) -> bytes:
+    """The stored bytes of a state: compact JSON by msgspec (a fifth of `json.dumps`'s time,
+    and a busy commit encodes nearly every customer). Every number in a state is finite
+    (amounts are checked within ±1e15), which msgspec needs: it writes NaN as null.
+
+    >>> encode_state(CustomerState("c1", balances={"国债": 5.0}))[:40].decode()
+    '{"format":2,"customer_id":"c1","balances'
     >>> decode_state(encode_state(CustomerState("c1", balances={"国债": 5.0}))).balances
     {'国债': 5.0}
     """
-    return json.dumps(state_to_dict(state)).encode()
+    return _ENCODER.encode(state_to_dict(state))
 
 
 def decode_state(raw: bytes) -> CustomerState:
@@ -226,8 +235,35 @@ class ClockView(NamedTuple):
 # A key's quoted name appears unescaped only as a key (a quote inside a string is
 # escaped); `latest` and `due` are the first after `"assets":` (day and month keys before
 # them, the figures' keys after). tests/unit/test_clock_view.py holds this to decode_state.
-_SOURCE_PARTITION = re.compile(rb':(\d+)": ')
-_HEAD = f'{{"format": {STATE_FORMAT}, "customer_id": "'.encode()
+
+
+class _Layout(NamedTuple):
+    """Where the clocks' fields are in one JSON layout (`comma`, `colon`: its separators)."""
+
+    head: bytes
+    positions: bytes
+    assets: bytes
+    latest: bytes
+    due: bytes
+    source_partition: re.Pattern[bytes]
+
+    @classmethod
+    def of(cls, comma: str, colon: str) -> _Layout:
+        def key(name: str, then: str = "") -> bytes:
+            return f'"{name}"{colon}{then}'.encode()
+
+        return cls(
+            f'{{"format"{colon}{STATE_FORMAT}{comma}"customer_id"{colon}"'.encode(),
+            key("positions", "{"),
+            key("assets", "{"),
+            key("latest"),
+            key("due"),
+            re.compile(rb":(\d+)\"" + re.escape(colon.encode())),
+        )
+
+
+# encode_state's, and json.dumps's: states stored before December 2026 are read fast too.
+_LAYOUTS = (_Layout.of(",", ":"), _Layout.of(", ", ": "))
 
 
 def _day_at(raw: bytes, at: int) -> str | Literal[False] | None:
@@ -240,27 +276,34 @@ def _day_at(raw: bytes, at: int) -> str | Literal[False] | None:
     return sys.intern(raw[at + 1 : end].decode())  # a million customers share a few days
 
 
+def _fast_clock_view(raw: bytes, layout: _Layout) -> ClockView | None:
+    head = len(layout.head)
+    customer_end = raw.find(b'"', head)
+    positions = raw.find(layout.positions, customer_end)
+    positions_end = raw.find(b"}", positions)
+    assets = raw.find(layout.assets, positions_end)
+    latest, due = raw.find(layout.latest, assets), raw.find(layout.due, assets)
+    customer = raw[head:customer_end]
+    if min(customer_end, positions, positions_end, assets, latest, due) <= 0 or b"\\" in customer:
+        return None
+    latest_day = _day_at(raw, latest + len(layout.latest))
+    due_day = _day_at(raw, due + len(layout.due))
+    if latest_day is False or due_day is False:
+        return None
+    partitions = layout.source_partition.findall(raw, positions, positions_end)
+    return ClockView(customer.decode(), frozenset(map(int, partitions)), latest_day, due_day)
+
+
 def decode_clock_view(raw: bytes) -> ClockView:
     """What the partition clocks read of a stored state, without decoding the rest, in the
-    layout encode_state writes; decode_state's answer for any other.
+    layout encode_state writes (or json.dumps wrote); decode_state's answer for any other.
 
     >>> decode_clock_view(encode_state(CustomerState("c1", positions={"t:3": 7})))
     ClockView(customer_id='c1', partitions=frozenset({3}), latest=None, due=None)
     """
-    if raw.startswith(_HEAD):
-        customer_end = raw.find(b'"', len(_HEAD))
-        positions = raw.find(b'"positions": {', customer_end)
-        positions_end = raw.find(b"}", positions)
-        assets = raw.find(b'"assets": {', positions_end)
-        latest, due = raw.find(b'"latest": ', assets), raw.find(b'"due": ', assets)
-        customer = raw[len(_HEAD) : customer_end]
-        if min(customer_end, positions, positions_end, assets, latest, due) > 0 and (
-            b"\\" not in customer
-        ):
-            latest_day, due_day = _day_at(raw, latest + 10), _day_at(raw, due + 7)
-            if latest_day is not False and due_day is not False:
-                partitions = _SOURCE_PARTITION.findall(raw, positions, positions_end)
-                return ClockView(
-                    customer.decode(), frozenset(map(int, partitions)), latest_day, due_day
-                )
+    for layout in _LAYOUTS:
+        if raw.startswith(layout.head):
+            found = _fast_clock_view(raw, layout)
+            if found is not None:
+                return found
     return ClockView.of(decode_state(raw))
