@@ -1,0 +1,91 @@
+"""Two checkouts' workers on one embedded stack, alternating: is a change faster?
+
+On a shared machine the figures of `bench/stream.py` move by half from one run to the
+next, more than most changes. Here the worker code of two checkouts runs in turns (A B,
+then B A, ...) on the same broker, bundle and events, so both see the same noise:
+
+- drain: one worker drains N queued events (events/s, as `bench/stream.py`);
+- latency: one worker while events are replayed at RATE/s for 15 s (event→alert p50/p99).
+
+The worker of a checkout is `xsell worker` run with PYTHONPATH at that checkout (this
+venv's packages, that checkout's code). Make the other checkout with, for instance,
+`git worktree add /tmp/before <commit>`.
+
+Run: .venv/bin/python bench/stream_ab.py --before /tmp/before [--after .] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+# bench/ is on sys.path when run as a script: the stream bench's scenario and figures.
+from stream import CUSTOMERS, Scenario, drain_rate, latency  # type: ignore[import-not-found]
+
+from rules_store.bundle.schema import RETAIL_SCHEMA
+from rules_store.settings import Settings
+from training.event_generator import EventPlan, generate_events
+from training.generate import generate_retail, write_retail
+from training.retail import TrainParams, train_retail
+from xsell.embedded import EmbeddedStack
+from xsell.replaying import History, snapshot_lines
+
+console = Console()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--before", type=Path, required=True, help="the baseline checkout")
+    parser.add_argument("--after", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--rounds", type=int, default=2, help="turns of each checkout")
+    parser.add_argument("--events", type=int, default=100_000, help="events to drain")
+    parser.add_argument("--rate", type=float, default=5_000, help="replay rate for latency")
+    args = parser.parse_args()
+    checkouts = {"before": args.before.resolve(), "after": args.after.resolve()}
+    for name, path in checkouts.items():
+        if not (path / "streams" / "worker.py").is_file():
+            parser.error(f"--{name} {path} is not a checkout of this project")
+    workdir = Path(tempfile.mkdtemp(prefix="xsell-bench-ab-"))
+    os.environ["XSELL_STATE_DIR"] = str(workdir / "state")
+    frame = generate_retail(CUSTOMERS, seed=3, dirty_share=0.0)
+    write_retail(frame, workdir / "customers.del", "del")
+    bundle = train_retail(workdir / "customers.del", RETAIL_SCHEMA, TrainParams(seed=3)).bundle
+    plan = EventPlan(days=30, events_per_customer_day=args.events / (CUSTOMERS * 30), drainers=50)
+    generated = generate_events(frame, RETAIL_SCHEMA, plan)
+    snapshot, _ = snapshot_lines(
+        frame, RETAIL_SCHEMA.id_column, History(plan.as_of, generated.months)
+    )
+    replayed = generated.lines[: int(args.rate * 15)]
+    drains: dict[str, list[float]] = {name: [] for name in checkouts}
+    p99s: dict[str, list[float]] = {name: [] for name in checkouts}
+    table = Table(title=f"A/B on one stack, {args.rounds} round(s); work dir {workdir}")
+    for column in ("round", "checkout", "drain events/s", f"latency at {args.rate:,.0f}/s"):
+        table.add_column(column)
+    with EmbeddedStack(Settings(state_dir=workdir / "state")) as stack:
+        for turn in range(args.rounds):
+            order = list(checkouts) if turn % 2 == 0 else list(reversed(checkouts))
+            for name in order:
+                os.environ["PYTHONPATH"] = str(checkouts[name])  # the workers' code
+                rate = drain_rate(Scenario(stack, bundle, snapshot, workdir), generated.lines, 1)
+                p50, p99 = latency(Scenario(stack, bundle, snapshot, workdir), replayed, args.rate)
+                drains[name].append(rate)
+                p99s[name].append(p99 or float("nan"))
+                shown = f"p50 {p50:,.0f} ms, p99 {p99:,.0f} ms" if p50 and p99 else "no alerts"
+                table.add_row(str(turn + 1), name, f"{rate:,.0f}", shown)
+                console.print(f"round {turn + 1} {name}: {rate:,.0f} events/s, {shown}")
+    drain_ratio = statistics.median(drains["after"]) / statistics.median(drains["before"])
+    p99_ratio = statistics.median(p99s["after"]) / statistics.median(p99s["before"])
+    table.add_row("median", "after / before", f"{drain_ratio:.2f}x", f"p99 {p99_ratio:.2f}x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
