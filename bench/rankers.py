@@ -242,9 +242,9 @@ def main() -> None:
                 for r in range(BATCH)
             ]
             started = time.perf_counter()
-            found = zip(asked, index.offers_many(asked), strict=True)
-            picked = [(a, offers[0]) for a, offers in found if offers]
-            index.explain([a for a, _ in picked], [offer for _, offer in picked])
+            scored = index.offers_many(asked)
+            picked = [(row, offers[0]) for row, offers in enumerate(scored.offers) if offers]
+            index.explain(scored, [row for row, _ in picked], [offer for _, offer in picked])
             took = (time.perf_counter() - started) / BATCH * 1e6
             own_part[label] = min(own_part[label], took)
 

@@ -162,6 +162,7 @@ class LedgerSteps:
 @dataclass(frozen=True)
 class _Pick:
     due: CrossSellDue
+    row: int  # among the batch's dues
     rank: int
     offer: Offer
     adaptive: AdaptiveScore | None
@@ -202,10 +203,10 @@ def decide_cross_sells(
     latest state; the dues were raised with `active`; `steps` are the batch's ledger steps,
     made up to each due's own event before it is decided."""
     index, items = active.offers, active.bundle.items
-    found = index.offers_many([due.asked for due in dues])
+    scored = index.offers_many([due.asked for due in dues])
     latest: dict[str, CustomerState] = {}
     decided: list[_Pick | Outgoing | None] = []
-    for due, offers in zip(dues, found, strict=True):
+    for row, (due, offers) in enumerate(zip(dues, scored.offers, strict=True)):
         customer = due.context.customer_id
         state = latest.get(customer) or state_of(customer)
         if steps is not None and due.learning is not None:
@@ -240,7 +241,7 @@ def decide_cross_sells(
                 state = evolve(state, offers=record_offer(state.offers, alert_id, sent))
             latest[customer] = state
             rank = ordered.index(offer)
-            decided.append(_Pick(due, rank + 1, offer, arranged[rank].adaptive))
+            decided.append(_Pick(due, row, rank + 1, offer, arranged[rank].adaptive))
             continue
         last = state.last_offered.get(RETENTION)
         if last is not None and due.ts - datetime.fromisoformat(last) < timedelta(
@@ -252,7 +253,7 @@ def decide_cross_sells(
         alert = retention_alert(due.context, instead_of=product, figures=due.risk)
         decided.append(("retention", alert_json(alert)))
     picks = [d for d in decided if isinstance(d, _Pick)]
-    explained = iter(index.explain([p.due.asked for p in picks], [p.offer for p in picks]))
+    explained = iter(index.explain(scored, [p.row for p in picks], [p.offer for p in picks]))
     out: list[Outgoing | None] = []
     for d in decided:
         if isinstance(d, _Pick):

@@ -18,13 +18,16 @@ call, and `explain` adds the evidence to the offers a batch sends, together.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 import numpy as np
 
 from rules_store.bundle.model import Bundle
 from rules_store.domain.ranking import (
+    BlendScorer,
     Customers,
-    explain_offers,
+    Inputs,
+    PropensityScorer,
     held_array,
     needs_profile,
     offer_of,
@@ -95,6 +98,13 @@ class _RankedRules:
         return tuple(offers) or recommend(held, (), popularity, top_k=top_k)
 
 
+class Scored(NamedTuple):
+    """A batch's offers, per customer asked, and what explaining them reuses."""
+
+    offers: list[tuple[Offer, ...]]
+    inputs: Inputs | None  # a profile ranker's batch inputs (else offers carry evidence)
+
+
 class OfferIndex:
     """`offers(segment, held, features)` for one bundle and one `top_k`."""
 
@@ -147,25 +157,30 @@ class OfferIndex:
             rows, held_array([held for _, held, _ in asked]), np.asarray([s for s, _, _ in asked])
         )
 
-    def offers_many(self, asked: Sequence[Asked]) -> list[tuple[Offer, ...]]:
+    def offers_many(self, asked: Sequence[Asked]) -> Scored:
         """`offers` for many customers: a profile ranker scores them in one call, and its
         offers come without evidence (`explain` adds it to those sent)."""
         if not self.by_profile:
-            return [self.offers(segment, held, features) for segment, held, features in asked]
-        customers = self._customers(asked)
-        scores = self.scorer.scores(customers, lacking_only=True)
-        top = top_offers(scores, customers.held, self.top_k).tolist()
-        return [
+            offers = [self.offers(segment, held, features) for segment, held, features in asked]
+            return Scored(offers, None)
+        scorer = cast(PropensityScorer | BlendScorer, self.scorer)  # what `by_profile` means
+        inputs = scorer.inputs(self._customers(asked))
+        scores = scorer.scores_of(inputs, lacking_only=True)
+        top = top_offers(scores, inputs.customers.held, self.top_k).tolist()
+        offers = [
             tuple(Offer(item, float(scores[row, item]), None, False) for item in items if item >= 0)
             for row, items in enumerate(top)
         ]
+        return Scored(offers, inputs)
 
-    def explain(self, asked: Sequence[Asked], offers: Sequence[Offer]) -> list[Offer]:
-        """`offers[r]` (from `offers_many`) for customer `asked[r]`, with its evidence."""
-        if not self.by_profile or not offers:
+    def explain(self, scored: Scored, rows: Sequence[int], offers: Sequence[Offer]) -> list[Offer]:
+        """`offers[r]` (from `scored.offers[rows[r]]`) with its evidence, from the inputs the
+        batch was scored with."""
+        if scored.inputs is None or not offers:
             return list(offers)
+        scorer = cast(PropensityScorer | BlendScorer, self.scorer)  # it gave the inputs
         items = np.asarray([offer.item for offer in offers], dtype=np.int64)
-        evidence = explain_offers(self.scorer, self._customers(asked), items)
+        evidence = scorer.explain_of(scored.inputs.take(np.asarray(rows, dtype=np.intp)), items)
         return [
             offer_of(self.scorer, offer.item, offer.score, why)
             for offer, why in zip(offers, evidence, strict=True)

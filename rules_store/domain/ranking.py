@@ -61,6 +61,19 @@ class Customers:
         return Customers(self.features[rows], self.held[rows], self.segments[rows])
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """A batch's model inputs for propensity, built once for its scores and for its offers'
+    evidence (the stream explains the offers it sends among the customers it scored)."""
+
+    customers: Customers
+    rows: FloatArray  # the profile columns read, then one bit per product
+    bins: IntArray  # `Cuts.bins` of the rows (no columns when no model has trees)
+
+    def take(self, at: IntArray) -> Inputs:
+        return Inputs(self.customers.take(at), self.rows[at], self.bins[at])
+
+
 def held_array(masks: Sequence[int]) -> IntArray:
     """Holdings masks as int64, as the batch keeps them (bit 63 is the sign bit).
 
@@ -249,15 +262,25 @@ class PropensityScorer:
         bins: IntArray = self._tables[0].bins(np.asarray([self.spec.means]))[0]
         return bins
 
+    def inputs(self, customers: Customers) -> Inputs:
+        rows = self.rows(customers)
+        cuts, tables = self._tables
+        bins = cuts.bins(rows) if tables else np.zeros((len(rows), 0), dtype=np.intp)
+        return Inputs(customers, rows, bins)
+
     def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
+        return self.scores_of(self.inputs(customers), lacking_only=lacking_only)
+
+    def scores_of(self, inputs: Inputs, *, lacking_only: bool = False) -> FloatArray:
         """P(holds it) per customer and product. `lacking_only`: each product only for the
         customers who lack it, the others -inf (offers need no more, and a customer holds
         about half the catalog)."""
-        rows = self.rows(customers)
+        rows, bins = inputs.rows, inputs.bins
         width = len(self.spec.columns)
         cuts, tables = self._tables
-        bins = cuts.bins(rows) if tables else np.zeros((len(rows), 0), dtype=np.intp)
         out = np.full((len(rows), len(self.spec.models)), -np.inf)
+        if not lacking_only:  # each product's own bit is set to 0 below, then restored
+            rows, bins = rows.copy(), bins.copy()
         for j in range(len(self.spec.models)):
             own = width + j
             if lacking_only:  # their own bit is 0 already, as in training
@@ -319,15 +342,23 @@ class PropensityScorer:
         return np.asarray(logit[:, :1] - logit[:, 1:])
 
     def explain(self, customers: Customers, items: IntArray) -> list[dict[str, Any]]:
+        return self.explain_of(self.inputs(customers), items)
+
+    def explain_of(self, inputs: Inputs, items: IntArray) -> list[dict[str, Any]]:
         """Evidence for offering `items[r]` to customer r, every row at once per product."""
-        rows = self.rows(customers)
-        rows[np.arange(len(rows)), len(self.spec.columns) + items] = 0.0  # as in training
         cuts, tables = self._tables
-        bins = cuts.bins(rows) if tables else None  # once for the batch, not per product
+        rows, bins = inputs.rows, inputs.bins
+        own = (np.arange(len(rows)), len(self.spec.columns) + items)
+        held = np.flatnonzero(rows[own])
+        if len(held):  # the product's own bit at 0, as in training (an offer never is held)
+            rows, bins = rows.copy(), bins.copy()
+            rows[own] = 0.0
+            if tables:
+                bins[held] = cuts.bins(rows[held])
         delta = np.zeros(rows.shape)
         for item in np.unique(items).tolist():
             at = np.flatnonzero(items == item)
-            delta[at] = self.contributions(rows[at], item, None if bins is None else bins[at])
+            delta[at] = self.contributions(rows[at], item, bins[at] if tables else None)
         order = np.argsort(-delta, axis=1, kind="stable")[:, :TOP_INPUTS]
         names, models = self.spec.input_names, self.spec.models
         return [
@@ -348,14 +379,24 @@ class BlendScorer:
     rules: RulesScorer
     name: RankerName = "blend"
 
+    def inputs(self, customers: Customers) -> Inputs:
+        return self.propensity.inputs(customers)
+
     def scores(self, customers: Customers, *, lacking_only: bool = False) -> FloatArray:
         return self.propensity.scores(customers, lacking_only=lacking_only)
+
+    def scores_of(self, inputs: Inputs, *, lacking_only: bool = False) -> FloatArray:
+        return self.propensity.scores_of(inputs, lacking_only=lacking_only)
 
     def evidence(self, customers: Customers, row: int, item: int) -> dict[str, Any]:
         return self.explain(customers.take(np.asarray([row])), np.asarray([item]))[0]
 
     def explain(self, customers: Customers, items: IntArray) -> list[dict[str, Any]]:
-        found = self.propensity.explain(customers, items)
+        return self.explain_of(self.inputs(customers), items)
+
+    def explain_of(self, inputs: Inputs, items: IntArray) -> list[dict[str, Any]]:
+        found = self.propensity.explain_of(inputs, items)
+        customers = inputs.customers
         for row, evidence in enumerate(found):
             segment, held = int(customers.segments[row]), int(customers.held[row])
             evidence["rule"] = self.rules.rule_for(segment, held, int(items[row]))

@@ -26,7 +26,7 @@ from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.acceptance import AdaptivePolicy
 from rules_store.domain.alerts import ActiveView
 from rules_store.domain.offers import OfferIndex
-from rules_store.domain.ranking import Customers, held_bits, top_offers
+from rules_store.domain.ranking import Customers, Inputs, held_bits, top_offers
 from rules_store.views.predict import parse_predict_request, predict
 from streams.kafka.topics import TopicNames
 from streams.processing.outbox import Message, Record, Stored
@@ -286,9 +286,9 @@ class _CountingScorer:
     def __init__(self, scorer: Any) -> None:
         self.scorer, self.calls, self.name = scorer, 0, scorer.name
 
-    def scores(self, customers: Customers, *, lacking_only: bool = False) -> Any:
+    def scores_of(self, inputs: Inputs, *, lacking_only: bool = False) -> Any:
         self.calls += 1
-        return self.scorer.scores(customers, lacking_only=lacking_only)
+        return self.scorer.scores_of(inputs, lacking_only=lacking_only)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.scorer, name)
