@@ -16,12 +16,10 @@ commits that stall.
    which runs at once, would land after that one and move the partition off its
    committed offset, and Faust takes a jump forward for a gap in a compacted topic and
    acknowledges the records in between (seen: one customer's debit lost in a kill -9
-   test, after "re-reading … from offset 882" during a recovery's seek). Faust's seek
-   leaves a source partition with no offset committed yet where it is (aiokafka seeks
-   only to an offset above 0), past records fetched, or queued and dropped at the
-   rebalance: ours sends such a partition back to its start (seen, twice in 11
-   two-worker kill -9 trials: a worker whose first commit had not come yet lost the
-   records of the rebalance that took the second worker in, 22–24 of 60 customers off).
+   test, after "re-reading … from offset 882" during a recovery's seek). Except for a
+   partition with no offset committed yet, which aiokafka's seek leaves where it is:
+   that one we still seek back (seen: a second worker joining a new group in its first
+   second took two partitions' records fetched during the recovery, 22 customers off).
    The records of a batch intake's topic (batch_intake.py) go to it a partition's whole
    chunk at a time, under the same checks.
 
@@ -132,12 +130,14 @@ async def _getmany_without_loss(self: Any, timeout: float) -> AsyncIterator[tupl
             continue
         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         yield tp, self._to_message(tp, record)
-    if (
-        not skipped
-        or self.app.consumer_generation_id != generation_id
-        or getattr(self, "_xsell_seeks", 0) != seeks_before
-    ):
-        return  # Faust goes back to the committed offsets anyway
+    if not skipped or self.app.consumer_generation_id != generation_id:
+        return  # Faust goes back to the committed offsets after a rebalance
+    if getattr(self, "_xsell_seeks", 0) != seeks_before:
+        # Faust sought its partitions to their committed offsets, all but those with none
+        # committed yet (aiokafka seeks only to an offset > 0): those stay where the fetch
+        # left them, past what it skipped.
+        unsought: frozenset[TP] = getattr(self, "_xsell_unsought", frozenset())
+        skipped = {tp: offset for tp, offset in skipped.items() if tp in unsought}
     assigned = self.assignment()
     for tp, offset in skipped.items():
         if tp in assigned:
@@ -150,19 +150,12 @@ _original_perform_seek = Consumer.perform_seek
 
 async def _counted_perform_seek(self: Any) -> None:
     self._xsell_seeks = getattr(self, "_xsell_seeks", 0) + 1  # before Faust's seek is queued
+    self._xsell_unsought = frozenset()  # not known before the seek is done
     await _original_perform_seek(self)
-    # aiokafka seeks only to a committed offset above 0, and Faust keeps None for the others:
-    # a source partition with nothing committed yet would stay where it was, past records
-    # fetched and then dropped (from the agents' queues, at a rebalance). From its start.
-    changelogs = self.app.tables.changelog_topics
-    fresh = [
-        tp
-        for tp in self.assignment()
-        if tp.topic not in changelogs and not self._committed_offset.get(tp)
-    ]
-    if fresh:
-        for tp, offset in (await self.earliest_offsets(*fresh)).items():
-            await self.seek(tp, offset)
+    # Faust keeps None as the committed offset of a partition aiokafka did not seek.
+    self._xsell_unsought = frozenset(
+        tp for tp in self.assignment() if not self._committed_offset.get(tp)
+    )
 
 
 _original_send_pending = ProducerBuffer._send_pending

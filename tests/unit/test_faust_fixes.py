@@ -108,34 +108,33 @@ def test_nothing_is_sought_once_faust_began_seeking_to_the_committed_offsets() -
     assert consumer.seeks == []
 
 
-def test_after_faust_seeks_a_source_partition_with_nothing_committed_goes_to_its_start(
+def test_a_partition_with_no_committed_offset_is_sought_back_after_faust_seeks_the_others() -> None:
+    """aiokafka's seek to the committed offsets leaves a partition with none committed
+    where the fetch left it: past the records skipped. Ours is then the only seek."""
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 164, 165)}, active={A})
+
+    def faust_seeks(*_: Any) -> None:  # what the wrapped perform_seek leaves behind
+        consumer._xsell_seeks, consumer._xsell_unsought = 1, frozenset({B})
+
+    consumer.app.monitor.track_tp_end_offset = faust_seeks
+    assert _run(consumer) == [(A, 1)]
+    assert consumer.seeks == [(B, 164)]
+
+
+def test_the_seek_wrapper_names_the_partitions_aiokafka_left_unsought(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """aiokafka's seek to the committed offsets leaves such a partition where the fetch
-    left it, past records dropped at the rebalance; a changelog is Faust's to place."""
-    changelog = TP("app-holdings-changelog", 0)
-
     class Sought(SimpleNamespace):
         def assignment(self) -> set[TP]:
-            return {A, B, changelog}
-
-        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-            return dict.fromkeys(tps, 3)
-
-        async def seek(self, tp: TP, offset: int) -> None:
-            self.sought.append((tp, offset))
+            return {A, B}
 
     async def faust(consumer: Any) -> None:  # Faust's perform_seek: B had 0 or None
         consumer._committed_offset.update({A: 7, B: None})
 
-    consumer = Sought(
-        _committed_offset={},
-        sought=[],
-        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={changelog.topic})),
-    )
+    consumer = Sought(_committed_offset={})
     monkeypatch.setattr(faust_fixes, "_original_perform_seek", faust)
     asyncio.run(faust_fixes._counted_perform_seek(consumer))
-    assert (consumer._xsell_seeks, consumer.sought) == (1, [(B, 3)])
+    assert (consumer._xsell_seeks, consumer._xsell_unsought) == (1, frozenset({B}))
 
 
 def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:
