@@ -16,10 +16,16 @@ commits that stall.
    which runs at once, would land after that one and move the partition off its
    committed offset, and Faust takes a jump forward for a gap in a compacted topic and
    acknowledges the records in between (seen: one customer's debit lost in a kill -9
-   test, after "re-reading … from offset 882" during a recovery's seek). Except for a
-   partition with no offset committed yet, which aiokafka's seek leaves where it is:
-   that one we still seek back (seen: a second worker joining a new group in its first
-   second took two partitions' records fetched during the recovery, 22 customers off).
+   test, after "re-reading … from offset 882" during a recovery's seek). A source
+   partition with no offset committed yet is another matter: aiokafka's seek to the
+   committed offsets leaves it where it is, past records fetched and then dropped
+   (skipped here, or queued and cleared at a rebalance; seen: 22–24 of 60 customers off
+   in 2 of 11 two-worker kill -9 trials, a worker's first commit not yet made when the
+   second joined). So after Faust's seek, such a partition goes back to its start if
+   records of it were fetched before that seek began (those fetched since are this
+   generation's, handed on); and a skip seen after the seek is sought back to the
+   start too when the seek sent the partition there. Re-reading costs duplicates
+   only: nothing of it was committed, and state updates are idempotent.
    The records of a batch intake's topic (batch_intake.py) go to it a partition's whole
    chunk at a time, under the same checks.
 
@@ -91,6 +97,9 @@ async def _getmany_without_loss(self: Any, timeout: float) -> AsyncIterator[tupl
     generation_id = self.app.consumer_generation_id
     if records is None or self.should_stop:
         return
+    if not hasattr(self, "_xsell_fetched"):
+        self._xsell_fetched = set()
+    self._xsell_fetched.update(records)  # the partitions our perform_seek may send back
     if not self.flow_active:  # Faust's own handling: back to the committed offsets
         try:
             await self.perform_seek()
@@ -135,9 +144,12 @@ async def _getmany_without_loss(self: Any, timeout: float) -> AsyncIterator[tupl
     if getattr(self, "_xsell_seeks", 0) != seeks_before:
         # Faust sought its partitions to their committed offsets, all but those with none
         # committed yet (aiokafka seeks only to an offset > 0): those stay where the fetch
-        # left them, past what it skipped.
+        # left them, past what it skipped, or where ours sent them (their start).
         unsought: frozenset[TP] = getattr(self, "_xsell_unsought", frozenset())
-        skipped = {tp: offset for tp, offset in skipped.items() if tp in unsought}
+        restarted: frozenset[TP] = getattr(self, "_xsell_restarted", frozenset())
+        skipped = {
+            tp: 0 if tp in restarted else offset for tp, offset in skipped.items() if tp in unsought
+        }
     assigned = self.assignment()
     for tp, offset in skipped.items():
         if tp in assigned:
@@ -150,12 +162,17 @@ _original_perform_seek = Consumer.perform_seek
 
 async def _counted_perform_seek(self: Any) -> None:
     self._xsell_seeks = getattr(self, "_xsell_seeks", 0) + 1  # before Faust's seek is queued
-    self._xsell_unsought = frozenset()  # not known before the seek is done
+    self._xsell_unsought = self._xsell_restarted = frozenset()  # not known before the seek
+    fetched_before = frozenset(getattr(self, "_xsell_fetched", ()))
     await _original_perform_seek(self)
     # Faust keeps None as the committed offset of a partition aiokafka did not seek.
-    self._xsell_unsought = frozenset(
-        tp for tp in self.assignment() if not self._committed_offset.get(tp)
-    )
+    unsought = frozenset(tp for tp in self.assignment() if not self._committed_offset.get(tp))
+    changelogs = self.app.tables.changelog_topics
+    restarted = frozenset(tp for tp in unsought & fetched_before if tp.topic not in changelogs)
+    for tp in restarted:
+        log.info("re-reading %s from its start: fetched before, nothing committed", tp)
+        await self.seek(tp, 0)
+    self._xsell_unsought, self._xsell_restarted = unsought, restarted
 
 
 _original_send_pending = ProducerBuffer._send_pending

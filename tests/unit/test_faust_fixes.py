@@ -121,20 +121,76 @@ def test_a_partition_with_no_committed_offset_is_sought_back_after_faust_seeks_t
     assert consumer.seeks == [(B, 164)]
 
 
-def test_the_seek_wrapper_names_the_partitions_aiokafka_left_unsought(
+def test_a_skip_after_faust_seeks_goes_to_the_start_where_the_seek_sent_the_partition() -> None:
+    """The seek sent B (nothing committed, fetched before) to its start, perhaps after this
+    fetch: going back only to the skipped record could pass records dropped before it."""
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 164, 165)}, active={A})
+
+    def faust_seeks(*_: Any) -> None:
+        consumer._xsell_seeks, consumer._xsell_unsought = 1, frozenset({B})
+        consumer._xsell_restarted = frozenset({B})
+
+    consumer.app.monitor.track_tp_end_offset = faust_seeks
+    assert _run(consumer) == [(A, 1)]
+    assert consumer.seeks == [(B, 0)]
+
+
+C, LOG = TP("t", 2), TP("engine-holdings-changelog", 0)
+
+
+class Sought(SimpleNamespace):
+    """What the wrapped perform_seek touches."""
+
+    def assignment(self) -> set[TP]:
+        return {A, B, C, LOG}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def _sought(fetched: set[TP]) -> Sought:
+    app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={LOG.topic}))
+    return Sought(app=app, _committed_offset={}, _xsell_fetched=fetched, seeks=[])
+
+
+def test_the_seek_wrapper_sends_fresh_partitions_fetched_before_back_to_their_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class Sought(SimpleNamespace):
-        def assignment(self) -> set[TP]:
-            return {A, B}
+    """B and C have nothing committed (aiokafka leaves them where they are): B was fetched
+    before, past records perhaps dropped since, so it starts over; C was not, so its
+    position is its first; A has its committed offset; a changelog is recovery's."""
 
-    async def faust(consumer: Any) -> None:  # Faust's perform_seek: B had 0 or None
-        consumer._committed_offset.update({A: 7, B: None})
+    async def faust(consumer: Any) -> None:  # Faust's perform_seek: B, C had 0 or None
+        consumer._committed_offset.update({A: 7, B: None, C: 0})
 
-    consumer = Sought(_committed_offset={})
+    consumer = _sought({A, B, LOG})
     monkeypatch.setattr(faust_fixes, "_original_perform_seek", faust)
     asyncio.run(faust_fixes._counted_perform_seek(consumer))
-    assert (consumer._xsell_seeks, consumer._xsell_unsought) == (1, frozenset({B}))
+    assert consumer.seeks == [(B, 0)]
+    assert consumer._xsell_unsought == frozenset({B, C, LOG})
+    assert (consumer._xsell_seeks, consumer._xsell_restarted) == (1, frozenset({B}))
+
+
+def test_records_fetched_during_the_seek_do_not_send_their_partition_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records handed on while Faust seeks are this generation's: re-reading them would
+    only repeat them (the poison-records test counts its dead letters)."""
+
+    async def faust(consumer: Any) -> None:
+        consumer._xsell_fetched.add(B)  # a fetch during the seek's round trips
+        consumer._committed_offset.update({A: 7, B: None})
+
+    consumer = _sought(set())
+    monkeypatch.setattr(faust_fixes, "_original_perform_seek", faust)
+    asyncio.run(faust_fixes._counted_perform_seek(consumer))
+    assert consumer.seeks == []
+
+
+def test_getmany_remembers_the_partitions_it_fetched() -> None:
+    consumer = StandIn({A: _records(A, 1), B: _records(B, 2)}, active={A, B})
+    _run(consumer)
+    assert consumer._xsell_fetched == {A, B}  # type: ignore[attr-defined]
 
 
 def test_flow_control_clears_the_queues_only_when_resuming_from_a_suspension() -> None:
