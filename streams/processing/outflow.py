@@ -53,7 +53,11 @@ class Outflow:
     async def write_changelog(self, states: Sequence[Stored]) -> None:
         if self._writing is None:
             self._writing = self.changelog()
-        await self._writing.add(states)
+        try:
+            await self._writing.add(states)
+        except BaseException:
+            self._writing = None  # its batches failed: the next flush starts afresh
+            raise
 
     async def changelog_written(self) -> None:
         """Wait until the broker has every changelog record handed over, and the table
