@@ -34,6 +34,8 @@ def test_train_publish_activate_list_diff_rollback_export_and_score_with_a_publi
             str(tmp_path / "a"),
             "--segments",
             "3",
+            "--rankers",
+            "rules",  # the second bundle carries a learned ranker through Redis
             "--publish",
             "--activate",
         ],
