@@ -160,6 +160,9 @@ class BoostingTables:
         """`rows` and their `Cuts.bins`; the same probabilities as `model.predict(rows)`."""
         if len(rows) <= FLAT_ROWS:
             return self._predict_flat(rows, bins)
+        # A tree reads whole columns of bins: laid by row (a copy, a fancy index), every
+        # read would stride across the row (measured: 3x slower at 200,000 rows).
+        bins = np.asfortranarray(bins)
         raw = np.zeros(len(rows)) + self.model.baseline
         for start in range(0, len(rows), CHUNK):
             part = slice(start, start + CHUNK)

@@ -280,7 +280,7 @@ class PropensityScorer:
         cuts, tables = self._tables
         out = np.full((len(rows), len(self.spec.models)), -np.inf)
         if not lacking_only:  # each product's own bit is set to 0 below, then restored
-            rows, bins = rows.copy(), bins.copy()
+            rows, bins = rows.copy(), bins.copy(order="K")  # bins stay by column
         for j in range(len(self.spec.models)):
             own = width + j
             if lacking_only:  # their own bit is 0 already, as in training
@@ -351,7 +351,7 @@ class PropensityScorer:
         own = (np.arange(len(rows)), len(self.spec.columns) + items)
         held = np.flatnonzero(rows[own])
         if len(held):  # the product's own bit at 0, as in training (an offer never is held)
-            rows, bins = rows.copy(), bins.copy()
+            rows, bins = rows.copy(), bins.copy(order="K")  # bins stay by column
             rows[own] = 0.0
             if tables:
                 bins[held] = cuts.bins(rows[held])
