@@ -47,6 +47,7 @@ typecheck: $(STAMP)
 ## bench: start-up, training, rules-store, restart and stream figures (ratios against baselines, same run)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'  # Quix Streams, the peer in bench/stream.py
+	tools/install-kcat.sh $(VENV)  # that install can replace confluent-kafka's librdkafka, which kcat runs with
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/train_retail.py
 	$(BIN)/python bench/bundle_store.py
