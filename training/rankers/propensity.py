@@ -64,8 +64,15 @@ def make_propensity_estimator(kind: EstimatorKind, seed: int) -> ClassifierMixin
         mlp = MLPClassifier(hidden_layer_sizes=(16,), max_iter=60, random_state=seed)
         return Pipeline([("scale", StandardScaler()), ("model", mlp)])
     if kind == "hist_gradient_boosting":
+        # 30 trees at a learning rate of 0.2, not 60 at 0.1: the same out-of-fold log loss
+        # and as good a forward MAP@7 on generated data, at half the cost of every score
+        # and explanation in the stream (README, "Speed of the rankers").
         return HistGradientBoostingClassifier(
-            max_iter=60, max_leaf_nodes=15, early_stopping=False, random_state=seed
+            max_iter=30,
+            learning_rate=0.2,
+            max_leaf_nodes=15,
+            early_stopping=False,
+            random_state=seed,
         )
     msg = f"{kind!r} is not a propensity model; expected one of {list(PROPENSITY_KINDS)}"
     raise ValueError(msg)
