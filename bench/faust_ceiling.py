@@ -113,7 +113,7 @@ async def _plain_consumer(bootstrap: str, topic: str, count: int) -> float:
 
 def _queue(settings: Settings, stack: EmbeddedStack, count: int) -> str:
     topic = f"ceiling-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings, stack.endpoints, [topic])
+    ensure_topics(settings, stack.endpoints, (topic,))
     producer = KafkaProducer(linger_ms=5, **kafka_python_options(settings, stack.endpoints))
     for i in range(count):
         customer = f"C{i % 5000:05d}"

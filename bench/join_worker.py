@@ -28,7 +28,7 @@ def main(bootstrap: str, profile: str, topic_name: str) -> None:
         async for _ in stream:
             pass
 
-    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    @app.on_partitions_assigned.connect  # type: ignore[misc, arg-type]
     async def report(_app: faust.App, assigned: set[object], **_: object) -> None:
         if assigned:
             print(f"ASSIGNED {time.perf_counter() - STARTED:.3f}", flush=True)

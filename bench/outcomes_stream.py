@@ -58,7 +58,7 @@ def _offers(scenario: Scenario) -> list[dict[str, object]]:
 def _answers(offers: list[dict[str, object]], count: int) -> list[tuple[str, bytes]]:
     rng = random.Random(7)
     outcomes = [rng.choice(["accepted", "declined", "ignored"]) for _ in offers]
-    answers = []
+    answers: list[tuple[str, bytes]] = []
     while len(answers) < count:
         for offer, outcome in zip(offers, outcomes, strict=True):
             answer = {"alert_id": offer["alert_id"], "outcome": outcome, "ts": offer["ts"]}

@@ -83,7 +83,7 @@ def _template(snapshot_topic: str) -> bytes:
 
 def _partition(customer: str, partitions: int) -> int:
     # kafka-python's and aiokafka's default partitioner: the worker sees the customer here.
-    return (murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(customer.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _write_states(settings: Settings, stack: EmbeddedStack, names: TopicNames, n: int) -> int:

@@ -193,7 +193,7 @@ def _quix_peer(bootstrap: str, topic: str, count: int, state_dir: Path) -> float
         if not seen["n"]:
             seen["t0"] = time.perf_counter()
         seen["n"] += 1
-        total = state.get("total", 0.0) + float(event["amount"])  # type: ignore[attr-defined]
+        total = state.get("total", 0.0) + float(event["amount"])  # type: ignore[attr-defined, arg-type]
         state.set("total", total)  # type: ignore[attr-defined]
         if seen["n"] >= count:
             seen["t1"] = time.perf_counter()
@@ -225,7 +225,7 @@ def _empty_batch_path(bootstrap: str, redis: str, topic: str, count: int, result
     app.topics.add(declare_topic(app, topic, settings))
     rate = {"n": 0, "t0": 0.0}
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def drain() -> None:
         async for chunks in intake.batches():
             rate["t0"] = rate["t0"] or time.perf_counter()
@@ -243,7 +243,7 @@ def run_peer(kind: str, stack: EmbeddedStack, lines: list[bytes], workdir: Path)
     """`lines` queued on a topic of their own, drained by the peer `kind` in a child process."""
     settings = stack.settings
     topic = f"peer-{kind}-{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings, stack.endpoints, [topic])
+    ensure_topics(settings, stack.endpoints, (topic,))
     producer = KafkaProducer(linger_ms=5, **kafka_python_options(settings, stack.endpoints))
     sent = send_lines(producer, topic, lines)
     producer.close()

@@ -25,6 +25,7 @@ import gc
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,15 @@ from sklearn.preprocessing import StandardScaler
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.domain.rules import Rule
 from training.generate import generate_retail, write_retail
-from training.mining import apriori, association_rules, masks_from_table, mine_table_mlxtend
+from training.mining import masks_from_table, mine_table_mlxtend
 from training.outputs import save_run_bundle, write_training_outputs
 from training.report import write_report
 from training.retail import TrainParams, TrainResult, train_retail
 from training.stages import Stages
+
+# As training/mining.py imports mlxtend: its import would turn every DeprecationWarning on.
+with warnings.catch_warnings():
+    from mlxtend.frequent_patterns import apriori, association_rules
 
 STAGES = ("parse", "validate/encode", "segment", "mine", "write")
 
@@ -67,7 +72,9 @@ def _stages(progress: Progress, side: str) -> Stages:
 def run_ours(path: Path, out: Path, params: TrainParams, stages: Stages) -> TrainResult:
     result = train_retail(path, RETAIL_SCHEMA, params, stages=stages)
     with stages.stage("write"):
-        write_training_outputs(out, result.bundle, result.data.ids, result.segmentation.labels)
+        write_training_outputs(
+            out, result.bundle, result.data.ids, result.segmentation.labels, result.values
+        )
         write_report(out / "report.html", result.bundle, stages.seconds)
         save_run_bundle(out, result.bundle)
     return result
