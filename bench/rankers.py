@@ -27,13 +27,15 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+# bench/ is on sys.path when run as a script: the pure-steps bench's sender that keeps nothing.
+from steps import Discard  # type: ignore[import-not-found]
 
 from rules_store.bundle.model import Bundle
 from rules_store.bundle.schema import RETAIL_SCHEMA
@@ -42,7 +44,7 @@ from rules_store.domain.offers import OfferIndex
 from rules_store.domain.ranking import SERVABLE, Customers, top_offers
 from rules_store.domain.segments import SegmentModel
 from streams.kafka.topics import TopicNames
-from streams.processing.outbox import Message, Record, Stored
+from streams.processing.outbox import Record
 from streams.processing.processor import Policies, Processor
 from training.batch import cross_sell
 from training.encoding import prepare_retail
@@ -67,26 +69,6 @@ def _timed(label: str, seconds: dict[str, float]) -> Stages:
 NAMES = TopicNames("bench")
 BATCH = 500  # the worker's default batch_size
 MIXES = (1, 16)  # events per opening in the stream's batches
-
-
-class _Keep:
-    """The worker's Outflow without Kafka: messages counted (the processor writes the table
-    at each flush)."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-
-    async def send(self, messages: Sequence[Message]) -> None:
-        self.messages += len(messages)
-
-    def acknowledgements(self) -> Awaitable[object]:
-        return asyncio.sleep(0)
-
-    async def write_changelog(self, states: Sequence[Stored]) -> None:
-        pass
-
-    async def changelog_written(self) -> None:
-        pass
 
 
 def _stream_records(
@@ -145,7 +127,7 @@ def _stream_seconds(bundle: Bundle, snapshots: list[Record], events: list[Record
     wall time: a flush pauses between chunks for the batches it would run beside)."""
     active = ActiveView("bench", bundle, OfferIndex(bundle))
     table: dict[str, bytes] = {}
-    processor = Processor(table, _Keep(), names=NAMES, active=lambda: active, policies=Policies())
+    processor = Processor(table, Discard(), names=NAMES, active=lambda: active, policies=Policies())
     for start in range(0, len(snapshots), BATCH):
         asyncio.run(processor.snapshot_rows(snapshots[start : start + BATCH]))
     asyncio.run(processor.flush())

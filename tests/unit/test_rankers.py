@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import date
 from itertools import pairwise
@@ -29,9 +29,10 @@ from rules_store.domain.offers import OfferIndex
 from rules_store.domain.ranking import Customers, Inputs, held_bits, top_offers
 from rules_store.views.predict import parse_predict_request, predict
 from streams.kafka.topics import TopicNames
-from streams.processing.outbox import Message, Record, Stored
+from streams.processing.outbox import Record
 from streams.processing.processor import Policies, Processor
 from tests.cli import run_cli
+from tests.unit.test_processor import ListSender
 from training.batch import cross_sell
 from training.generate import generate_retail, write_retail
 from training.model_export import export_estimator
@@ -152,25 +153,6 @@ def test_predict_gives_every_products_probability_and_the_batch_offers(
     assert mine["product"].tolist() == offered
 
 
-class _Sender:
-    """Messages into a list; the processor writes the table itself at each flush."""
-
-    def __init__(self, table: dict[str, bytes]) -> None:
-        self.table, self.messages = table, []
-
-    async def send(self, messages: Sequence[Message]) -> None:
-        self.messages.extend(messages)
-
-    def acknowledgements(self) -> Awaitable[object]:
-        return asyncio.sleep(0)
-
-    async def write_changelog(self, states: Sequence[Stored]) -> None:
-        pass
-
-    async def changelog_written(self) -> None:
-        pass
-
-
 def _batch(processor: Processor, batch: Coroutine[Any, Any, None]) -> None:
     """A batch, then a commit (its states into the table)."""
     asyncio.run(batch)
@@ -184,7 +166,7 @@ def test_the_stream_alerts_with_the_rankers_offer_and_its_evidence(
     row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items() if k != "persona"}
     customer = str(row[RETAIL_SCHEMA.id_column])
     table: dict[str, bytes] = {}
-    sender = _Sender(table)
+    sender = ListSender()
     processor = Processor(
         table,
         sender,
@@ -333,7 +315,7 @@ def _run(
     index.scorer = counting  # type: ignore[assignment]
     active = ActiveView(served.version, served.bundle, index)
     table: dict[str, bytes] = {}
-    sender = _Sender(table)
+    sender = ListSender()
     processor = Processor(
         table,
         sender,
