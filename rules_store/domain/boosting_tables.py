@@ -1,6 +1,6 @@
 """Gradient-boosting trees as lookup tables: every tree of a model over a whole batch.
 
-Walking 60 trees node by node for each of 8 products costs numpy calls per tree level;
+Walking a model's trees node by node for each of 8 products costs numpy calls per tree level;
 at a million customers that took minutes. Here each input's thresholds (over every tree
 of every model) cut its values into bins once per batch (`np.searchsorted`), and each
 tree becomes a table over the bins of the few inputs it reads: a row's cell is a sum of
