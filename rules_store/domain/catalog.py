@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, overload
 
 import numpy as np
@@ -132,7 +133,7 @@ class Catalog:
 
     def financial_total(self, balances: Mapping[str, float]) -> float:
         """The total the churn test follows: every financial asset, liabilities excluded."""
-        return round(sum(balances.get(name, 0.0) for name in self.financial_assets), 2)
+        return round(sum(map(balances.get, self.financial_assets, repeat(0.0))), 2)
 
     @overload
     def holdings_from_balances(self, balances: Mapping[str, float]) -> int: ...

@@ -52,6 +52,7 @@ def _month_days(month: str) -> tuple[str, ...]:
     return tuple(days)
 
 
+@cache
 def _next_month(month: str) -> str:
     return _next_day(_month_days(month)[-1])[:7]
 
@@ -101,8 +102,11 @@ class AssetHistory:
     def now(self) -> str | None:
         """The customer's event-time day: their latest event, or the day after the last
         day closed for them by the stream's watermark."""
-        after_judged = _next_day(self.judged) if self.judged else None
-        return max(filter(None, (self.latest, after_judged)), default=None)
+        judged, latest = self.judged, self.latest
+        if not judged:
+            return latest
+        after_judged = _next_day(judged)
+        return after_judged if not latest or after_judged > latest else latest
 
     def total_on(self, day: str) -> float | None:
         """End-of-day total on `day`, carried forward; None before anything is known."""
@@ -252,13 +256,23 @@ def on_event(history: AssetHistory, day: str, total: float, policy: ChurnPolicy)
     the month's alert: `alerted_month` changes). A customer at risk whose balance is
     back above the threshold is cleared at once.
     """
-    late = is_late(history, day)
+    now = history.now
+    risk = history.risk
+    if risk and total >= (1 - policy.threshold) * risk.baseline_avg:
+        risk = None
+    if now is None or day >= now:  # the usual event: `with_event`'s first case in one copy
+        since = min(history.since, day) if history.since else day
+        due = _next_day(history.judged) if history.judged else since  # `_due_now`
+        latest = max(history.latest, day) if history.latest else day
+        moved = evolve(
+            history, days={**history.days, day: total}, since=since, latest=latest, risk=risk,
+            due=due,
+        )  # fmt: skip
+        return _put_off(moved, policy.threshold)
     history = with_event(history, day, total, grace_days=policy.grace_days)
-    if late and history.judged is not None and day <= history.judged:
+    if history.judged is not None and day <= history.judged:
         return _judge(history, history.judged, policy.threshold)
-    if history.risk and total >= (1 - policy.threshold) * history.risk.baseline_avg:
-        history = evolve(history, risk=None)
-    return _put_off(history, policy.threshold)
+    return _put_off(evolve(history, risk=risk), policy.threshold)
 
 
 def _put_off(history: AssetHistory, threshold: float) -> AssetHistory:
@@ -278,9 +292,10 @@ def _put_off(history: AssetHistory, threshold: float) -> AssetHistory:
         end = f"{_next_month(month)}-01"
         if history.alerted_month != month and (baseline := _baseline(history, month)):
             floor = (1 - threshold) * baseline[0]
-            inside = (v for d, v in history.days.items() if start < d < end)
-            totals = [history.total_on(start), *inside]
-            if any(total is None or total < floor for total in totals):
+            carried = history.total_on(start)
+            if carried is None or carried < floor:
+                break
+            if any(v < floor for d, v in history.days.items() if start < d < end):
                 break
         start = end
     return history if start == first else evolve(history, due=start)
@@ -321,17 +336,28 @@ def with_event(history: AssetHistory, day: str, total: float, *, grace_days: int
 def _baseline(history: AssetHistory, month: str) -> tuple[float, tuple[str, ...]] | None:
     """The mean of the three previous months' averages and those months, or None when
     one is missing or the mean is zero."""
-    months, averages, previous = [], [], month
-    for _ in range(BASELINE_MONTHS):
-        previous = _previous_month(previous)
-        average = history.month_average(previous)
+    months, closed, averages = _baseline_months(month), history.months, []
+    for previous in months:
+        average = closed.get(previous)  # `month_average`'s first case, without a tuple
         if average is None:
-            return None
-        months.append(previous)
-        averages.append(average[0])
+            found = history.month_average(previous)
+            if found is None:
+                return None
+            average = found[0]
+        averages.append(average)
     baseline = sum(averages) / len(averages)
     # Below a cent a month there is nothing to lose, and a ratio to it could overflow.
-    return (baseline, tuple(months)) if baseline >= MIN_BASELINE else None
+    return (baseline, months) if baseline >= MIN_BASELINE else None
+
+
+@cache
+def _baseline_months(month: str) -> tuple[str, ...]:
+    """The BASELINE_MONTHS months before `month`, latest first."""
+    months, previous = [], month
+    for _ in range(BASELINE_MONTHS):
+        previous = _previous_month(previous)
+        months.append(previous)
+    return tuple(months)
 
 
 def _figures(

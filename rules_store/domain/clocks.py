@@ -90,6 +90,8 @@ class PartitionClocks:
         ...
         rules_store.domain.events.InvalidEventError: event dated 2027-12-01 is more than 1 day(s) after 2026-12-01, the later of the partition's clock and today (XSELL_MAX_FUTURE_DAYS)
         """
+        if (day - today).days <= max_future_days:
+            return  # the usual event: the clock is no earlier than today
         known = self.day.get(partition)
         latest = max(today, date.fromisoformat(known)) if known else today
         if (day - latest).days > max_future_days:
@@ -113,8 +115,10 @@ class PartitionClocks:
         []
         """
         self.day[partition] = max(day, self.day.get(partition, day))
-        queue, customers = self._queue.get(partition), self.due.get(partition, {})
-        judge = []
+        queue = self._queue.get(partition)
+        if not queue or queue[0][0] >= day:
+            return []  # most events: nobody of the partition is due before their day
+        customers, judge = self.due.get(partition, {}), []
         while queue and queue[0][0] < day:
             when, customer = heapq.heappop(queue)
             if customers.get(customer) == when:

@@ -150,7 +150,8 @@ class LedgerSteps:
                 policy=learning.outcomes,
                 by=learning.by,
             )
-            state = evolve(state, offers=offers)
+            if offers is not state.offers:  # most customers have no offer to settle
+                state = evolve(state, offers=offers)
             if learning.by == until:
                 break
         return state

@@ -16,7 +16,14 @@ import msgspec
 
 from rules_store.domain.catalog import Catalog
 from rules_store.errors import XsellError
-from rules_store.validation import finite_number, plausible_day, short_text, show
+from rules_store.validation import (
+    MAX_MAGNITUDE,
+    MAX_TEXT,
+    finite_number,
+    plausible_day,
+    short_text,
+    show,
+)
 
 KINDS = ("open", "close", "credit", "debit")
 T = TypeVar("T")
@@ -222,6 +229,25 @@ class _TransactionFields(msgspec.Struct):
 _TRANSACTION_DECODER = msgspec.json.Decoder(_TransactionFields)
 
 
+def _text(value: str | None) -> bool:
+    return value is None or (len(value) <= MAX_TEXT and bool(value.strip()))
+
+
+def _plain(f: _TransactionFields, catalog: Catalog) -> bool:
+    """Whether `_checked` accepts `f`'s fields other than the timestamp (typed by msgspec),
+    asked without the checks' messages: the usual record's fast path."""
+    return (
+        _text(f.event_id)
+        and _text(f.customer_id)
+        and f.product in catalog.bits
+        and f.kind in KINDS
+        and 0 <= f.amount <= MAX_MAGNITUDE
+        and (f.balance is None or -MAX_MAGNITUDE <= f.balance <= MAX_MAGNITUDE)
+        and _text(f.branch_id)
+        and _text(f.channel)
+    )
+
+
 def decode_transaction(raw: bytes | None, catalog: Catalog) -> Transaction:
     """`parse_transaction(decode_json(raw), catalog)` in one step, for the usual record: msgspec
     decodes and types it, then the same checks run. A record msgspec refuses (malformed,
@@ -244,6 +270,18 @@ def decode_transaction(raw: bytes | None, catalog: Catalog) -> Transaction:
         f = _TRANSACTION_DECODER.decode(raw)
     except (msgspec.MsgspecError, RecursionError):  # msgspec raises the latter when deep
         return parse_transaction(decode_json(raw), catalog)
+    if _plain(f, catalog):  # every check passes but the timestamp's: no message to build
+        return Transaction(
+            f.event_id,
+            f.customer_id,
+            parse_timestamp(f.ts),
+            f.product,
+            f.kind,
+            float(f.amount),
+            None if f.balance is None else float(f.balance),
+            f.branch_id,
+            f.channel,
+        )
     return _checked(
         f.event_id,
         f.customer_id,

@@ -270,6 +270,8 @@ def settle_by_event(
     again in its customer's ledger (`caused_by`) after any crash; an offer to a customer
     with no later event stays pending.
     """
+    if not ledger.pending and not ledger.settled:
+        return ledger  # most customers: nothing to accept, ignore or forget
     if opened is not None:
         ledger, _ = attribute_opening(ledger, opened, ts, policy, by=by)
     ledger, _ = expire_offers(ledger, ts, policy, by=by)

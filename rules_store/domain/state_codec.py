@@ -125,8 +125,9 @@ def state_to_dict(state: CustomerState) -> dict[str, Any]:
         "corporate": dict(state.corporate),
         "corporate_as_of": state.corporate_as_of,
     }
-    if state.offers != OfferLedger():  # most customers have none: keep their states small
-        doc["offers"] = _ledger_to_dict(state.offers)
+    offers = state.offers
+    if offers.pending or offers.settled or offers.declined:  # most customers have none:
+        doc["offers"] = _ledger_to_dict(offers)  # keep their states small
     return doc
 
 
