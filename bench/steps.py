@@ -7,9 +7,12 @@ close days, and at each commit encode the changed states (`Processor`, a dict as
 table, a sender that keeps nothing). The data are bench/stream.py's: 5,000 customers
 whose snapshot carries months tables, 40,000 events over 30 days, 50 drainers. Rounds
 alternate the two settings; each starts from the loaded snapshot, states decoded.
-Prints CPU µs/event (process time) and the ratio to the default settings.
+Prints CPU µs/event (process time) and the ratio to the default settings. `--digest`
+first prints a digest of every message and state the steps write (untimed): two checkouts
+that print the same digest send and store the same bytes, so a change meant only to be
+faster can be checked, and timed against the other checkout in alternating runs.
 
-Run: .venv/bin/python bench/steps.py [--rounds N]
+Run: .venv/bin/python bench/steps.py [--rounds N] [--digest]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import statistics
 import tempfile
@@ -60,6 +64,24 @@ class Discard:
         pass
 
 
+class Digest(Discard):
+    """A sender that hashes what it is handed, in order."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.messages = self.states = 0
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.hash.update(repr(tuple(message)).encode())
+        self.messages += len(messages)
+
+    async def write_changelog(self, states: Sequence[Stored]) -> None:
+        for state in states:
+            self.hash.update(repr(tuple(state)).encode())
+        self.states += len(states)
+
+
 def _records(topic: str, lines: list[bytes], key_of: str) -> list[Record]:
     out = []
     for offset, line in enumerate(lines):
@@ -68,10 +90,12 @@ def _records(topic: str, lines: list[bytes], key_of: str) -> list[Record]:
     return out
 
 
-def _processor(table: dict[str, bytes], active: ActiveView) -> Processor:
+def _processor(
+    table: dict[str, bytes], active: ActiveView, sender: Discard | None = None
+) -> Processor:
     return Processor(
         table,
-        Discard(),
+        sender or Discard(),
         names=NAMES,
         active=lambda: active,
         policies=Policies(),
@@ -104,6 +128,7 @@ def _default_collector() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--digest", action="store_true", help="print what the steps write")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="xsell-bench-steps-"))
     frame = generate_retail(5_000, seed=3, dirty_share=0.0)
@@ -121,6 +146,15 @@ def main() -> None:
     asyncio.run(loader.snapshot_rows(rows))
     asyncio.run(loader.flush())
     records = _records(NAMES.transactions, generated.lines, "customer_id")
+    if args.digest:
+        digest = Digest()
+        asyncio.run(_run(_processor(dict(loaded), active, digest), records))
+        print(
+            f"digest {digest.hash.hexdigest()[:16]} over {digest.messages:,} messages"
+            f" and {digest.states:,} states"
+        )
+    if args.rounds < 1:
+        return
     timings: dict[str, list[float]] = {"default": [], "worker": []}
     for _ in range(args.rounds):
         for name, settle in (("default", _default_collector), ("worker", tune_collector)):

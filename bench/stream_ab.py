@@ -8,8 +8,10 @@ then B A, ...) on the same broker, bundle and events, so both see the same noise
 - latency: one worker while events are replayed at RATE/s for 15 s (event→alert p50/p99).
 
 The worker of a checkout is `xsell worker` run with PYTHONPATH at that checkout (this
-venv's packages, that checkout's code). Make the other checkout with, for instance,
-`git worktree add /tmp/before <commit>`.
+venv's packages, that checkout's code) and PYTHONSAFEPATH set: `python -m` otherwise puts
+the current directory first on the path, and from a checkout's root both sides ran that
+checkout's code. Each side's code is checked before the rounds. Make the other checkout
+with, for instance, `git worktree add /tmp/before <commit>`.
 
 Run: .venv/bin/python bench/stream_ab.py --before /tmp/before [--after .] [--rounds 2]
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -53,6 +57,10 @@ def main() -> None:
     for name, path in checkouts.items():
         if not (path / "streams" / "worker.py").is_file():
             parser.error(f"--{name} {path} is not a checkout of this project")
+    for name, path in checkouts.items():
+        found = _code_of(path)
+        if found != path:
+            parser.error(f"--{name}: a worker would run the code in {found}, not {path}")
     workdir = Path(tempfile.mkdtemp(prefix="xsell-bench-ab-"))
     os.environ["XSELL_STATE_DIR"] = str(workdir / "state")
     frame = generate_retail(CUSTOMERS, seed=3, dirty_share=0.0)
@@ -73,7 +81,7 @@ def main() -> None:
         for turn in range(args.rounds):
             order = list(checkouts) if turn % 2 == 0 else list(reversed(checkouts))
             for name in order:
-                os.environ["PYTHONPATH"] = str(checkouts[name])  # the workers' code
+                _run_code_of(checkouts[name])
                 rate = drain_rate(Scenario(stack, bundle, snapshot, workdir), generated.lines, 1)
                 p50, p99 = latency(Scenario(stack, bundle, snapshot, workdir), replayed, args.rate)
                 drains[name].append(rate)
@@ -85,6 +93,24 @@ def main() -> None:
     p99_ratio = statistics.median(p99s["after"]) / statistics.median(p99s["before"])
     table.add_row("median", "after / before", f"{drain_ratio:.2f}x", f"p99 {p99_ratio:.2f}x")
     console.print(table)
+
+
+def _run_code_of(checkout: Path) -> None:
+    """Workers started from now on (they inherit the environment) run `checkout`'s code."""
+    os.environ["PYTHONPATH"] = str(checkout)
+    os.environ["PYTHONSAFEPATH"] = "1"  # no current directory ahead of PYTHONPATH
+
+
+def _code_of(checkout: Path) -> Path:
+    """The checkout whose code a worker started with `checkout`'s environment imports."""
+    _run_code_of(checkout)
+    found = subprocess.run(
+        [sys.executable, "-c", "import streams.worker as w; print(w.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Path(found).resolve().parents[1]
 
 
 if __name__ == "__main__":

@@ -264,10 +264,8 @@ def on_event(history: AssetHistory, day: str, total: float, policy: ChurnPolicy)
         since = min(history.since, day) if history.since else day
         due = _next_day(history.judged) if history.judged else since  # `_due_now`
         latest = max(history.latest, day) if history.latest else day
-        moved = evolve(
-            history, days={**history.days, day: total}, since=since, latest=latest, risk=risk,
-            due=due,
-        )  # fmt: skip
+        days = {**history.days, day: total}
+        moved = evolve(history, days=days, since=since, latest=latest, risk=risk, due=due)
         return _put_off(moved, policy.threshold)
     history = with_event(history, day, total, grace_days=policy.grace_days)
     if history.judged is not None and day <= history.judged:
