@@ -97,8 +97,17 @@ class Scenario:
         return sum(offsets.values())
 
 
-def drain_rate(scenario: Scenario, lines: list[bytes], workers: int) -> float:
-    """Events/s of `workers` workers draining `lines` queued beforehand."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain_rate(
+    scenario: Scenario, lines: list[bytes], workers: int, cpu: list[float] | None = None
+) -> float:
+    """Events/s of `workers` workers draining `lines` queued beforehand; `cpu` gets each
+    worker's CPU seconds over its life (start-up included), taken before it stops."""
     sent = send_lines(scenario.producer, scenario.names.transactions, lines)
     running = [scenario.worker(f"w{i}") for i in range(workers)]
     try:
@@ -114,6 +123,8 @@ def drain_rate(scenario: Scenario, lines: list[bytes], workers: int) -> float:
                 worker.check()
             time.sleep(0.2)
     finally:
+        if cpu is not None:
+            cpu.extend(cpu_seconds(worker.process.pid) for worker in running)
         for worker in running:
             worker.stop()
     if first is None:

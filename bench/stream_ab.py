@@ -4,7 +4,9 @@ On a shared machine the figures of `bench/stream.py` move by half from one run t
 next, more than most changes. Here the worker code of two checkouts runs in turns (A B,
 then B A, ...) on the same broker, bundle and events, so both see the same noise:
 
-- drain: one worker drains N queued events (events/s, as `bench/stream.py`);
+- drain: one worker drains N queued events (events/s, as `bench/stream.py`), and the
+  worker's CPU seconds over its life (start-up included: the steps' cost, less noisy
+  than the rate, which the group's commits every ~3 s quantize);
 - latency: one worker while events are replayed at RATE/s for 15 s (event→alert p50/p99).
 
 The worker of a checkout is `xsell worker` run with PYTHONPATH at that checkout (this
@@ -73,25 +75,45 @@ def main() -> None:
     )
     replayed = generated.lines[: int(args.rate * 15)]
     drains: dict[str, list[float]] = {name: [] for name in checkouts}
+    cpus: dict[str, list[float]] = {name: [] for name in checkouts}
     p99s: dict[str, list[float]] = {name: [] for name in checkouts}
     table = Table(title=f"A/B on one stack, {args.rounds} round(s); work dir {workdir}")
-    for column in ("round", "checkout", "drain events/s", f"latency at {args.rate:,.0f}/s"):
+    columns = (
+        "round",
+        "checkout",
+        "drain events/s",
+        "worker CPU",
+        f"latency at {args.rate:,.0f}/s",
+    )
+    for column in columns:
         table.add_column(column)
     with EmbeddedStack(Settings(state_dir=workdir / "state")) as stack:
         for turn in range(args.rounds):
             order = list(checkouts) if turn % 2 == 0 else list(reversed(checkouts))
             for name in order:
                 _run_code_of(checkouts[name])
-                rate = drain_rate(Scenario(stack, bundle, snapshot, workdir), generated.lines, 1)
+                cpu: list[float] = []
+                scenario = Scenario(stack, bundle, snapshot, workdir)
+                rate = drain_rate(scenario, generated.lines, 1, cpu)
                 p50, p99 = latency(Scenario(stack, bundle, snapshot, workdir), replayed, args.rate)
                 drains[name].append(rate)
+                cpus[name].append(cpu[0])
                 p99s[name].append(p99 or float("nan"))
                 shown = f"p50 {p50:,.0f} ms, p99 {p99:,.0f} ms" if p50 and p99 else "no alerts"
-                table.add_row(str(turn + 1), name, f"{rate:,.0f}", shown)
-                console.print(f"round {turn + 1} {name}: {rate:,.0f} events/s, {shown}")
+                table.add_row(str(turn + 1), name, f"{rate:,.0f}", f"{cpu[0]:.1f} s", shown)
+                console.print(
+                    f"round {turn + 1} {name}: {rate:,.0f} events/s, CPU {cpu[0]:.1f} s, {shown}"
+                )
     drain_ratio = statistics.median(drains["after"]) / statistics.median(drains["before"])
+    cpu_ratio = statistics.median(cpus["after"]) / statistics.median(cpus["before"])
     p99_ratio = statistics.median(p99s["after"]) / statistics.median(p99s["before"])
-    table.add_row("median", "after / before", f"{drain_ratio:.2f}x", f"p99 {p99_ratio:.2f}x")
+    table.add_row(
+        "median",
+        "after / before",
+        f"{drain_ratio:.2f}x",
+        f"{cpu_ratio:.2f}x",
+        f"p99 {p99_ratio:.2f}x",
+    )
     console.print(table)
 
 
