@@ -91,7 +91,7 @@ class PartitionClocks:
         rules_store.domain.events.InvalidEventError: event dated 2027-12-01 is more than 1 day(s) after 2026-12-01, the later of the partition's clock and today (XSELL_MAX_FUTURE_DAYS)
         """
         if (day - today).days <= max_future_days:
-            return  # the usual event: the clock is no earlier than today
+            return  # the usual event: within the bound of today, so of any later clock
         known = self.day.get(partition)
         latest = max(today, date.fromisoformat(known)) if known else today
         if (day - latest).days > max_future_days:
