@@ -5,6 +5,7 @@ Each scenario gets its own topics and bundle. N generated transactions (consiste
 
 - one worker, then two workers in one group, drain them: events/s from the first
   committed offset to the last (the group's commits, every ~3 s, bound the precision);
+  `--drains N` repeats both, alternating, and shows the medians;
 - the baseline: a hand-written aiokafka loop over the same records (decode, a dict
   update per customer, and a produced alert for 10% of events), events/s;
 - the peer: Quix Streams (the optional `bench` extra) doing the same work (JSON decode,
@@ -19,7 +20,7 @@ The pipeline is the whole one: validation, holdings, cross-sell and the churn te
 snapshot carries months tables, 50 drainers are planted, days close as event time moves).
 Prints a table with ratios to the hand-written loop.
 
-Run: .venv/bin/python bench/stream.py [--events N]
+Run: .venv/bin/python bench/stream.py [--events N] [--drains N]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -323,6 +325,10 @@ def latency(
     return tally.latency_ms(50), tally.latency_ms(99)
 
 
+def _rates(rates: list[float]) -> str:
+    return " / ".join(f"{rate:,.0f}" for rate in rates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -330,6 +336,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument(
         "--rates", default="1000,2000,5000", help="replay rates for the latency figures"
+    )
+    parser.add_argument(
+        "--drains",
+        type=int,
+        default=1,
+        help="drains by one and by two workers, alternating; their medians are shown"
+        " (the machine's speed drifts between minutes)",
     )
     parser.add_argument("--peer", choices=("quix", "intake"), help=argparse.SUPPRESS)
     for hidden in ("--topic", "--bootstrap", "--redis", "--state", "--result"):
@@ -357,10 +370,16 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     with EmbeddedStack(settings) as stack:
         one = Scenario(stack, bundle, snapshot, workdir)
-        one_rate = drain_rate(one, lines, workers=1)
+        ones = [drain_rate(one, lines, workers=1)]
+        # The baseline reads the events the first worker drained, as it always has.
         hand = asyncio.run(_hand_written(one.settings, stack, one.names.transactions, len(lines)))
-        two = Scenario(stack, bundle, snapshot, workdir)
-        two_rate = drain_rate(two, lines, workers=2)
+        twos = [drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=2)]
+        for _ in range(args.drains - 1):
+            ones.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=1))
+            twos.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=2))
+        one_rate, two_rate = statistics.median(ones), statistics.median(twos)
+        if args.drains > 1:
+            console.print(f"one worker: {_rates(ones)}; two workers: {_rates(twos)} events/s")
         quix = run_peer("quix", stack, lines, workdir)
         empty = run_peer("intake", stack, lines, workdir)
         rows += [
