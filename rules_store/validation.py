@@ -39,6 +39,19 @@ def show(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether `finite_number` accepts `value` (asked without building its message)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    # Compared before any float(): a 400-digit integer would overflow.
+    return -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE and math.isfinite(value)
+
+
+def is_short_text(value: Any) -> bool:
+    """Whether `short_text` accepts `value` (asked without building its message)."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_TEXT
+
+
 def finite_number(value: Any, where: str, error: type[Exception]) -> float:
     """`value` as a float when it is a number within `MAX_MAGNITUDE`, else `error`.
 
@@ -49,25 +62,24 @@ def finite_number(value: Any, where: str, error: type[Exception]) -> float:
     ...
     ValueError: field 'amount' must be a finite number within ±1e+15, got 1000...000
     """
+    if is_finite_number(value):
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         msg = f"{where} must be a finite number, got {show(value)}"
-        raise error(msg)
-    # Compared before any float(): a 400-digit integer would overflow.
-    if not (-MAX_MAGNITUDE <= value <= MAX_MAGNITUDE) or not math.isfinite(value):
+    else:
         msg = f"{where} must be a finite number within ±{MAX_MAGNITUDE:g}, got {show(value)}"
-        raise error(msg)
-    return float(value)
+    raise error(msg)
 
 
 def short_text(value: Any, where: str, error: type[Exception]) -> str:
     """A non-empty string of at most `MAX_TEXT` characters, else `error`."""
+    if is_short_text(value):
+        return str(value)
     if not isinstance(value, str) or not value.strip():
         msg = f"{where} must be a non-empty string, got {show(value)}"
-        raise error(msg)
-    if len(value) > MAX_TEXT:
+    else:
         msg = f"{where} must be at most {MAX_TEXT} characters, got {len(value)}"
-        raise error(msg)
-    return value
+    raise error(msg)
 
 
 def plausible_day(day: date, where: str, error: type[Exception]) -> date:

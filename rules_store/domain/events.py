@@ -17,9 +17,9 @@ import msgspec
 from rules_store.domain.catalog import Catalog
 from rules_store.errors import XsellError
 from rules_store.validation import (
-    MAX_MAGNITUDE,
-    MAX_TEXT,
     finite_number,
+    is_finite_number,
+    is_short_text,
     plausible_day,
     short_text,
     show,
@@ -229,22 +229,19 @@ class _TransactionFields(msgspec.Struct):
 _TRANSACTION_DECODER = msgspec.json.Decoder(_TransactionFields)
 
 
-def _text(value: str | None) -> bool:
-    return value is None or (len(value) <= MAX_TEXT and bool(value.strip()))
-
-
 def _plain(f: _TransactionFields, catalog: Catalog) -> bool:
     """Whether `_checked` accepts `f`'s fields other than the timestamp (typed by msgspec),
     asked without the checks' messages: the usual record's fast path."""
     return (
-        _text(f.event_id)
-        and _text(f.customer_id)
+        is_short_text(f.event_id)
+        and is_short_text(f.customer_id)
         and f.product in catalog.bits
         and f.kind in KINDS
-        and 0 <= f.amount <= MAX_MAGNITUDE
-        and (f.balance is None or -MAX_MAGNITUDE <= f.balance <= MAX_MAGNITUDE)
-        and _text(f.branch_id)
-        and _text(f.channel)
+        and is_finite_number(f.amount)
+        and f.amount >= 0
+        and (f.balance is None or is_finite_number(f.balance))
+        and (f.branch_id is None or is_short_text(f.branch_id))
+        and (f.channel is None or is_short_text(f.channel))
     )
 
 
