@@ -15,7 +15,8 @@ when events were still unread at the kill. The workers' stdout and stderr and a 
 of starts and kills go to a folder per trial, kept (with differences.txt) when the trial
 fails. The last line: how many trials differ, how many kills landed mid-stream.
 
-XSELL_* variables from the shell are ignored: the reference assumes the default settings.
+XSELL_* variables from the shell are ignored: the reference assumes the default settings
+(`--standby-replicas` sets the one the steps do not read).
 A trial takes one to two minutes on 2 cores (a worker needs ~6 s to start); the first
 also trains the bundle and fits its ranker (~6 s).
 
@@ -69,6 +70,12 @@ def main() -> None:
         "--logs", type=Path, help="where the trials' folders go (default: a new temporary one)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs of trials that pass too")
+    parser.add_argument(
+        "--standby-replicas",
+        type=int,
+        help="XSELL_STANDBY_REPLICAS for the workers (default: the setting's, 1): with 0 a"
+        " survivor recovers the killed worker's partitions from their changelogs",
+    )
     args = parser.parse_args()
     ranker: RankerName | None = args.ranker or ("blend" if args.workers == 2 else None)
     if ranker == "rules":
@@ -76,6 +83,8 @@ def main() -> None:
     logs: Path = args.logs or Path(tempfile.mkdtemp(prefix="xsell-kill9-logs-"))
     for name in [n for n in os.environ if n.startswith("XSELL_")]:
         del os.environ[name]
+    if args.standby_replicas is not None:  # the steps, and so the reference, do not read it
+        os.environ["XSELL_STANDBY_REPLICAS"] = str(args.standby_replicas)
 
     print(
         f"{args.trials} trials, {args.workers} worker(s), ranker {ranker or 'rules'}; logs in {logs}"

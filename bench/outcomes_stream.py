@@ -5,7 +5,7 @@ pipeline, which sends cross-sell offers); then it drains answers to those offers
 the same way: each offer answered (accepted, declined or ignored at random), then answered
 again until there are as many answers as transactions (a branch app retrying: repeats count
 nothing but cost the same read, validation and state update). Rates are from the first
-committed offset to the last, as bench/stream.py measures them. Issue 18 asks that a
+record taken to the last, as bench/stream.py measures them. Issue 18 asks that a
 worker takes outcomes at least as fast as transactions.
 
 Run: .venv/bin/python bench/outcomes_stream.py [--events N]
@@ -18,7 +18,6 @@ import json
 import os
 import random
 import tempfile
-import time
 from pathlib import Path
 
 from kafka import KafkaConsumer
@@ -26,11 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 # bench/ is on sys.path when run as a script: the same scenario as the stream bench.
-from stream import CUSTOMERS, Scenario, drain_rate  # type: ignore[import-not-found]
+from stream import CUSTOMERS, Scenario, drain, drain_rate  # type: ignore[import-not-found]
 
 from rules_store.bundle.schema import RETAIL_SCHEMA
 from rules_store.settings import Settings
-from streams.kafka.clients import group_offsets, kafka_python_options
+from streams.kafka.clients import kafka_python_options
 from training.event_generator import EventPlan, generate_events
 from training.generate import generate_retail, write_retail
 from training.retail import TrainParams, train_retail
@@ -71,30 +70,10 @@ def _outcome_rate(scenario: Scenario, answers: list[tuple[str, bytes]]) -> float
         scenario.producer.send(scenario.names.outcomes, key=key.encode(), value=value)
     scenario.producer.flush()
     worker = scenario.worker("outcomes")
-    first: tuple[float, int] | None = None
     try:
-        while True:
-            done = sum(
-                group_offsets(
-                    scenario.settings,
-                    scenario.stack.endpoints,
-                    scenario.names.engine_group,
-                    scenario.names.outcomes,
-                ).values()
-            )
-            now = time.monotonic()
-            if done and first is None:
-                first = (now, done)
-            if done >= len(answers):
-                break
-            worker.check()
-            time.sleep(0.2)
+        return drain(scenario, [worker], "outcomes", scenario.names.outcomes, len(answers))
     finally:
         worker.stop()
-    if first is None:
-        msg = "no progress measured"
-        raise RuntimeError(msg)
-    return (done - first[1]) / max(now - first[0], 1e-9)
 
 
 def main() -> None:

@@ -3,9 +3,11 @@
 Each scenario gets its own topics and bundle. N generated transactions (consistent with a
 5,000-customer snapshot that a worker has loaded first) are queued, then:
 
-- one worker, then two workers in one group, drain them: events/s from the first
-  committed offset to the last (the group's commits, every ~3 s, bound the precision);
-  `--drains N` repeats both, alternating, and shows the medians;
+- one worker, then two workers in one group, drain them: events/s from the time every
+  worker has taken an event (the second one's rebalance done) to the last one taken (each
+  worker's /metrics count, read every 0.1 s: the group's commits, every ~3 s, were too
+  coarse a clock); two workers with a table standby each (the default) and without;
+  `--drains N` repeats them, alternating, and shows the medians;
 - the baseline: a hand-written aiokafka loop over the same records (decode, a dict
   update per customer, and a produced alert for 10% of events), events/s;
 - the peer: Quix Streams (the optional `bench` extra) doing the same work (JSON decode,
@@ -13,7 +15,7 @@ Each scenario gets its own topics and bundle. N generated transactions (consiste
   topic), events/s from its first record to the last;
 - the worker's batch path with an empty body: a Faust app whose transactions go through
   the batch intake (streams/compat/batch_intake.py) to a task that only acknowledges;
-- latency: one worker while events are replayed at 1,000 and 2,000 per second,
+- latency: one worker while events are replayed at each of `--rates` per second,
   event→alert p50/p99 (an alert's broker timestamp minus its event's send time).
 
 The pipeline is the whole one: validation, holdings, cross-sell and the churn test (the
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -92,9 +95,13 @@ class Scenario:
     def worker(self, name: str) -> Worker:
         return Worker(self.settings, self.workdir / f"{self.prefix}-{name}.log")
 
-    def committed(self) -> int:
+    def committed(self, topic: str | None = None) -> int:
+        """Records of `topic` (the transactions by default) the group has committed."""
         offsets = group_offsets(
-            self.settings, self.stack.endpoints, self.names.engine_group, self.names.transactions
+            self.settings,
+            self.stack.endpoints,
+            self.names.engine_group,
+            topic or self.names.transactions,
         )
         return sum(offsets.values())
 
@@ -105,34 +112,63 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def taken(worker: Worker, source: str) -> int:
+    """Records of an input (`transactions`, `outcomes`...) a worker has taken so far, from
+    its /metrics (0 before it answers)."""
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(f'xsell_events_in_total{{input="{source}"}}'):
+            return int(line.rsplit(" ", 1)[1])
+    return 0
+
+
+def drain(scenario: Scenario, running: list[Worker], source: str, topic: str, count: int) -> float:
+    """Events/s of `running` workers draining `count` records of `topic`, queued beforehand,
+    once all of them work: the records left when the last worker took its first (the
+    group's rebalance for it done), over the time from then to the last record taken.
+    Each worker's count is read every 0.1 s (the group's commits, every ~3 s, were too
+    coarse a clock); a record taken twice after a rebalance costs its time, counts once."""
+    first: tuple[float, int] | None = None
+    seen, last, checked = 0, 0.0, 0.0
+    while True:
+        now = time.monotonic()
+        counts = [taken(worker, source) for worker in running]
+        if sum(counts) > seen:
+            seen, last = sum(counts), now
+            if first is None and all(counts):
+                first = (now, seen)
+        if now - checked > 1:  # done once the group has committed every record
+            if scenario.committed(topic) >= count:
+                break
+            checked = now
+            for worker in running:
+                worker.check()
+        time.sleep(0.1)
+    if first is None or last <= first[0]:
+        msg = "no progress measured with every worker taking records"
+        raise RuntimeError(msg)
+    return (count - first[1]) / (last - first[0])
+
+
 def drain_rate(
     scenario: Scenario, lines: list[bytes], workers: int, cpu: list[float] | None = None
 ) -> float:
-    """Events/s of `workers` workers draining `lines` queued beforehand; `cpu` gets each
-    worker's CPU seconds over its life (start-up included), taken before it stops."""
+    """Events/s of `workers` workers draining `lines` queued beforehand (`drain`); `cpu`
+    gets each worker's CPU seconds over its life (start-up included), taken before it stops."""
     sent = send_lines(scenario.producer, scenario.names.transactions, lines)
     running = [scenario.worker(f"w{i}") for i in range(workers)]
     try:
-        first: tuple[float, int] | None = None
-        while True:
-            done = scenario.committed()
-            now = time.monotonic()
-            if done and first is None:
-                first = (now, done)
-            if done >= sent.count:
-                break
-            for worker in running:
-                worker.check()
-            time.sleep(0.2)
+        return drain(scenario, running, "transactions", scenario.names.transactions, sent.count)
     finally:
         if cpu is not None:
             cpu.extend(cpu_seconds(worker.process.pid) for worker in running)
         for worker in running:
             worker.stop()
-    if first is None:
-        msg = "no progress measured"
-        raise RuntimeError(msg)
-    return (done - first[1]) / max(now - first[0], 1e-9)
 
 
 async def _hand_written(settings: Settings, stack: EmbeddedStack, topic: str, count: int) -> float:
@@ -373,13 +409,24 @@ def main() -> None:
         ones = [drain_rate(one, lines, workers=1)]
         # The baseline reads the events the first worker drained, as it always has.
         hand = asyncio.run(_hand_written(one.settings, stack, one.names.transactions, len(lines)))
-        twos = [drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=2)]
-        for _ in range(args.drains - 1):
-            ones.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=1))
-            twos.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, workers=2))
+        twos: list[float] = []
+        bares: list[float] = []  # two workers, no table standby
+        for n in range(args.drains):
+            if n:
+                ones.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, 1))
+            twos.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, 2))
+            os.environ["XSELL_STANDBY_REPLICAS"] = "0"  # for the workers started below
+            try:
+                bares.append(drain_rate(Scenario(stack, bundle, snapshot, workdir), lines, 2))
+            finally:
+                del os.environ["XSELL_STANDBY_REPLICAS"]
         one_rate, two_rate = statistics.median(ones), statistics.median(twos)
+        bare_rate = statistics.median(bares)
         if args.drains > 1:
-            console.print(f"one worker: {_rates(ones)}; two workers: {_rates(twos)} events/s")
+            console.print(
+                f"one worker: {_rates(ones)}; two workers: {_rates(twos)};"
+                f" two, no standby: {_rates(bares)} events/s"
+            )
         quix = run_peer("quix", stack, lines, workdir)
         empty = run_peer("intake", stack, lines, workdir)
         rows += [
@@ -387,6 +434,12 @@ def main() -> None:
             ("one worker, full pipeline", f"{one_rate:,.0f} events/s", f"{one_rate / hand:.3f}x"),
             ("two workers, one group", f"{two_rate:,.0f} events/s", f"{two_rate / hand:.3f}x"),
             ("two workers / one worker", "", f"{two_rate / one_rate:.2f}x"),
+            (
+                "two workers, no table standby (XSELL_STANDBY_REPLICAS=0)",
+                f"{bare_rate:,.0f} events/s",
+                f"{bare_rate / hand:.3f}x",
+            ),
+            ("two workers, no standby / one worker", "", f"{bare_rate / one_rate:.2f}x"),
         ]
         if quix:
             rows += [

@@ -154,6 +154,14 @@ class Settings(BaseSettings):
         "directory; unset = beside the embedded broker (removed with it) or "
         "$XSELL_STATE_DIR/tables",
     )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Standby copies of each table partition, kept by the group's other "
+        "workers: a takeover then reads only the changelog's tail, for a worker's extra "
+        "reading of the others' changelogs; 0 = none, a takeover reads the whole partition",
+    )
     state_cache_size: int = Field(
         50_000, ge=0, description="Decoded customer states a worker keeps in memory, at most"
     )

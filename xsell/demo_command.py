@@ -63,7 +63,8 @@ class Worker:
             if k not in ("XSELL_KAFKA_BROKERS", "XSELL_REDIS_URL")
         }
         env["XSELL_STATE_DIR"] = str(settings.state_dir)  # finds the stack by its run file
-        env["XSELL_WEB_PORT"] = str(free_port())  # not the default: a worker may hold it
+        self.web_port = free_port()  # not the default: a worker may hold it
+        env["XSELL_WEB_PORT"] = str(self.web_port)
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

@@ -53,6 +53,7 @@ def create_app(
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication,
         "store": f"{settings.table_store}://",
+        "table_standby_replicas": settings.standby_replicas,
         "datadir": str(datadir),
         "tabledir": str(tabledir),
         "web_enabled": web_enabled,

@@ -127,3 +127,12 @@ def test_tables_are_in_rocksdb_in_a_worker_dir_by_default_and_in_memory_on_reque
     memory = create_app(Settings(state_dir=tmp_path, table_store="memory"), CLUSTER, app_id="m")
     assert memory.conf.store.scheme == "memory"
     assert not (tmp_path / "tables" / "m").exists()
+
+
+def test_each_table_partition_has_one_standby_by_default_and_none_on_request(
+    tmp_path: Path,
+) -> None:
+    kept = create_app(Settings(state_dir=tmp_path), CLUSTER, app_id="kept")
+    assert kept.conf.table_standby_replicas == 1
+    bare = create_app(Settings(state_dir=tmp_path, standby_replicas=0), CLUSTER, app_id="bare")
+    assert bare.conf.table_standby_replicas == 0
