@@ -27,7 +27,8 @@ commits that stall.
    start too when the seek sent the partition there. Re-reading costs duplicates
    only: nothing of it was committed, and state updates are idempotent.
    The records of a batch intake's topic (batch_intake.py) go to it a partition's whole
-   chunk at a time, under the same checks.
+   chunk at a time, under the same checks, and so do a table standby's to its store
+   (standby_intake.py).
 
 2. Commits before the table's changelog is written. Before committing offsets, and when
    stopping, Faust flushes its producer buffer (where table writes wait), but gives up as
@@ -86,6 +87,7 @@ from faust.utils.functional import consecutive_numbers
 from mode.utils.queues import FlowControlEvent
 
 from streams.compat.batch_intake import intake_of
+from streams.compat.standby_intake import standby_table, write_standby
 
 log = logging.getLogger(__name__)
 _installed = False
@@ -119,9 +121,9 @@ async def _getmany_without_loss(self: Any, timeout: float) -> AsyncIterator[tupl
             )
         )
 
+    records = dict(records)  # what the intakes below take is left out of Faust's path
     intake = intake_of(self.app)
     if intake is not None:  # its topic's records go to it whole, partition by partition
-        records = dict(records)
         for tp in [tp for tp in records if intake.takes(tp)]:
             chunk = records.pop(tp)
             if not chunk:
@@ -131,6 +133,10 @@ async def _getmany_without_loss(self: Any, timeout: float) -> AsyncIterator[tupl
                 intake.put(self, tp, chunk, generation_id)
             else:
                 skipped[tp] = chunk[0].offset
+    for tp in [tp for tp, chunk in records.items() if chunk]:
+        table = standby_table(self.app, tp)  # a standby's records go to its store whole
+        if table is not None and taken(tp):
+            write_standby(self.app, table, tp, records.pop(tp))
     for tp, record in self.scheduler.iterate(records):
         if tp in skipped:
             continue

@@ -75,6 +75,9 @@ class StandInApp:
         self.monitor = SimpleNamespace(track_tp_end_offset=lambda *_: None)
         self.conf = SimpleNamespace(stream_buffer_maxsize=8)
         self.flow_control = SimpleNamespace(manage_queue=lambda _queue: None)
+        self.tables = SimpleNamespace(
+            recovery=SimpleNamespace(in_recovery=False, standby_tps=set())
+        )
         self.consumer = StandInConsumer(self)
 
 

@@ -22,7 +22,9 @@ class StandIn:
     def __init__(self, records: dict[TP, list[Any]], active: set[TP]) -> None:
         self._records, self._active = records, active
         self.app = SimpleNamespace(
-            consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda *_: None)
+            consumer_generation_id=1,
+            monitor=SimpleNamespace(track_tp_end_offset=lambda *_: None),
+            tables=SimpleNamespace(recovery=SimpleNamespace(in_recovery=False, standby_tps=set())),
         )
         self.should_stop, self.flow_active = False, True
         self._buffered_partitions: set[TP] = set()
@@ -62,6 +64,25 @@ def test_records_of_a_partition_that_is_not_active_are_sought_back_not_dropped()
     consumer = StandIn({A: _records(A, 5, 6), B: _records(B, 9, 10)}, active={A})
     assert _run(consumer) == [(A, 5), (A, 6)]
     assert consumer.seeks == [(B, 9)]
+
+
+def test_a_table_standby_s_records_go_to_its_store_whole_and_not_through_faust(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    written: list[tuple[TP, list[int]]] = []
+    monkeypatch.setattr(faust_fixes, "standby_table", lambda _app, tp: "t" if tp == B else None)
+    monkeypatch.setattr(
+        faust_fixes,
+        "write_standby",
+        lambda _app, _table, tp, records: written.append((tp, [r.offset for r in records])),
+    )
+    consumer = StandIn({A: _records(A, 5), B: _records(B, 9, 10)}, active={A, B})
+    assert _run(consumer) == [(A, 5)]
+    assert written == [(B, [9, 10])]
+    paused = StandIn({A: _records(A, 5), B: _records(B, 9, 10)}, active={A})
+    assert _run(paused) == [(A, 5)]  # a standby not active now: sought back, as any other
+    assert written == [(B, [9, 10])]
+    assert paused.seeks == [(B, 9)]
 
 
 def test_once_a_record_is_skipped_nothing_later_of_its_partition_overtakes_it() -> None:
