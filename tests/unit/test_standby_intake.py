@@ -78,3 +78,11 @@ def test_during_a_recovery_or_for_another_partition_faust_s_own_path_takes_them(
     assert standby_table(app, TP(CHANGELOG, 2)) is None
     app.tables.recovery.in_recovery = True
     assert standby_table(app, STANDBY) is None
+
+
+def test_a_table_that_asks_to_see_each_changelog_event_keeps_faust_s_path(app: Any) -> None:
+    async def seen(_event: Any) -> None:
+        pass
+
+    app.tables.recovery.tp_to_table[STANDBY]._on_changelog_event = seen
+    assert standby_table(app, STANDBY) is None
